@@ -1,0 +1,43 @@
+# One entry point for people and CI. Every target sets up .venv itself first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export HF_HUB_DISABLE_TELEMETRY := 1
+
+.PHONY: run test lint typecheck bench detect clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+# make run FILE=meeting.mp3 [ARGS="--format srt --language ko"]
+run: $(STAMP)
+	@test -n "$(FILE)" || { echo "usage: make run FILE=path/to/audio-or-video [ARGS='--format srt']" >&2; exit 2; }
+	$(BIN)/python manage.py migrate --verbosity 0
+	$(BIN)/python manage.py transcribe "$(FILE)" $(ARGS)
+
+detect: $(STAMP)
+	$(BIN)/python manage.py detect
+
+# Tests never touch the network: models come from the random-weight fixture.
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy scribe transcription realtime glossary accounts
+
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/engine_overhead.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/engine_memory.py
+
+clean:
+	rm -rf $(VENV) var

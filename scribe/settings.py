@@ -1,0 +1,150 @@
+"""scribe settings: embedded defaults, production topology through the environment.
+
+Unset, everything is embedded (SQLite, local media and models under ``var/``). Set
+``DATABASE_URL``, ``REDIS_URL`` and the storage variables to run the production topology.
+See the configuration table in README.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from scribe.env import (
+    env_bool,
+    env_choice,
+    env_device,
+    env_int,
+    env_list,
+    env_optional_int,
+    env_str,
+    parse_database_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+DEBUG = env_bool("DEBUG", False)
+_secret = env_str("SECRET_KEY")
+if not _secret:
+    if not DEBUG and env_bool("SCRIBE_REQUIRE_SECRET_KEY", False):
+        raise ImproperlyConfigured("SECRET_KEY is not set: set SECRET_KEY or SECRET_KEY_FILE.")
+    # The embedded default: fine for a laptop and tests, flagged by `check --deploy`.
+    _secret = "insecure-embedded-default-set-SECRET_KEY-in-production"
+SECRET_KEY = _secret
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "accounts",
+    "transcription",
+    "realtime",
+    "glossary",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "scribe.urls"
+WSGI_APPLICATION = "scribe.wsgi.application"
+ASGI_APPLICATION = "scribe.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+_database_url = env_str("DATABASE_URL")
+if _database_url:
+    DATABASES = {"default": parse_database_url(_database_url)}
+else:
+    _sqlite_path = Path(env_str("SCRIBE_SQLITE_PATH") or VAR_DIR / "db.sqlite3")
+    # The embedded default must work on a fresh clone, where var/ does not exist yet.
+    _sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(_sqlite_path)}}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Unset: the embedded django-q2 ORM broker and in-memory channel layer.
+REDIS_URL = env_str("REDIS_URL") or None
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+MEDIA_ROOT = Path(env_str("SCRIBE_MEDIA_ROOT") or VAR_DIR / "media")
+MEDIA_URL = "media/"
+
+# --- scribe -------------------------------------------------------------------------
+# Logical model names map to a hub name (downloaded into SCRIBE_MODELS_DIR on first use
+# unless SCRIBE_OFFLINE) or a local CTranslate2 model directory.
+SCRIBE_BATCH_MODEL = env_str("SCRIBE_BATCH_MODEL") or "large-v3"
+SCRIBE_REALTIME_MODEL = env_str("SCRIBE_REALTIME_MODEL") or "large-v3-turbo"
+SCRIBE_MODELS_DIR = Path(env_str("SCRIBE_MODELS_DIR") or VAR_DIR / "models")
+SCRIBE_OFFLINE = env_bool("SCRIBE_OFFLINE", False) or env_bool("HF_HUB_OFFLINE", False)
+
+SCRIBE_DEVICE = env_device("SCRIBE_DEVICE", "auto")
+SCRIBE_COMPUTE_TYPE = env_choice(
+    "SCRIBE_COMPUTE_TYPE",
+    "auto",
+    {
+        "auto",
+        "default",
+        "float32",
+        "float16",
+        "bfloat16",
+        "int8",
+        "int8_float16",
+        "int8_float32",
+        "int8_bfloat16",
+        "int16",
+    },
+)
+SCRIBE_WORKERS = env_optional_int("SCRIBE_WORKERS")
+SCRIBE_CPU_THREADS = env_optional_int("SCRIBE_CPU_THREADS")
+SCRIBE_MAX_WORKERS_PER_GPU = env_int("SCRIBE_MAX_WORKERS_PER_GPU", 2, minimum=1)
+
+SCRIBE_MAX_UPLOAD_MB = env_int("SCRIBE_MAX_UPLOAD_MB", 2048, minimum=1)
+SCRIBE_MAX_DURATION_S = env_int("SCRIBE_MAX_DURATION_S", 4 * 3600, minimum=1)
+SCRIBE_RETENTION_DAYS = env_int("SCRIBE_RETENTION_DAYS", 7, minimum=0)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("SCRIBE_LOG_LEVEL") or "WARNING"},
+}

@@ -1,0 +1,72 @@
+"""The transcription engine: the only package that talks to faster-whisper and CTranslate2.
+
+Everything outside it works with the engine's own types and errors.
+"""
+
+from transcription.engine.audio import MediaInfo, probe, stream_audio
+from transcription.engine.devices import (
+    DeviceAssignment,
+    DevicePlan,
+    GpuInfo,
+    HardwareProfile,
+    ModelSize,
+    detect_hardware,
+    plan_devices,
+)
+from transcription.engine.errors import (
+    DevicePlanError,
+    EngineError,
+    MediaError,
+    ModelNotFoundError,
+    NoAudioStreamError,
+    TranscriptionCancelled,
+)
+from transcription.engine.formats import FORMATS, render
+from transcription.engine.manager import LoadedModel, model_manager
+from transcription.engine.pipeline import PIPELINE_VERSION, transcribe
+from transcription.engine.registry import model_size, resolve_model
+from transcription.engine.types import (
+    Metrics,
+    RunRecord,
+    Segment,
+    SpeechRegion,
+    TranscribeOptions,
+    Transcript,
+    VadParameters,
+    Word,
+)
+
+__all__ = [
+    "FORMATS",
+    "PIPELINE_VERSION",
+    "DeviceAssignment",
+    "DevicePlan",
+    "DevicePlanError",
+    "EngineError",
+    "GpuInfo",
+    "HardwareProfile",
+    "LoadedModel",
+    "MediaError",
+    "MediaInfo",
+    "Metrics",
+    "ModelNotFoundError",
+    "ModelSize",
+    "NoAudioStreamError",
+    "RunRecord",
+    "Segment",
+    "SpeechRegion",
+    "TranscribeOptions",
+    "Transcript",
+    "TranscriptionCancelled",
+    "VadParameters",
+    "Word",
+    "detect_hardware",
+    "model_manager",
+    "model_size",
+    "plan_devices",
+    "probe",
+    "render",
+    "resolve_model",
+    "stream_audio",
+    "transcribe",
+]

@@ -1,0 +1,451 @@
+"""Device manager: what hardware is here, and how to run a model on it.
+
+``detect_hardware()`` reads the machine (CUDA devices through CTranslate2 and nvidia-smi,
+CPU cores and RAM through the kernel, cgroup limits included). ``plan_devices()`` is a
+pure function of that profile, the model's memory footprint and the operator's overrides,
+so the policy is unit-tested on recorded profiles of machines we do not have.
+
+Policy (requirement 2 of the brief): on ``auto``, compute capability >= 7.0 runs float16,
+int8_float16 when VRAM is tight; Pascal (6.x) runs int8; CPU runs int8. Under memory
+pressure the plan degrades precision, then device — never the model: the batch lane is the
+accuracy lane, so a model that fits nowhere on the GPU runs on the CPU instead.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ctranslate2
+
+from transcription.engine.errors import DevicePlanError
+
+# Bytes per weight for each compute type; int8 variants quantise the linear layers.
+BYTES_PER_PARAM = {
+    "float32": 4.0,
+    "float16": 2.0,
+    "bfloat16": 2.0,
+    "int16": 2.0,
+    "int8": 1.0,
+    "int8_float16": 1.0,
+    "int8_bfloat16": 1.0,
+    "int8_float32": 1.0,
+}
+# Working memory per worker (activations, beam caches, CUDA context) scales with the model,
+# not with its quantisation: about one byte per parameter. This matches faster-whisper's
+# published large-v2 figures (fp16 4.5 GB, int8 2.9 GB with beam 5).
+WORKING_BYTES_PER_PARAM = 1.0
+MB = 1024 * 1024
+VRAM_RESERVE_FRACTION = 0.05
+VRAM_RESERVE_MIN_MB = 512
+RAM_USABLE_FRACTION = 0.8
+CPU_THREADS_PER_WORKER_MAX = 4
+GPU_WORKER_CPU_THREADS_MAX = 4
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    index: int
+    name: str
+    compute_capability: tuple[int, int] | None
+    total_vram_mb: int | None
+    free_vram_mb: int | None
+    compute_types: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HardwareProfile:
+    cpu_cores: int
+    ram_total_mb: int
+    ram_available_mb: int
+    cpu_compute_types: tuple[str, ...]
+    gpus: tuple[GpuInfo, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """What a model costs in memory: measured when we have loaded it before, else estimated."""
+
+    name: str
+    params_millions: float | None
+    measured_mb: Mapping[str, float] = field(default_factory=dict)  # "cuda|float16" -> MB
+
+    def footprint_mb(self, device: str, compute_type: str) -> tuple[float | None, str]:
+        measured = self.measured_mb.get(f"{device}|{compute_type}")
+        if measured is not None:
+            return measured, "measured"
+        if self.params_millions is None:
+            return None, "unknown"
+        per_param = BYTES_PER_PARAM.get(compute_type, 2.0) + WORKING_BYTES_PER_PARAM
+        return self.params_millions * 1e6 * per_param / MB, "estimated"
+
+
+@dataclass(frozen=True)
+class DeviceAssignment:
+    device: str  # "cpu" or "cuda"
+    index: int
+    compute_type: str
+    workers: int
+    cpu_threads: int  # per worker: explicit, CTranslate2's default can oversubscribe
+    footprint_mb: float | None
+    footprint_source: str
+
+    @property
+    def name(self) -> str:
+        return "cpu" if self.device == "cpu" else f"cuda:{self.index}"
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    model: str
+    device_requested: str
+    compute_type_requested: str
+    assignments: tuple[DeviceAssignment, ...]
+    reasons: tuple[str, ...]
+
+    @property
+    def primary(self) -> DeviceAssignment:
+        return self.assignments[0]
+
+    @property
+    def total_workers(self) -> int:
+        return sum(a.workers for a in self.assignments)
+
+
+# --- detection ----------------------------------------------------------------------
+
+
+def detect_hardware() -> HardwareProfile:
+    """Read this machine's CPUs, RAM and CUDA devices."""
+    notes: list[str] = []
+    ram_total, ram_available = _memory_mb()
+    gpus = _detect_gpus(notes)
+    return HardwareProfile(
+        cpu_cores=_cpu_cores(),
+        ram_total_mb=ram_total,
+        ram_available_mb=ram_available,
+        cpu_compute_types=tuple(sorted(ctranslate2.get_supported_compute_types("cpu"))),
+        gpus=tuple(gpus),
+        notes=tuple(notes),
+    )
+
+
+def _cpu_cores() -> int:
+    cores = len(os.sched_getaffinity(0))
+    try:  # cgroup v2 CPU quota, as a container limit sets it
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cores = min(cores, max(1, math.floor(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+def _memory_mb() -> tuple[int, int]:
+    info: dict[str, int] = {}
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        key, _, value = line.partition(":")
+        info[key] = int(value.split()[0]) // 1024
+    total = info.get("MemTotal", 0)
+    available = info.get("MemAvailable", info.get("MemFree", 0))
+    try:  # cgroup v2 memory limit
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip()) // MB
+        if limit != "max":
+            limit_mb = int(limit) // MB
+            total = min(total, limit_mb)
+            available = min(available, max(0, limit_mb - used))
+    except (OSError, ValueError):
+        pass
+    return total, available
+
+
+NVIDIA_SMI_QUERY = "index,name,compute_cap,memory.total,memory.free"
+
+
+def _detect_gpus(notes: list[str]) -> list[GpuInfo]:
+    try:
+        count = ctranslate2.get_cuda_device_count()
+    except Exception as exc:  # a broken driver install raises from inside CTranslate2
+        notes.append(f"CUDA unavailable: {exc}")
+        return []
+    if count == 0:
+        return []
+    rows = query_nvidia_smi(notes)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    if visible and all(part.strip().isdigit() for part in visible.split(",")):
+        wanted = [int(part) for part in visible.split(",")]
+        by_index = {row["index"]: row for row in rows}
+        rows = [by_index[i] for i in wanted if i in by_index]
+    gpus = []
+    for index in range(count):
+        row = rows[index] if index < len(rows) else {}
+        gpus.append(
+            GpuInfo(
+                index=index,
+                name=str(row.get("name", "unknown CUDA device")),
+                compute_capability=row.get("compute_capability"),
+                total_vram_mb=row.get("total_mb"),
+                free_vram_mb=row.get("free_mb"),
+                compute_types=tuple(sorted(ctranslate2.get_supported_compute_types("cuda", index))),
+            )
+        )
+    return gpus
+
+
+def query_nvidia_smi(notes: list[str]) -> list[dict]:
+    """Return one dict per GPU from nvidia-smi; empty (with a note) when it cannot run."""
+    binary = shutil.which("nvidia-smi")
+    if binary is None:
+        notes.append("nvidia-smi not found: VRAM and compute capability unknown")
+        return []
+    try:
+        out = subprocess.run(
+            [binary, f"--query-gpu={NVIDIA_SMI_QUERY}", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        notes.append(f"nvidia-smi failed: {exc}")
+        return []
+    return parse_nvidia_smi(out)
+
+
+def parse_nvidia_smi(output: str) -> list[dict]:
+    rows = []
+    for line in output.strip().splitlines():
+        parts = [part.strip() for part in line.split(",")]
+        if len(parts) != 5:
+            continue
+        index, name, cap, total, free = parts
+        major, _, minor = cap.partition(".")
+        rows.append(
+            {
+                "index": int(index),
+                "name": name,
+                "compute_capability": (int(major), int(minor or 0)) if major.isdigit() else None,
+                "total_mb": int(float(total)) if total.replace(".", "", 1).isdigit() else None,
+                "free_mb": int(float(free)) if free.replace(".", "", 1).isdigit() else None,
+            }
+        )
+    return rows
+
+
+# --- policy -------------------------------------------------------------------------
+
+
+def _gpu_ladder(gpu: GpuInfo) -> list[str]:
+    cc = gpu.compute_capability
+    if cc is None:  # no nvidia-smi: trust what CTranslate2 says the device supports
+        ladder = ["float16", "int8_float16", "int8", "float32"]
+    elif cc >= (7, 0):
+        ladder = ["float16", "int8_float16"]
+    elif cc >= (6, 0):
+        ladder = ["int8", "float32"]  # Pascal: fp16 is slow, int8 (dp4a) is fast
+    else:
+        ladder = ["float32"]
+    return [t for t in ladder if t in gpu.compute_types] or list(gpu.compute_types[:1])
+
+
+def _cpu_ladder(profile: HardwareProfile) -> list[str]:
+    ladder = [t for t in ("int8", "int8_float32", "float32") if t in profile.cpu_compute_types]
+    return ladder or ["float32"]
+
+
+def _usable_vram_mb(gpu: GpuInfo) -> float | None:
+    if gpu.free_vram_mb is None:
+        return None
+    reserve = max(VRAM_RESERVE_MIN_MB, (gpu.total_vram_mb or 0) * VRAM_RESERVE_FRACTION)
+    return max(0.0, gpu.free_vram_mb - reserve)
+
+
+def _fmt_mb(mb: float | None) -> str:
+    return "unknown" if mb is None else f"{mb / 1024:.1f} GB"
+
+
+def _choose_type(
+    requested: str, ladder: list[str], supported: tuple[str, ...], where: str, reasons: list[str]
+) -> str | None:
+    """Return the forced type (or its nearest supported stand-in); None on auto."""
+    if requested == "auto":
+        return None
+    if requested == "default" or requested in supported:
+        return requested
+    effective = ladder[0]
+    reasons.append(
+        f"{requested} is not supported on {where} (supported: {', '.join(supported)}); "
+        f"using {effective}"
+    )
+    return effective
+
+
+def _plan_gpu(
+    gpu: GpuInfo,
+    model: ModelSize,
+    requested_type: str,
+    workers: int | None,
+    max_workers: int,
+    forced: bool,
+    reasons: list[str],
+) -> DeviceAssignment | None:
+    """Plan one GPU; None when the model fits at no allowed precision and nothing forces it."""
+    where = f"cuda:{gpu.index} ({gpu.name})"
+    ladder = _gpu_ladder(gpu)
+    usable = _usable_vram_mb(gpu)
+    forced_type = _choose_type(requested_type, ladder, gpu.compute_types, where, reasons)
+    candidates = [forced_type] if forced_type else ladder
+
+    def assign(compute_type: str, fits: int | None) -> DeviceAssignment:
+        footprint, source = model.footprint_mb("cuda", compute_type)
+        if fits is None:
+            reasons.append(f"{where}: free VRAM or model size unknown; assuming {model.name} fits")
+            fits = 1
+        if workers and workers > fits:
+            reasons.append(f"{where}: {workers} workers asked for, {fits} fit in {_fmt_mb(usable)}")
+        count = workers or max(1, min(fits, max_workers))
+        return DeviceAssignment("cuda", gpu.index, compute_type, count, 0, footprint, source)
+
+    for compute_type in candidates:
+        footprint, _ = model.footprint_mb("cuda", compute_type)
+        if usable is None or footprint is None:
+            return assign(compute_type, None)
+        fits = math.floor(usable / footprint)
+        if fits >= 1:
+            if compute_type != candidates[0]:
+                reasons.append(
+                    f"{where}: {candidates[0]} needs "
+                    f"~{_fmt_mb(model.footprint_mb('cuda', candidates[0])[0])}, "
+                    f"{_fmt_mb(usable)} usable: degraded precision to {compute_type}"
+                )
+            return assign(compute_type, fits)
+
+    smallest = min(candidates, key=lambda t: model.footprint_mb("cuda", t)[0] or 0.0)
+    need = _fmt_mb(model.footprint_mb("cuda", smallest)[0])
+    if forced or forced_type:
+        reasons.append(
+            f"{where}: {model.name} needs ~{need} at {smallest} but only {_fmt_mb(usable)} "
+            "is usable; running there as asked, it may run out of memory"
+        )
+        return assign(smallest, 1)
+    reasons.append(
+        f"{where}: {model.name} needs ~{need} even at {smallest}, only {_fmt_mb(usable)} "
+        "usable: not using this GPU (the model is never swapped for a smaller one)"
+    )
+    return None
+
+
+def _plan_cpu(
+    profile: HardwareProfile,
+    model: ModelSize,
+    requested_type: str,
+    workers: int | None,
+    cpu_threads: int | None,
+    reasons: list[str],
+) -> DeviceAssignment:
+    ladder = _cpu_ladder(profile)
+    compute_type = (
+        _choose_type(requested_type, ladder, profile.cpu_compute_types, "cpu", reasons) or ladder[0]
+    )
+    cores = max(1, profile.cpu_cores)
+    threads = cpu_threads or min(cores, CPU_THREADS_PER_WORKER_MAX)
+    count = workers or max(1, cores // threads)
+    footprint, source = model.footprint_mb("cpu", compute_type)
+    if footprint is not None and not workers:
+        by_ram = math.floor(profile.ram_available_mb * RAM_USABLE_FRACTION / footprint)
+        if by_ram < count:
+            reasons.append(
+                f"cpu: RAM for {max(by_ram, 1)} worker(s) of ~{_fmt_mb(footprint)} "
+                f"({_fmt_mb(profile.ram_available_mb)} available)"
+            )
+            count = max(1, by_ram)
+    return DeviceAssignment("cpu", 0, compute_type, count, threads, footprint, source)
+
+
+def plan_devices(
+    profile: HardwareProfile,
+    model: ModelSize,
+    *,
+    device: str = "auto",
+    compute_type: str = "auto",
+    workers: int | None = None,
+    cpu_threads: int | None = None,
+    max_workers_per_gpu: int = 2,
+) -> DevicePlan:
+    """Turn a hardware profile, a model and overrides into a plan of workers per device."""
+    reasons: list[str] = []
+    assignments: list[DeviceAssignment] = []
+    if device in ("cuda",) or device.startswith("cuda:"):
+        if not profile.gpus:
+            raise DevicePlanError(
+                f"device {device!r} was asked for, but CTranslate2 sees no CUDA device "
+                f"({'; '.join(profile.notes) or 'no GPU or no CUDA driver'}). "
+                "Use --device auto or cpu, or check the driver with nvidia-smi."
+            )
+        if device == "cuda":
+            chosen = list(profile.gpus)
+        else:
+            index = int(device.split(":", 1)[1])
+            if index >= len(profile.gpus):
+                raise DevicePlanError(
+                    f"device {device!r} does not exist: this machine has "
+                    f"{len(profile.gpus)} CUDA device(s), cuda:0 to cuda:{len(profile.gpus) - 1}."
+                )
+            chosen = [profile.gpus[index]]
+        for gpu in chosen:
+            planned = _plan_gpu(
+                gpu, model, compute_type, workers, max_workers_per_gpu, forced=True, reasons=reasons
+            )
+            if planned:
+                assignments.append(planned)
+    elif device == "auto":
+        for gpu in profile.gpus:
+            planned = _plan_gpu(
+                gpu,
+                model,
+                compute_type,
+                workers,
+                max_workers_per_gpu,
+                forced=False,
+                reasons=reasons,
+            )
+            if planned:
+                assignments.append(planned)
+        if profile.gpus and not assignments:
+            reasons.append(f"degraded device: {model.name} runs on the CPU")
+    elif device != "cpu":
+        raise DevicePlanError(f"device {device!r} is not one of auto, cpu, cuda, cuda:N.")
+
+    if not assignments:
+        assignments.append(_plan_cpu(profile, model, compute_type, workers, cpu_threads, reasons))
+    else:
+        gpu_workers = sum(a.workers for a in assignments)
+        threads = cpu_threads or max(
+            1, min(GPU_WORKER_CPU_THREADS_MAX, profile.cpu_cores // gpu_workers)
+        )
+        assignments = [
+            DeviceAssignment(
+                a.device,
+                a.index,
+                a.compute_type,
+                a.workers,
+                threads,
+                a.footprint_mb,
+                a.footprint_source,
+            )
+            for a in assignments
+        ]
+    return DevicePlan(
+        model=model.name,
+        device_requested=device,
+        compute_type_requested=compute_type,
+        assignments=tuple(assignments),
+        reasons=tuple(reasons),
+    )

@@ -1,0 +1,315 @@
+"""Turn an audio or video file into a ``Transcript``, in windows, with flat memory.
+
+The file is decoded as a stream and cut into windows of about ``WINDOW_S`` seconds. Each
+window is cut at a pause found by Silero VAD near its end (never mid-word when a pause
+exists), its speech regions are decoded by faster-whisper exactly as its own
+``vad_filter=True`` path does, and its timestamps are shifted back to file time. Peak
+memory is that of one window whatever the file's length.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import ctranslate2
+import faster_whisper
+import numpy as np
+from faster_whisper import BatchedInferencePipeline
+from faster_whisper.transcribe import restore_speech_timestamps
+from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
+
+import scribe
+from transcription.engine.audio import SAMPLE_RATE_HZ, probe, stream_audio
+from transcription.engine.errors import TranscriptionCancelled
+from transcription.engine.manager import LoadedModel, record_vram_footprint
+from transcription.engine.types import (
+    Metrics,
+    RunRecord,
+    Segment,
+    SpeechRegion,
+    TranscribeOptions,
+    Transcript,
+    VadParameters,
+    Word,
+)
+
+PIPELINE_VERSION = f"scribe-{scribe.__version__}"
+WINDOW_S = 300.0  # 5 min: ~19 MB of samples plus ~150 MB of transient features
+CUT_SEARCH_S = 30.0  # look for a pause this close to the end of a window
+WHISPER_CHUNK_S = 30.0  # Whisper's input window, the longest batched clip
+
+ProgressCallback = Callable[[float, float | None], None]
+CancelCallback = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class _Window:
+    offset: int  # in samples from the start of the file
+    audio: np.ndarray
+    regions: list[dict] | None  # speech regions in window samples; None with VAD off
+
+
+def _vad_options(params: VadParameters) -> VadOptions:
+    return VadOptions(
+        threshold=params.threshold,
+        min_speech_duration_ms=params.min_speech_duration_ms,
+        min_silence_duration_ms=params.min_silence_duration_ms,
+        speech_pad_ms=params.speech_pad_ms,
+        max_speech_duration_s=WHISPER_CHUNK_S,
+    )
+
+
+def _choose_cut(regions: list[dict], length: int, search: int) -> int:
+    """Return a sample index to end the window at: the middle of the last pause in its
+    final ``search`` samples, or the window's end when there is none."""
+    gaps = [(a["end"], b["start"]) for a, b in zip(regions, regions[1:], strict=False)]
+    if regions and regions[-1]["end"] < length:
+        gaps.append((regions[-1]["end"], length))
+    for start, end in reversed(gaps):
+        middle = (start + end) // 2
+        if middle >= length - search and end > start:
+            return middle
+    return length
+
+
+def _windows(
+    chunks: Iterable[np.ndarray], window_s: float, vad: VadOptions | None
+) -> Iterator[_Window]:
+    window = int(window_s * SAMPLE_RATE_HZ)
+    search = min(window // 2, int(CUT_SEARCH_S * SAMPLE_RATE_HZ))
+    pending: list[np.ndarray] = []
+    pending_samples = 0
+    offset = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        pending_samples += chunk.shape[0]
+        while pending_samples >= window:
+            audio = np.concatenate(pending)
+            head = audio[:window]
+            regions = get_speech_timestamps(head, vad) if vad else None
+            cut = _choose_cut(regions, window, search) if regions is not None else window
+            kept = [r for r in regions if r["end"] <= cut] if regions is not None else None
+            yield _Window(offset, head[:cut], kept)
+            rest = audio[cut:]
+            pending, pending_samples, offset = [rest], rest.shape[0], offset + cut
+    if pending_samples:
+        audio = np.concatenate(pending)
+        yield _Window(offset, audio, get_speech_timestamps(audio, vad) if vad else None)
+
+
+def _decode_window(
+    model: LoadedModel, window: _Window, options: TranscribeOptions, language: str | None
+) -> tuple[Iterable, object | None]:
+    """Start decoding one window; return faster-whisper's lazy segments and its info."""
+    common = dict(
+        language=language,
+        beam_size=options.beam_size,
+        word_timestamps=options.word_timestamps,
+        hotwords=options.hotwords,
+        initial_prompt=options.initial_prompt,
+        vad_filter=False,  # the regions come from our own VAD pass over the window
+    )
+    if options.batch_size:
+        if window.regions is not None:
+            clips = _merge_regions(window.regions)
+        else:
+            clips = _fixed_clips(window.audio.shape[0])
+        if not clips:
+            return [], None
+        pipeline = BatchedInferencePipeline(model.whisper)
+        return pipeline.transcribe(
+            window.audio, clip_timestamps=clips, batch_size=options.batch_size, **common
+        )
+    if window.regions is None:
+        return model.whisper.transcribe(
+            window.audio,
+            temperature=list(options.temperature),
+            condition_on_previous_text=options.condition_on_previous_text,
+            **common,
+        )
+    if not window.regions:
+        return [], None
+    # Exactly faster-whisper's vad_filter path: concatenate speech, decode, map times back.
+    speech = np.concatenate(collect_chunks(window.audio, window.regions)[0])
+    segments, info = model.whisper.transcribe(
+        speech,
+        temperature=list(options.temperature),
+        condition_on_previous_text=options.condition_on_previous_text,
+        **common,
+    )
+    return restore_speech_timestamps(segments, window.regions, SAMPLE_RATE_HZ), info
+
+
+def _merge_regions(regions: list[dict]) -> list[dict]:
+    """Group speech regions into clips of at most Whisper's 30 s, in seconds."""
+    limit = int(WHISPER_CHUNK_S * SAMPLE_RATE_HZ)
+    clips: list[dict] = []
+    for region in regions:
+        if clips and region["end"] - clips[-1]["start"] <= limit:
+            clips[-1]["end"] = region["end"]
+        else:
+            clips.append({"start": region["start"], "end": region["end"]})
+    return [{"start": c["start"] / SAMPLE_RATE_HZ, "end": c["end"] / SAMPLE_RATE_HZ} for c in clips]
+
+
+def _fixed_clips(samples: int) -> list[dict]:
+    duration = samples / SAMPLE_RATE_HZ
+    starts = np.arange(0.0, duration, WHISPER_CHUNK_S)
+    return [{"start": float(s), "end": float(min(s + WHISPER_CHUNK_S, duration))} for s in starts]
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return round(float(min(max(value, low), high)), 3)
+
+
+def transcribe(
+    path: Path,
+    model: LoadedModel,
+    options: TranscribeOptions | None = None,
+    *,
+    on_progress: ProgressCallback | None = None,
+    should_cancel: CancelCallback | None = None,
+    window_s: float = WINDOW_S,
+) -> Transcript:
+    """Transcribe ``path`` with ``model``.
+
+    ``on_progress(processed_s, total_s)`` is called after every segment and window;
+    ``total_s`` is the container's duration (None if it does not say). When
+    ``should_cancel()`` returns true, TranscriptionCancelled is raised at the next segment
+    boundary. Raises MediaError for input that is not readable audio.
+    """
+    options = options or TranscribeOptions()
+    started = time.perf_counter()
+    total_s = probe(Path(path)).duration_s
+    vad = _vad_options(options.vad_parameters) if options.vad else None
+    language = options.language
+    language_probability = 1.0 if language else 0.0
+    segments: list[Segment] = []
+    speech: list[SpeechRegion] = []
+    processed = 0.0
+    windows = 0
+
+    def report(seconds: float) -> None:
+        nonlocal processed
+        processed = max(processed, float(seconds))
+        if on_progress:
+            on_progress(processed, total_s)
+        if should_cancel and should_cancel():
+            raise TranscriptionCancelled(processed)
+
+    for window in _windows(stream_audio(Path(path)), window_s, vad):
+        windows += 1
+        start_s = window.offset / SAMPLE_RATE_HZ
+        end_s = start_s + window.audio.shape[0] / SAMPLE_RATE_HZ
+        if window.regions is not None:
+            speech += [
+                SpeechRegion(
+                    round(start_s + r["start"] / SAMPLE_RATE_HZ, 3),
+                    round(start_s + r["end"] / SAMPLE_RATE_HZ, 3),
+                )
+                for r in window.regions
+            ]
+        raw_segments, info = _decode_window(model, window, options, language)
+        if info is not None and language is None:
+            # Detected once, on the first window with speech, then kept for the whole file.
+            language = info.language
+            language_probability = info.language_probability
+        for raw in raw_segments:
+            segment = _to_segment(raw, len(segments), start_s, end_s)
+            if segment is not None:
+                segments.append(segment)
+                report(segment.end)
+        report(end_s)
+
+    # Real Whisper emits segments in order; keep that promise even when it does not.
+    segments = [
+        dataclasses.replace(s, id=i)
+        for i, s in enumerate(sorted(segments, key=lambda s: (s.start, s.end)))
+    ]
+    duration = processed
+    elapsed = time.perf_counter() - started
+    speech_s = sum(r.end - r.start for r in speech)
+    record_vram_footprint(model)
+    return Transcript(
+        language=language or "unknown",
+        language_probability=round(language_probability, 4),
+        duration_s=round(duration, 3),
+        segments=tuple(segments),
+        speech=tuple(speech),
+        run=_run_record(model, options, language, window_s),
+        metrics=Metrics(
+            audio_duration_s=round(duration, 3),
+            processing_time_s=round(elapsed, 3),
+            real_time_factor=round(elapsed / duration, 4) if duration else 0.0,
+            speech_duration_s=round(speech_s, 3),
+            vad_speech_coverage=round(speech_s / duration, 4) if vad and duration else None,
+            mean_confidence=(
+                round(float(np.mean([s.confidence for s in segments])), 4) if segments else None
+            ),
+            windows=windows,
+        ),
+    )
+
+
+def _to_segment(raw, index: int, start_s: float, end_s: float) -> Segment | None:
+    """Convert a faster-whisper segment to ours in file time, clamped to its window.
+
+    Whisper can emit timestamps past the audio it was given (padding to 30 s invites it);
+    such a segment is clamped, and one that starts after the window's end is dropped, as is
+    one with no text.
+    """
+    start = _clamp(start_s + raw.start, start_s, end_s)
+    if start >= end_s or not raw.text.strip():
+        return None
+    words = None
+    if raw.words is not None:
+        words = tuple(
+            Word(
+                _clamp(start_s + w.start, start_s, end_s),
+                _clamp(start_s + w.end, start_s, end_s),
+                w.word,
+                round(w.probability, 4),
+            )
+            for w in raw.words
+        )
+    return Segment(
+        id=index,
+        start=start,
+        end=max(start, _clamp(start_s + raw.end, start_s, end_s)),
+        text=raw.text,
+        avg_logprob=round(raw.avg_logprob, 4),
+        no_speech_prob=round(raw.no_speech_prob, 4),
+        compression_ratio=round(raw.compression_ratio, 4),
+        temperature=raw.temperature if raw.temperature is not None else 0.0,
+        words=words,
+    )
+
+
+def _run_record(
+    model: LoadedModel, options: TranscribeOptions, language: str | None, window_s: float
+) -> RunRecord:
+    decoding = dataclasses.asdict(options)
+    decoding["language_used"] = language
+    decoding["window_s"] = window_s
+    return RunRecord(
+        pipeline_version=PIPELINE_VERSION,
+        model_name=model.name,
+        model_path=str(model.path),
+        model_checksum=model.checksum,
+        device=model.device,
+        device_index=model.device_index,
+        compute_type_requested=model.compute_type_requested,
+        compute_type=model.compute_type,
+        cpu_threads=model.cpu_threads,
+        decoding=decoding,
+        library_versions={
+            "faster_whisper": faster_whisper.__version__,
+            "ctranslate2": ctranslate2.__version__,
+            "av": av.__version__,
+        },
+    )

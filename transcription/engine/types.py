@@ -1,0 +1,118 @@
+"""The engine's own result and option types: frozen, JSON-friendly, library-independent."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Word:
+    start: float
+    end: float
+    text: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    id: int
+    start: float
+    end: float
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    temperature: float
+    words: tuple[Word, ...] | None = None
+
+    @property
+    def confidence(self) -> float:
+        """Mean token probability of the segment: exp(avg_logprob), in [0, 1]."""
+        return math.exp(min(self.avg_logprob, 0.0))
+
+
+@dataclass(frozen=True)
+class SpeechRegion:
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class VadParameters:
+    """Silero VAD settings. Finer than faster-whisper's defaults (2 s silence, 400 ms pad)
+    so that pauses inside a long file become window cut points and speech coverage means
+    something."""
+
+    threshold: float = 0.5
+    min_speech_duration_ms: int = 250
+    min_silence_duration_ms: int = 500
+    speech_pad_ms: int = 200
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    language: str | None = None  # None: detect on the first window with speech
+    hotwords: str | None = None
+    initial_prompt: str | None = None
+    vad: bool = True
+    vad_parameters: VadParameters = field(default_factory=VadParameters)
+    word_timestamps: bool = False
+    beam_size: int = 5
+    batch_size: int | None = None  # None: sequential decoding; N: batched inference
+    condition_on_previous_text: bool = True
+    temperature: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What ran, so a result can be reproduced."""
+
+    pipeline_version: str
+    model_name: str
+    model_path: str
+    model_checksum: str
+    device: str
+    device_index: int
+    compute_type_requested: str
+    compute_type: str
+    cpu_threads: int
+    decoding: dict[str, Any]
+    library_versions: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Metrics:
+    audio_duration_s: float
+    processing_time_s: float
+    real_time_factor: float  # processing time / audio duration
+    speech_duration_s: float
+    vad_speech_coverage: float | None  # speech / audio; None with VAD off
+    mean_confidence: float | None
+    windows: int
+
+
+@dataclass(frozen=True)
+class Transcript:
+    language: str
+    language_probability: float
+    duration_s: float
+    segments: tuple[Segment, ...]
+    speech: tuple[SpeechRegion, ...]
+    run: RunRecord
+    metrics: Metrics
+
+    @property
+    def text(self) -> str:
+        return " ".join(segment.text.strip() for segment in self.segments if segment.text.strip())
+
+    def to_dict(self, *, words: bool = True) -> dict[str, Any]:
+        """Return a JSON-ready dict; ``words=False`` leaves word timings out."""
+        data = asdict(self)
+        data["text"] = self.text
+        for raw, segment in zip(data["segments"], self.segments, strict=True):
+            raw["confidence"] = round(segment.confidence, 4)
+            if not words or raw["words"] is None:
+                raw.pop("words")
+        return data
