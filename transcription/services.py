@@ -69,8 +69,5 @@ def model_load(*, model: str, plan: DevicePlan, slot: int = 0) -> LoadedModel:
         compute_type=assignment.compute_type,
         cpu_threads=assignment.cpu_threads,
     )
-    # Report what the operator asked for ("auto", "float16"…), not only what the plan chose.
-    requested = plan.compute_type_requested
-    if requested != "auto":
-        loaded = dataclasses.replace(loaded, compute_type_requested=requested)
-    return loaded
+    # Report what the operator asked for ("auto", "float16"…) beside what runs.
+    return dataclasses.replace(loaded, compute_type_requested=plan.compute_type_requested)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -296,45 +297,56 @@ def _plan_gpu(
     forced: bool,
     reasons: list[str],
 ) -> DeviceAssignment | None:
-    """Plan one GPU; None when the model fits at no allowed precision and nothing forces it."""
+    """Plan one GPU; None when the model fits at no allowed precision and nothing forces it.
+
+    ``forced`` means the operator named this GPU: it is used even when the model may not
+    fit. A forced compute type alone does not pin the GPU: the device may still degrade.
+    """
     where = f"cuda:{gpu.index} ({gpu.name})"
     ladder = _gpu_ladder(gpu)
     usable = _usable_vram_mb(gpu)
     forced_type = _choose_type(requested_type, ladder, gpu.compute_types, where, reasons)
     candidates = [forced_type] if forced_type else ladder
 
+    def fitting(compute_type: str) -> int | None:
+        footprint, _ = model.footprint_mb("cuda", compute_type)
+        if usable is None or footprint is None:
+            return None
+        return math.floor(usable / footprint)
+
     def assign(compute_type: str, fits: int | None) -> DeviceAssignment:
         footprint, source = model.footprint_mb("cuda", compute_type)
         if fits is None:
             reasons.append(f"{where}: free VRAM or model size unknown; assuming {model.name} fits")
             fits = 1
+        if compute_type != candidates[0]:
+            reasons.append(
+                f"{where}: {candidates[0]} needs "
+                f"~{_fmt_mb(model.footprint_mb('cuda', candidates[0])[0])} per worker, "
+                f"{_fmt_mb(usable)} usable: degraded precision to {compute_type}"
+            )
         if workers and workers > fits:
             reasons.append(f"{where}: {workers} workers asked for, {fits} fit in {_fmt_mb(usable)}")
         count = workers or max(1, min(fits, max_workers))
         return DeviceAssignment("cuda", gpu.index, compute_type, count, 0, footprint, source)
 
-    for compute_type in candidates:
-        footprint, _ = model.footprint_mb("cuda", compute_type)
-        if usable is None or footprint is None:
-            return assign(compute_type, None)
-        fits = math.floor(usable / footprint)
-        if fits >= 1:
-            if compute_type != candidates[0]:
-                reasons.append(
-                    f"{where}: {candidates[0]} needs "
-                    f"~{_fmt_mb(model.footprint_mb('cuda', candidates[0])[0])}, "
-                    f"{_fmt_mb(usable)} usable: degraded precision to {compute_type}"
-                )
-            return assign(compute_type, fits)
+    # The highest precision that holds the workers asked for (or one), then one worker.
+    for needed in dict.fromkeys([workers or 1, 1]):
+        for compute_type in candidates:
+            fits = fitting(compute_type)
+            if fits is None or fits >= needed:
+                return assign(compute_type, fits)
 
     smallest = min(candidates, key=lambda t: model.footprint_mb("cuda", t)[0] or 0.0)
     need = _fmt_mb(model.footprint_mb("cuda", smallest)[0])
-    if forced or forced_type:
+    if forced:
         reasons.append(
             f"{where}: {model.name} needs ~{need} at {smallest} but only {_fmt_mb(usable)} "
             "is usable; running there as asked, it may run out of memory"
         )
-        return assign(smallest, 1)
+        return DeviceAssignment(
+            "cuda", gpu.index, smallest, workers or 1, 0, *model.footprint_mb("cuda", smallest)
+        )
     reasons.append(
         f"{where}: {model.name} needs ~{need} even at {smallest}, only {_fmt_mb(usable)} "
         "usable: not using this GPU (the model is never swapped for a smaller one)"
@@ -362,8 +374,8 @@ def _plan_cpu(
         by_ram = math.floor(profile.ram_available_mb * RAM_USABLE_FRACTION / footprint)
         if by_ram < count:
             reasons.append(
-                f"cpu: RAM for {max(by_ram, 1)} worker(s) of ~{_fmt_mb(footprint)} "
-                f"({_fmt_mb(profile.ram_available_mb)} available)"
+                f"cpu: {_fmt_mb(profile.ram_available_mb)} of RAM available holds {by_ram} "
+                f"worker(s) of ~{_fmt_mb(footprint)}; running {max(1, by_ram)}"
             )
             count = max(1, by_ram)
     return DeviceAssignment("cpu", 0, compute_type, count, threads, footprint, source)
@@ -382,42 +394,38 @@ def plan_devices(
     """Turn a hardware profile, a model and overrides into a plan of workers per device."""
     reasons: list[str] = []
     assignments: list[DeviceAssignment] = []
-    if device in ("cuda",) or device.startswith("cuda:"):
+
+    def plan_gpus(gpus: list[GpuInfo], *, forced: bool) -> list[DeviceAssignment]:
+        planned = (
+            _plan_gpu(gpu, model, compute_type, workers, max_workers_per_gpu, forced, reasons)
+            for gpu in gpus
+        )
+        return [p for p in planned if p is not None]
+
+    indexed = re.fullmatch(r"cuda:(\d+)", device)
+    if device == "cuda" or device.startswith("cuda:"):
         if not profile.gpus:
             raise DevicePlanError(
                 f"device {device!r} was asked for, but CTranslate2 sees no CUDA device "
                 f"({'; '.join(profile.notes) or 'no GPU or no CUDA driver'}). "
                 "Use --device auto or cpu, or check the driver with nvidia-smi."
             )
-        if device == "cuda":
-            chosen = list(profile.gpus)
+        last = len(profile.gpus) - 1
+        if device != "cuda" and (indexed is None or int(indexed.group(1)) > last):
+            raise DevicePlanError(
+                f"device {device!r} does not exist: this machine has {len(profile.gpus)} "
+                f"CUDA device(s), cuda:0 to cuda:{last}."
+            )
+        if indexed:
+            assignments = plan_gpus([profile.gpus[int(indexed.group(1))]], forced=True)
         else:
-            index = int(device.split(":", 1)[1])
-            if index >= len(profile.gpus):
-                raise DevicePlanError(
-                    f"device {device!r} does not exist: this machine has "
-                    f"{len(profile.gpus)} CUDA device(s), cuda:0 to cuda:{len(profile.gpus) - 1}."
-                )
-            chosen = [profile.gpus[index]]
-        for gpu in chosen:
-            planned = _plan_gpu(
-                gpu, model, compute_type, workers, max_workers_per_gpu, forced=True, reasons=reasons
-            )
-            if planned:
-                assignments.append(planned)
+            # "cuda" means the GPUs rather than the CPU: those the model fits on, or, when it
+            # fits on none, all of them as asked.
+            assignments = plan_gpus(list(profile.gpus), forced=False)
+            if not assignments:
+                assignments = plan_gpus(list(profile.gpus), forced=True)
     elif device == "auto":
-        for gpu in profile.gpus:
-            planned = _plan_gpu(
-                gpu,
-                model,
-                compute_type,
-                workers,
-                max_workers_per_gpu,
-                forced=False,
-                reasons=reasons,
-            )
-            if planned:
-                assignments.append(planned)
+        assignments = plan_gpus(list(profile.gpus), forced=False)
         if profile.gpus and not assignments:
             reasons.append(f"degraded device: {model.name} runs on the CPU")
     elif device != "cpu":

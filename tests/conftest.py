@@ -1,0 +1,81 @@
+"""Fixtures shared by every test: the offline random-weight model, real and made media."""
+
+from __future__ import annotations
+
+import os
+
+# Tests never touch the network; set before anything imports huggingface_hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.media import write_tone_wav
+from transcription.engine.testmodel import build_test_model
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_AUDIO = REPO_ROOT.parent / "shared" / "audio"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def shared_clip(name: str) -> Path:
+    """Return a clip from ../shared/audio, skipping the test when it is absent."""
+    path = SHARED_AUDIO / name
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (../shared is not checked out beside the repo)")
+    return path
+
+
+def require_service(host: str, port: int, what: str) -> None:
+    """Skip when a loopback service is down — except in CI, where that is a failure."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return
+    except OSError as exc:
+        message = f"{what} is not reachable on {host}:{port} ({exc})"
+        if IN_CI:
+            pytest.fail(f"{message}; CI must have it")
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    """A micro random-weight Whisper model in CTranslate2 format, built once per session."""
+    return build_test_model(tmp_path_factory.mktemp("models") / "micro", size="micro")
+
+
+@pytest.fixture
+def models_dir(tmp_path, settings) -> Path:
+    """An empty models directory, set as SCRIBE_MODELS_DIR so nothing touches var/."""
+    target = tmp_path / "models"
+    target.mkdir()
+    settings.SCRIBE_MODELS_DIR = target
+    settings.SCRIBE_OFFLINE = True
+    return target
+
+
+@pytest.fixture
+def loaded_model(model_dir, tmp_path_factory):
+    from transcription.engine import model_manager
+
+    return model_manager.get(
+        str(model_dir),
+        models_dir=tmp_path_factory.getbasetemp() / "footprints",
+        offline=True,
+        device="cpu",
+        compute_type="int8",
+        cpu_threads=2,
+    )
+
+
+@pytest.fixture
+def jfk() -> Path:
+    return shared_clip("jfk.flac")
+
+
+@pytest.fixture
+def tone_wav(tmp_path) -> Path:
+    """Three seconds of a 440 Hz tone at 44.1 kHz stereo: media that needs no ../shared."""
+    return write_tone_wav(tmp_path / "tone.wav", seconds=3.0, rate=44100, channels=2)

@@ -1,0 +1,215 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests.conftest import REPO_ROOT, shared_clip
+from tests.media import write_mp4
+from transcription.engine.audio import decode_all
+
+
+def run_manage(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run manage.py as a user would, in a child process."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+    )
+
+
+@pytest.fixture
+def jfk_mp4(tmp_path) -> Path:
+    return write_mp4(tmp_path / "jfk.mp4", audio=decode_all(shared_clip("jfk.flac")))
+
+
+@pytest.mark.parametrize("clip", ["jfk.flac", "multilingual.mp3", "jfk.mp4"])
+def test_transcribe_writes_every_format(clip, tmp_path, model_dir, models_dir, request):
+    source = request.getfixturevalue("jfk_mp4") if clip == "jfk.mp4" else shared_clip(clip)
+    out = tmp_path / "out"
+
+    call_command(
+        "transcribe",
+        str(source),
+        "--model",
+        str(model_dir),
+        "--word-timestamps",
+        "--format",
+        "txt",
+        "--format",
+        "srt",
+        "--format",
+        "vtt",
+        "--format",
+        "json",
+        "--output",
+        str(out),
+        stderr=StringIO(),
+    )
+
+    stem = source.stem
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{stem}.{fmt}" for fmt in ("txt", "srt", "vtt", "json")
+    )
+    result = json.loads((out / f"{stem}.json").read_text())
+    assert result["segments"], "the random model still decodes some text"
+    assert all("words" in s for s in result["segments"])
+    assert result["run"]["model_checksum"].startswith("sha256:")
+    assert result["run"]["compute_type_requested"] == "auto"
+    assert result["run"]["compute_type"] == "int8_float32"
+    assert result["metrics"]["audio_duration_s"] == pytest.approx(
+        {"jfk.flac": 11.0, "multilingual.mp3": 59.9, "jfk.mp4": 11.0}[clip], abs=0.1
+    )
+    assert 0 < result["metrics"]["vad_speech_coverage"] <= 1
+    assert (out / f"{stem}.vtt").read_text().startswith("WEBVTT\n")
+    first_cue = (out / f"{stem}.srt").read_text().splitlines()[:2]
+    assert first_cue[0] == "1" and " --> " in first_cue[1]
+
+
+def test_transcribe_prints_text_to_stdout(model_dir, models_dir, tone_wav):
+    stdout = StringIO()
+
+    call_command(
+        "transcribe",
+        str(tone_wav),
+        "--model",
+        str(model_dir),
+        "--no-vad",
+        "--format",
+        "json",
+        stdout=stdout,
+        stderr=StringIO(),
+    )
+
+    result = json.loads(stdout.getvalue())
+    assert result["duration_s"] == pytest.approx(3.0, abs=0.01)
+    assert result["metrics"]["vad_speech_coverage"] is None
+    assert result["run"]["decoding"]["vad"] is False
+
+
+def test_transcribe_passes_language_hotwords_and_batch_size(model_dir, models_dir, jfk):
+    stdout = StringIO()
+
+    call_command(
+        "transcribe",
+        str(jfk),
+        "--model",
+        str(model_dir),
+        "--language",
+        "ko",
+        "--hotwords",
+        "vLLM",
+        "Kubernetes",
+        "--batch-size",
+        "2",
+        "--format",
+        "json",
+        stdout=stdout,
+        stderr=StringIO(),
+    )
+
+    decoding = json.loads(stdout.getvalue())["run"]["decoding"]
+    assert decoding["language_used"] == "ko"
+    assert decoding["hotwords"] == "vLLM Kubernetes"
+    assert decoding["batch_size"] == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "the file is empty"),
+        (b"just some text\n", "not an audio or video file"),
+        (b"ID3\x04\x00" + bytes(range(256)) * 8, "not an audio or video file"),
+    ],
+    ids=["empty", "text", "corrupt-mp3"],
+)
+def test_a_bad_input_gives_one_clear_error_line_and_a_failing_exit(
+    tmp_path, model_dir, content, reason
+):
+    bad = tmp_path / "input.mp3"
+    bad.write_bytes(content)
+
+    result = run_manage(
+        "transcribe", str(bad), "--model", str(model_dir), env={"SCRIBE_MODELS_DIR": str(tmp_path)}
+    )
+
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert reason in lines[0] and str(bad) in lines[0]
+    assert result.stdout == ""
+
+
+def test_a_missing_model_offline_is_one_clear_error_line(tmp_path, jfk):
+    result = run_manage("transcribe", str(jfk), env={"SCRIBE_MODELS_DIR": str(tmp_path)})
+
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "'large-v3' is not available" in lines[0]
+
+
+def test_one_bad_file_among_several_fails_the_run_but_not_the_others(
+    tmp_path, model_dir, models_dir, tone_wav
+):
+    bad = tmp_path / "bad.wav"
+    bad.write_text("nope")
+    out = tmp_path / "out"
+
+    with pytest.raises(CommandError, match="1 of 2 files failed"):
+        call_command(
+            "transcribe",
+            str(bad),
+            str(tone_wav),
+            "--model",
+            str(model_dir),
+            "--no-vad",
+            "--output",
+            str(out),
+            stderr=StringIO(),
+        )
+
+    assert (out / "tone.txt").exists()
+
+
+def test_forcing_cuda_on_a_machine_without_it_is_refused(model_dir, models_dir, tone_wav):
+    with pytest.raises(CommandError, match="no CUDA device"):
+        call_command("transcribe", str(tone_wav), "--model", str(model_dir), "--device", "cuda")
+
+
+def test_detect_reports_this_machine_and_an_int8_cpu_plan(models_dir):
+    if Path("/dev/nvidia0").exists():
+        pytest.skip("this machine has a GPU")
+    stdout = StringIO()
+
+    call_command("detect", "--json", stdout=stdout)
+
+    report = json.loads(stdout.getvalue())
+    assert report["cuda_device_count"] == 0
+    assert report["hardware"]["gpus"] == []
+    assert report["hardware"]["cpu_cores"] == len(os.sched_getaffinity(0))
+    assert report["hardware"]["ram_total_mb"] > 0
+    for lane, model in (("batch", "large-v3"), ("realtime", "large-v3-turbo")):
+        plan = report["plans"][lane]
+        assert plan["model"] == model
+        assert [(a["device"], a["compute_type"]) for a in plan["assignments"]] == [("cpu", "int8")]
+        assert plan["assignments"][0]["cpu_threads"] >= 1
+
+
+def test_detect_prints_a_readable_summary(models_dir):
+    stdout = StringIO()
+
+    call_command("detect", stdout=stdout)
+
+    text = stdout.getvalue()
+    assert "Plan for the batch lane: model large-v3" in text
+    assert f"CPU: {len(os.sched_getaffinity(0))} cores" in text
