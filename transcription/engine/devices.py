@@ -257,8 +257,8 @@ def _gpu_ladder(gpu: GpuInfo) -> list[str]:
 
 
 def _cpu_ladder(profile: HardwareProfile) -> list[str]:
-    ladder = [t for t in ("int8", "int8_float32", "float32") if t in profile.cpu_compute_types]
-    return ladder or ["float32"]
+    preferred: tuple[str, ...] = ("int8", "int8_float32", "float32")
+    return [t for t in preferred if t in profile.cpu_compute_types] or ["float32"]
 
 
 def _usable_vram_mb(gpu: GpuInfo) -> float | None:

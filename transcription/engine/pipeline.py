@@ -20,7 +20,7 @@ import ctranslate2
 import faster_whisper
 import numpy as np
 from faster_whisper import BatchedInferencePipeline
-from faster_whisper.transcribe import restore_speech_timestamps
+from faster_whisper.transcribe import TranscriptionInfo, restore_speech_timestamps
 from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
 import scribe
@@ -104,7 +104,7 @@ def _windows(
 
 def _decode_window(
     model: LoadedModel, window: _Window, options: TranscribeOptions, language: str | None
-) -> tuple[Iterable, object | None]:
+) -> tuple[Iterable, TranscriptionInfo | None]:
     """Start decoding one window; return faster-whisper's lazy segments and its info."""
     common = dict(
         language=language,
