@@ -201,3 +201,32 @@ def test_a_file_that_is_not_media_raises_a_media_error(loaded_model, tmp_path):
 
     with pytest.raises(MediaError, match="not an audio or video file"):
         transcribe(path, loaded_model)
+
+
+def test_a_window_is_cut_at_the_late_pause_that_fills_its_last_whisper_chunk():
+    from transcription.engine.pipeline import _choose_cut
+
+    sr = 16000
+    # 290 s window: speech regions with pauses at ~262 s, ~271 s and ~281 s.
+    regions = [
+        {"start": 0, "end": 200 * sr},  # 200 s of speech
+        {"start": 205 * sr, "end": 260 * sr},  # 255 s so far
+        {"start": 264 * sr, "end": 269 * sr},  # 260 s
+        {"start": 273 * sr, "end": 280 * sr},  # 267 s
+        {"start": 282 * sr, "end": 290 * sr},  # 275 s, runs to the window's end
+    ]
+
+    cut = _choose_cut(regions, 290 * sr, search=30 * sr)
+
+    # Cutting after 267 s of speech leaves 27 s in its last 30 s chunk: the fullest option.
+    assert cut == 281 * sr
+
+
+def test_a_window_without_a_late_pause_is_cut_at_its_end():
+    from transcription.engine.pipeline import _choose_cut
+
+    sr = 16000
+    regions = [{"start": 0, "end": 10 * sr}, {"start": 11 * sr, "end": 300 * sr}]
+
+    assert _choose_cut(regions, 300 * sr, search=30 * sr) == 300 * sr
+    assert _choose_cut([], 300 * sr, search=30 * sr) == 300 * sr

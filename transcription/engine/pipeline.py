@@ -39,9 +39,10 @@ from transcription.engine.types import (
 )
 
 PIPELINE_VERSION = f"scribe-{scribe.__version__}"
-WINDOW_S = 300.0  # 5 min: ~19 MB of samples plus ~150 MB of transient features
+WINDOW_S = 300.0  # 5 min: ~19 MB of samples, ~400 MB transient (VAD and features)
 CUT_SEARCH_S = 30.0  # look for a pause this close to the end of a window
 WHISPER_CHUNK_S = 30.0  # Whisper's input window, the longest batched clip
+PROMPT_CONTEXT_CHARS = 400  # previous-window text carried as the next window's prompt
 
 ProgressCallback = Callable[[float, float | None], None]
 CancelCallback = Callable[[], bool]
@@ -65,16 +66,25 @@ def _vad_options(params: VadParameters) -> VadOptions:
 
 
 def _choose_cut(regions: list[dict], length: int, search: int) -> int:
-    """Return a sample index to end the window at: the middle of the last pause in its
-    final ``search`` samples, or the window's end when there is none."""
-    gaps = [(a["end"], b["start"]) for a, b in zip(regions, regions[1:], strict=False)]
-    if regions and regions[-1]["end"] < length:
-        gaps.append((regions[-1]["end"], length))
-    for start, end in reversed(gaps):
-        middle = (start + end) // 2
-        if middle >= length - search and end > start:
-            return middle
-    return length
+    """Return the sample index to end a window at: a pause in its last ``search`` samples,
+    or the window's end when there is none.
+
+    Whisper decodes speech in 30 s chunks and pads the last one, so among the pauses near
+    the end the cut goes where the window's last chunk of speech is fullest: a badly placed
+    cut costs a whole extra encoder pass.
+    """
+    chunk = int(WHISPER_CHUNK_S * SAMPLE_RATE_HZ)
+    candidates: list[tuple[int, int]] = []  # (cut, speech samples before it)
+    speech = 0
+    for i, region in enumerate(regions):
+        speech += region["end"] - region["start"]
+        gap_end = regions[i + 1]["start"] if i + 1 < len(regions) else length
+        middle = (region["end"] + gap_end) // 2
+        if gap_end > region["end"] and middle >= length - search:
+            candidates.append((middle, speech))
+    if not candidates:
+        return length
+    return max(candidates, key=lambda c: ((c[1] - 1) % chunk, c[0]))[0]
 
 
 def _windows(
@@ -103,7 +113,11 @@ def _windows(
 
 
 def _decode_window(
-    model: LoadedModel, window: _Window, options: TranscribeOptions, language: str | None
+    model: LoadedModel,
+    window: _Window,
+    options: TranscribeOptions,
+    language: str | None,
+    prompt: str | None,
 ) -> tuple[Iterable, TranscriptionInfo | None]:
     """Start decoding one window; return faster-whisper's lazy segments and its info."""
     common = dict(
@@ -111,7 +125,7 @@ def _decode_window(
         beam_size=options.beam_size,
         word_timestamps=options.word_timestamps,
         hotwords=options.hotwords,
-        initial_prompt=options.initial_prompt,
+        initial_prompt=prompt,
         vad_filter=False,  # the regions come from our own VAD pass over the window
     )
     if options.batch_size:
@@ -193,6 +207,7 @@ def transcribe(
     speech: list[SpeechRegion] = []
     processed = 0.0
     windows = 0
+    prompt = options.initial_prompt
 
     def report(seconds: float) -> None:
         nonlocal processed
@@ -214,17 +229,22 @@ def transcribe(
                 )
                 for r in window.regions
             ]
-        raw_segments, info = _decode_window(model, window, options, language)
+        raw_segments, info = _decode_window(model, window, options, language, prompt)
         if info is not None and language is None:
             # Detected once, on the first window with speech, then kept for the whole file.
             language = info.language
             language_probability = info.language_probability
+        window_texts: list[str] = []
         for raw in raw_segments:
             segment = _to_segment(raw, len(segments), start_s, end_s)
             if segment is not None:
                 segments.append(segment)
+                window_texts.append(segment.text)
                 report(segment.end)
         report(end_s)
+        if options.condition_on_previous_text and not options.batch_size and window_texts:
+            # Carry context across the cut, as faster-whisper does between its own chunks.
+            prompt = "".join(window_texts)[-PROMPT_CONTEXT_CHARS:]
 
     # Real Whisper emits segments in order; keep that promise even when it does not.
     segments = [
