@@ -43,10 +43,15 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework_api_key",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "accounts",
+    # Before django_q: transcription's qcluster command sizes the cluster from the device plan.
     "transcription",
     "realtime",
     "glossary",
+    "django_q",
 ]
 
 MIDDLEWARE = [
@@ -85,7 +90,19 @@ else:
     _sqlite_path = Path(env_str("SCRIBE_SQLITE_PATH") or VAR_DIR / "db.sqlite3")
     # The embedded default must work on a fresh clone, where var/ does not exist yet.
     _sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(_sqlite_path)}}
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(_sqlite_path),
+            # Web, queue broker and workers share this file: WAL lets readers run beside
+            # the writer, IMMEDIATE takes the write lock up front instead of deadlocking.
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Unset: the embedded django-q2 ORM broker and in-memory channel layer.
@@ -140,6 +157,89 @@ SCRIBE_MAX_WORKERS_PER_GPU = env_int("SCRIBE_MAX_WORKERS_PER_GPU", 2, minimum=1)
 SCRIBE_MAX_UPLOAD_MB = env_int("SCRIBE_MAX_UPLOAD_MB", 2048, minimum=1)
 SCRIBE_MAX_DURATION_S = env_int("SCRIBE_MAX_DURATION_S", 4 * 3600, minimum=1)
 SCRIBE_RETENTION_DAYS = env_int("SCRIBE_RETENTION_DAYS", 7, minimum=0)
+
+# --- jobs ---------------------------------------------------------------------------
+SCRIBE_MAX_QUEUED_JOBS = env_int("SCRIBE_MAX_QUEUED_JOBS", 200, minimum=1)
+SCRIBE_JOB_MAX_ATTEMPTS = env_int("SCRIBE_JOB_MAX_ATTEMPTS", 3, minimum=1)
+# Longer than the slowest allowed job (4 h of audio at a real-time factor of 2, plus
+# loading); a worker still running past it is killed and the job retried or failed.
+SCRIBE_JOB_TIMEOUT_S = env_int("SCRIBE_JOB_TIMEOUT_S", 2 * SCRIBE_MAX_DURATION_S + 600, minimum=60)
+SCRIBE_HEARTBEAT_S = env_int("SCRIBE_HEARTBEAT_S", 5, minimum=1)
+# A processing job whose worker has not been heard of for this long is retried.
+SCRIBE_STALE_AFTER_S = env_int("SCRIBE_STALE_AFTER_S", 60, minimum=5)
+
+_workers = SCRIBE_WORKERS or 1
+Q_CLUSTER = {
+    "name": "scribe",
+    # Each worker process holds one model; `manage.py qcluster` sizes this from the device
+    # plan unless SCRIBE_WORKERS is set.
+    "workers": _workers,
+    "timeout": SCRIBE_JOB_TIMEOUT_S,
+    "retry": SCRIBE_JOB_TIMEOUT_S + 600,  # must exceed timeout, or a long job runs twice
+    "max_attempts": SCRIBE_JOB_MAX_ATTEMPTS,
+    "queue_limit": _workers,  # prefetch one task per worker: the rest stay queued for others
+    "bulk": 1,
+    "recycle": 200,
+    "save_limit": 500,
+    "ack_failures": True,
+    "catch_up": False,
+    "poll": 0.2,
+    "label": "Job queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- storage --------------------------------------------------------------------------
+SCRIBE_STORAGE = env_choice("SCRIBE_STORAGE", "local", {"local", "s3"})
+if SCRIBE_STORAGE == "s3":
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("SCRIBE_S3_BUCKET"),
+            "endpoint_url": env_str("SCRIBE_S3_ENDPOINT_URL") or None,
+            "access_key": env_str("SCRIBE_S3_ACCESS_KEY_ID"),
+            "secret_key": env_str("SCRIBE_S3_SECRET_ACCESS_KEY"),
+            "region_name": env_str("SCRIBE_S3_REGION") or None,
+            "default_acl": None,
+            "file_overwrite": False,
+        },
+    }
+    if not _default_storage["OPTIONS"]["bucket_name"]:
+        raise ImproperlyConfigured("SCRIBE_STORAGE=s3 needs SCRIBE_S3_BUCKET.")
+else:
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT)},
+    }
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Uploads stream to a temporary file as they arrive, never into memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 0
+FILE_UPLOAD_TEMP_DIR = env_str("SCRIBE_UPLOAD_TEMP_DIR") or None
+
+# --- API ------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.APIKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "scribe.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "scribe",
+    "DESCRIPTION": "Private, self-hosted speech-to-text.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 
 LOGGING = {
     "version": 1,

@@ -79,3 +79,39 @@ def jfk() -> Path:
 def tone_wav(tmp_path) -> Path:
     """Three seconds of a 440 Hz tone at 44.1 kHz stereo: media that needs no ../shared."""
     return write_tone_wav(tmp_path / "tone.wav", seconds=3.0, rate=44100, channels=2)
+
+
+@pytest.fixture
+def job_settings(settings, tmp_path, model_dir):
+    """Embedded job settings on a temporary media root, with the test model as batch model."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "media")},
+        },
+    }
+    settings.SCRIBE_BATCH_MODEL = str(model_dir)
+    settings.SCRIBE_MODELS_DIR = tmp_path / "models"
+    settings.SCRIBE_OFFLINE = True
+    settings.SCRIBE_DEVICE = "cpu"
+    settings.SCRIBE_CPU_THREADS = 2
+    return settings
+
+
+@pytest.fixture
+def owner_key(db):
+    """An owner with a transcribe-scoped key: (key, secret)."""
+    from accounts.services import api_key_create
+
+    return api_key_create(owner_name="billing-service", scopes=["transcribe"])
+
+
+@pytest.fixture
+def api(owner_key):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {owner_key[1]}")
+    return client

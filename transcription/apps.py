@@ -1,6 +1,58 @@
+from __future__ import annotations
+
+import logging
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+logger = logging.getLogger(__name__)
+
+SCHEDULES = {
+    # name: (task, minutes between runs)
+    "scribe: recover jobs of dead workers": ("transcription.tasks.jobs_recover", 1),
+    "scribe: purge expired results": ("transcription.tasks.results_purge", 60),
+}
+
+
+def ensure_schedules(**kwargs) -> None:
+    """Create or update the django-q2 schedules scribe relies on (idempotent)."""
+    from django_q.models import Schedule
+
+    for name, (func, minutes) in SCHEDULES.items():
+        Schedule.objects.update_or_create(
+            name=name,
+            defaults={
+                "func": func,
+                "schedule_type": Schedule.MINUTES,
+                "minutes": minutes,
+                "repeats": -1,
+            },
+        )
+
+
+def warm_up_worker(sender, proc_name, **kwargs) -> None:
+    """In a freshly started django-q2 worker: recover jobs of dead siblings, load the model.
+
+    Runs after the worker process has started, never in the cluster's parent (CUDA does
+    not survive fork). A missing model is logged; its jobs then fail with the same message.
+    """
+    from transcription import services
+    from transcription.engine import EngineError
+
+    services.jobs_recover()
+    try:
+        model = services.lane_model_name("batch")
+        services.model_load(model=model, plan=services.device_plan_build(model=model))
+    except EngineError as exc:
+        logger.error("worker %s could not load its model: %s", proc_name, exc.message)
 
 
 class TranscriptionConfig(AppConfig):
     name = "transcription"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django_q.signals import post_spawn
+
+        post_migrate.connect(ensure_schedules, sender=self)
+        post_spawn.connect(warm_up_worker, dispatch_uid="scribe-warm-up")

@@ -21,9 +21,9 @@ from transcription.engine.errors import (
     NoAudioStreamError,
     TranscriptionCancelled,
 )
-from transcription.engine.formats import FORMATS, render
+from transcription.engine.formats import CONTENT_TYPES, FORMATS, render
 from transcription.engine.manager import LoadedModel, model_manager
-from transcription.engine.pipeline import PIPELINE_VERSION, transcribe
+from transcription.engine.pipeline import LANGUAGES, PIPELINE_VERSION, transcribe
 from transcription.engine.registry import model_size, resolve_model
 from transcription.engine.types import (
     Metrics,
@@ -34,10 +34,13 @@ from transcription.engine.types import (
     Transcript,
     VadParameters,
     Word,
+    transcript_from_dict,
 )
 
 __all__ = [
+    "CONTENT_TYPES",
     "FORMATS",
+    "LANGUAGES",
     "PIPELINE_VERSION",
     "DeviceAssignment",
     "DevicePlan",
@@ -69,4 +72,5 @@ __all__ = [
     "resolve_model",
     "stream_audio",
     "transcribe",
+    "transcript_from_dict",
 ]

@@ -20,6 +20,7 @@ import ctranslate2
 import faster_whisper
 import numpy as np
 from faster_whisper import BatchedInferencePipeline
+from faster_whisper.tokenizer import _LANGUAGE_CODES
 from faster_whisper.transcribe import TranscriptionInfo, restore_speech_timestamps
 from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
@@ -42,6 +43,7 @@ PIPELINE_VERSION = f"scribe-{scribe.__version__}"
 WINDOW_S = 300.0  # 5 min: ~19 MB of samples, ~400 MB transient (VAD and features)
 CUT_SEARCH_S = 30.0  # look for a pause this close to the end of a window
 WHISPER_CHUNK_S = 30.0  # Whisper's input window, the longest batched clip
+LANGUAGES: tuple[str, ...] = tuple(_LANGUAGE_CODES)  # the codes Whisper knows
 PROMPT_CONTEXT_CHARS = 400  # previous-window text carried as the next window's prompt
 
 ProgressCallback = Callable[[float, float | None], None]

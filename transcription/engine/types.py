@@ -116,3 +116,31 @@ class Transcript:
             if not words or raw["words"] is None:
                 raw.pop("words")
         return data
+
+
+def transcript_from_dict(data: dict[str, Any]) -> Transcript:
+    """Rebuild a ``Transcript`` from ``Transcript.to_dict()`` output (a stored result)."""
+
+    def segment(raw: dict[str, Any]) -> Segment:
+        words = raw.get("words")
+        return Segment(
+            id=raw["id"],
+            start=raw["start"],
+            end=raw["end"],
+            text=raw["text"],
+            avg_logprob=raw["avg_logprob"],
+            no_speech_prob=raw["no_speech_prob"],
+            compression_ratio=raw["compression_ratio"],
+            temperature=raw["temperature"],
+            words=tuple(Word(**w) for w in words) if words is not None else None,
+        )
+
+    return Transcript(
+        language=data["language"],
+        language_probability=data["language_probability"],
+        duration_s=data["duration_s"],
+        segments=tuple(segment(s) for s in data["segments"]),
+        speech=tuple(SpeechRegion(**r) for r in data["speech"]),
+        run=RunRecord(**data["run"]),
+        metrics=Metrics(**data["metrics"]),
+    )

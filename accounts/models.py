@@ -1,0 +1,51 @@
+"""Who calls scribe: owners (a service or a team) and their hashed API keys."""
+
+from __future__ import annotations
+
+from django.db import models
+from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
+
+
+class Owner(models.Model):
+    """A calling service or team. Jobs belong to an owner; keys act for one."""
+
+    name = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Scope(models.TextChoices):
+    TRANSCRIBE = "transcribe", "transcribe (jobs)"
+    STREAM = "stream", "stream (WebSocket)"
+    GLOSSARY = "glossary", "glossary (manage glossaries)"
+    ADMIN = "admin", "admin (system endpoints)"
+
+
+def default_scopes() -> list[str]:
+    return [Scope.TRANSCRIBE]
+
+
+class APIKeyManager(BaseAPIKeyManager):
+    def get_usable_keys(self):
+        return super().get_usable_keys().select_related("owner")
+
+
+class APIKey(AbstractAPIKey):
+    """A key is stored as a visible prefix and a SHA-512 hash; the secret is shown once."""
+
+    owner = models.ForeignKey(Owner, on_delete=models.CASCADE, related_name="api_keys")
+    scopes = models.JSONField(default=default_scopes)
+
+    objects = APIKeyManager()
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes

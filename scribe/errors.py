@@ -1,0 +1,82 @@
+"""One error shape for the whole API, and the mapping of domain errors to HTTP.
+
+Every error body is ``{"error": {"code", "message", "fields"?}}``: a stable code for
+programs, a sentence for people that says what was wrong and what to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from transcription.engine import EngineError, MediaError, ModelNotFoundError
+from transcription.errors import (
+    JobError,
+    JobStateError,
+    MediaTooLongError,
+    QueueFullError,
+    ResultGoneError,
+    UploadTooLargeError,
+)
+
+DOMAIN_STATUS: list[tuple[type[Exception], int]] = [
+    (UploadTooLargeError, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE),
+    (MediaTooLongError, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE),
+    (QueueFullError, status.HTTP_429_TOO_MANY_REQUESTS),
+    (JobStateError, status.HTTP_409_CONFLICT),
+    (ResultGoneError, status.HTTP_410_GONE),
+    (MediaError, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE),
+    (ModelNotFoundError, status.HTTP_503_SERVICE_UNAVAILABLE),
+    (EngineError, status.HTTP_500_INTERNAL_SERVER_ERROR),
+]
+
+DRF_CODES = {
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.Throttled: "throttled",
+    exceptions.ValidationError: "invalid",
+    exceptions.ParseError: "malformed_request",
+    exceptions.UnsupportedMediaType: "unsupported_content_type",
+    exceptions.NotAcceptable: "not_acceptable",
+}
+
+
+def error_body(code: str, message: str, fields: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    return {"error": error}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    for kind, http_status in DOMAIN_STATUS:
+        if isinstance(exc, kind):
+            assert isinstance(exc, JobError | EngineError)
+            response = Response(error_body(exc.code, exc.message), status=http_status)
+            if isinstance(exc, QueueFullError):
+                response["Retry-After"] = str(exc.retry_after_s)
+            return response
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # a bug: Django's 500 handling logs it
+    code = next((c for kind, c in DRF_CODES.items() if isinstance(exc, kind)), "error")
+    if isinstance(exc, exceptions.ValidationError):
+        fields = (
+            response.data
+            if isinstance(response.data, dict)
+            else {"non_field_errors": response.data}
+        )
+        response.data = error_body(
+            code, "Some fields are invalid: see fields for what to change.", fields
+        )
+    else:
+        detail = response.data.get("detail") if isinstance(response.data, dict) else None
+        response.data = error_body(code, str(detail or exc))
+    return response

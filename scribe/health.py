@@ -1,0 +1,53 @@
+"""Liveness and readiness for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django_q.brokers import get_broker
+
+from transcription.engine import ModelNotFoundError, resolve_model
+from transcription.services import LANES, lane_model_name
+
+
+def live(request) -> JsonResponse:
+    """The process answers: nothing else is checked."""
+    return JsonResponse({"status": "ok"})
+
+
+def _database() -> str | None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:
+        return f"database unreachable: {exc}"
+    return None
+
+
+def _broker() -> str | None:
+    try:
+        if not get_broker().ping():
+            return "queue broker does not answer"
+    except Exception as exc:
+        return f"queue broker unreachable: {exc}"
+    return None
+
+
+def _models() -> list[str]:
+    problems = []
+    for lane in LANES:
+        try:
+            resolve_model(
+                lane_model_name(lane), models_dir=settings.SCRIBE_MODELS_DIR, offline=True
+            )
+        except ModelNotFoundError as exc:
+            problems.append(f"{lane} model: {exc.message}")
+    return problems
+
+
+def ready(request) -> JsonResponse:
+    """Ready when the database and broker answer and every lane's model is on disk."""
+    problems = [p for p in (_database(), _broker()) if p] + _models()
+    body = {"status": "ready" if not problems else "not_ready", "problems": problems}
+    return JsonResponse(body, status=200 if not problems else 503)

@@ -1,0 +1,75 @@
+"""Refuse an upload with 413 while it is still arriving.
+
+Django's ASGI handler stores a request's whole body before the view runs, so a size check
+in the view comes after the disk has been filled. This middleware counts the body as it
+arrives and answers 413 the moment the limit is passed (or at once when Content-Length
+says so), telling Django the client went away so it stores nothing more.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+
+from scribe.errors import error_body
+from transcription.errors import UploadTooLargeError
+
+ENVELOPE_BYTES = 64 * 1024  # multipart boundaries and the options field
+
+
+class UploadSizeGuard:
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        limit = settings.SCRIBE_MAX_UPLOAD_MB * 1024 * 1024 + ENVELOPE_BYTES
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return await self._refuse(send)
+
+        received = 0
+        over = False
+        started = False
+
+        async def counting_receive():
+            nonlocal received, over
+            if over:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    over = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        await self.app(scope, counting_receive, tracking_send)
+        if over and not started:
+            await self._refuse(send)
+
+    @staticmethod
+    async def _refuse(send) -> None:
+        error = UploadTooLargeError(settings.SCRIBE_MAX_UPLOAD_MB)
+        body = json.dumps(error_body(error.code, error.message)).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"connection", b"close"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,141 @@
+"""Run scribe's production topology for end-to-end tests: real processes on loopback.
+
+A fresh PostgreSQL database per stack, migrated by ``manage.py migrate``; daphne serving
+the ASGI app; ``manage.py qcluster`` running the batch workers. Everything is torn down
+(process groups killed, database dropped) when the stack closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from tests.conftest import REPO_ROOT
+
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Stack:
+    def __init__(self, tmp: Path, model_dir: Path, **env: str) -> None:
+        self.database = f"scribe_e2e_{uuid.uuid4().hex[:10]}"
+        self.media = tmp / "media"
+        self.port = free_port()
+        self.logs = tmp / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{self.database}",
+            "SCRIBE_MEDIA_ROOT": str(self.media),
+            "SCRIBE_MODELS_DIR": str(tmp / "models"),
+            "SCRIBE_BATCH_MODEL": str(model_dir),
+            "SCRIBE_REALTIME_MODEL": str(model_dir),
+            "SCRIBE_DEVICE": "cpu",
+            "SCRIBE_CPU_THREADS": "1",
+            "HF_HUB_OFFLINE": "1",
+            **env,
+        }
+        self.env.pop("DJANGO_SETTINGS_MODULE", None)
+        self.processes: list[subprocess.Popen] = []
+        self.base_url = f"http://127.0.0.1:{self.port}"
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=REPO_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed: {result.stderr}")
+        return result.stdout
+
+    def spawn(self, name: str, *args: str) -> subprocess.Popen:
+        log = (self.logs / f"{name}.log").open("w")
+        process = subprocess.Popen(
+            args,
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        return process
+
+    def __enter__(self) -> Stack:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.database}"')
+        try:
+            self.manage("migrate", "--no-input")
+            self.key = self.manage("create_api_key", "--owner", "e2e").strip()
+            self.spawn(
+                "daphne",
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "scribe.asgi:application",
+            )
+            self.spawn("qcluster", sys.executable, "manage.py", "qcluster")
+            self.wait_until_live()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def wait_until_live(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.base_url}/health/live", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"daphne did not come up: {self.log('daphne')}")
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text()
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url, timeout=30, headers={"Authorization": f"Bearer {self.key}"}
+        )
+
+    def sql(self, query: str, *params):
+        url = f"postgresql://postgres@127.0.0.1:5432/{self.database}"
+        with psycopg.connect(url, autocommit=True) as conn:
+            return conn.execute(query, params).fetchall()
+
+    def __exit__(self, *exc) -> None:
+        for process in self.processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')

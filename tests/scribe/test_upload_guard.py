@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from scribe.upload_guard import UploadSizeGuard
+
+MB = 1024 * 1024
+
+
+def post_scope(headers=()):
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/jobs",
+        "headers": list(headers),
+        "query_string": b"",
+        "scheme": "http",
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 5000),
+        "root_path": "",
+        "http_version": "1.1",
+        "asgi": {"version": "3.0"},
+    }
+
+
+class Body:
+    """A client sending ``total`` bytes in 64 KB chunks; counts what was read."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.sent, self.reads = total, 0, 0
+
+    async def receive(self):
+        self.reads += 1
+        chunk = min(64 * 1024, self.total - self.sent)
+        self.sent += chunk
+        return {"type": "http.request", "body": b"\0" * chunk, "more_body": self.sent < self.total}
+
+
+def run(app, scope, body: Body) -> list[dict]:
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, body.receive, send))
+    return sent
+
+
+async def body_reading_app(scope, receive, send):
+    """Stands in for Django's ASGI handler, which reads the whole body first."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        if not message.get("more_body"):
+            break
+    await send({"type": "http.response.start", "status": 202, "headers": []})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+@pytest.fixture
+def one_mb_limit(settings):
+    settings.SCRIBE_MAX_UPLOAD_MB = 1
+
+
+def test_an_upload_without_length_is_cut_off_as_soon_as_it_passes_the_limit(one_mb_limit):
+    body = Body(total=20 * MB)
+
+    sent = run(UploadSizeGuard(body_reading_app), post_scope(), body)
+
+    assert sent[0]["status"] == 413
+    assert json.loads(sent[1]["body"])["error"]["code"] == "upload_too_large"
+    assert body.sent <= 1 * MB + 128 * 1024, "stopped reading right after the limit"
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_reading(one_mb_limit):
+    body = Body(total=5 * MB)
+
+    sent = run(
+        UploadSizeGuard(body_reading_app),
+        post_scope([(b"content-length", str(5 * MB).encode())]),
+        body,
+    )
+
+    assert sent[0]["status"] == 413
+    assert body.reads == 0
+
+
+def test_an_upload_within_the_limit_reaches_the_app(one_mb_limit):
+    body = Body(total=MB // 2)
+
+    sent = run(UploadSizeGuard(body_reading_app), post_scope(), body)
+
+    assert sent[0]["status"] == 202
+    assert body.sent == MB // 2
+
+
+def test_the_real_asgi_application_stores_nothing_past_the_limit(one_mb_limit, db):
+    from scribe.asgi import application
+
+    body = Body(total=8 * MB)
+    scope = post_scope([(b"content-type", b"multipart/form-data; boundary=x")])
+
+    sent = run(application, scope, body)
+
+    assert sent[0]["status"] == 413
+    assert body.sent <= 1 * MB + 128 * 1024

@@ -1,0 +1,49 @@
+"""Domain errors of the jobs API; scribe.errors maps them (and the engine's) to HTTP."""
+
+from __future__ import annotations
+
+
+class JobError(Exception):
+    code = "job_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UploadTooLargeError(JobError):
+    code = "upload_too_large"
+
+    def __init__(self, limit_mb: int) -> None:
+        super().__init__(
+            f"The upload is larger than this server's limit of {limit_mb} MB "
+            "(SCRIBE_MAX_UPLOAD_MB). Split the file or ask the operator to raise the limit."
+        )
+
+
+class MediaTooLongError(JobError):
+    code = "duration_too_long"
+
+    def __init__(self, duration_s: float, limit_s: int) -> None:
+        super().__init__(
+            f"The audio is {duration_s / 60:.1f} minutes long; this server accepts at most "
+            f"{limit_s / 60:.0f} minutes (SCRIBE_MAX_DURATION_S). Split the file."
+        )
+
+
+class QueueFullError(JobError):
+    code = "queue_full"
+
+    def __init__(self, depth: int, retry_after_s: int) -> None:
+        super().__init__(
+            f"The queue is full ({depth} jobs waiting). Retry after {retry_after_s} seconds."
+        )
+        self.retry_after_s = retry_after_s
+
+
+class JobStateError(JobError):
+    code = "job_not_ready"
+
+
+class ResultGoneError(JobError):
+    code = "result_expired"

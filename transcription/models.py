@@ -1,0 +1,240 @@
+"""Jobs: every transcription, a file upload or a live stream, is a row here."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class JobQuerySet(models.QuerySet):
+    def for_owner(self, owner) -> JobQuerySet:
+        return self.filter(owner=owner)
+
+    def queued(self) -> JobQuerySet:
+        return self.filter(status=Job.Status.QUEUED)
+
+    def processing(self) -> JobQuerySet:
+        return self.filter(status=Job.Status.PROCESSING)
+
+    def terminal(self) -> JobQuerySet:
+        return self.filter(status__in=Job.TERMINAL)
+
+    def ahead_of(self, job: Job) -> JobQuerySet:
+        """Queued jobs that will be taken before ``job`` (the queue is first in, first out)."""
+        return self.queued().filter(
+            models.Q(created_at__lt=job.created_at)
+            | models.Q(created_at=job.created_at, id__lt=job.id)
+        )
+
+    def finished_before(self, moment: datetime) -> JobQuerySet:
+        return self.terminal().filter(finished_at__lt=moment)
+
+
+class Job(models.Model):
+    """One transcription and its life cycle.
+
+    States and the only legal transitions::
+
+        queued ──> processing ──> completed
+          │            │    └───> failed
+          │            ├────────> cancelled   (cancel seen at a segment boundary)
+          │            └────────> queued      (worker died; retried while attempts remain)
+          ├──────────────────────> cancelled  (cancelled before a worker took it)
+          └──────────────────────> failed     (could not be started)
+
+    completed, failed and cancelled are terminal. Transitions are conditional updates
+    (``UPDATE … WHERE status = …``) so a web request and a worker racing on the same job
+    cannot both win. The source audio is deleted on entering any terminal state.
+    """
+
+    class Kind(models.TextChoices):
+        FILE = "file"
+        STREAM = "stream"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        PROCESSING = "processing"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    TERMINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey("accounts.Owner", on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.FILE)
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    options = models.JSONField(default=dict, blank=True)
+
+    source_name = models.CharField(max_length=255, blank=True)  # the caller's file name
+    source_path = models.CharField(max_length=500, blank=True)  # storage name; "" once deleted
+    media_format = models.CharField(max_length=100, blank=True)
+    media_size_bytes = models.BigIntegerField(null=True, blank=True)
+    media_duration_s = models.FloatField(null=True, blank=True)
+
+    processed_s = models.FloatField(default=0.0)
+    total_s = models.FloatField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+
+    attempts = models.PositiveSmallIntegerField(default=0)
+    worker_host = models.CharField(max_length=255, blank=True)
+    worker_pid = models.IntegerField(null=True, blank=True)
+
+    error_code = models.CharField(max_length=50, blank=True)
+    error_message = models.TextField(blank=True)
+
+    result_path = models.CharField(max_length=500, blank=True)  # storage name of result json
+    result_purged_at = models.DateTimeField(null=True, blank=True)
+    language = models.CharField(max_length=16, blank=True)
+    run = models.JSONField(default=dict, blank=True)  # the engine's run record
+    metrics = models.JSONField(default=dict, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.id} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in self.TERMINAL
+
+    @property
+    def progress_percent(self) -> float | None:
+        if not self.total_s:
+            return None
+        return round(min(100.0, 100.0 * self.processed_s / self.total_s), 1)
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the pace so far; None before there is a pace to go by."""
+        if self.status != self.Status.PROCESSING or not self.started_at or not self.total_s:
+            return None
+        if self.processed_s <= 0:
+            return None
+        elapsed = (timezone.now() - self.started_at).total_seconds()
+        remaining = max(0.0, self.total_s - self.processed_s)
+        return round(elapsed / self.processed_s * remaining, 1)
+
+    # --- transitions (conditional updates; see the class docstring) -------------------
+
+    def _transition(self, allowed: tuple[str, ...], **changes) -> bool:
+        updated = Job.objects.filter(pk=self.pk, status__in=allowed).update(**changes)
+        if updated:
+            for field, value in changes.items():
+                setattr(self, field, value)
+        return bool(updated)
+
+    def mark_processing(self, *, host: str, pid: int) -> bool:
+        """Claim a queued job for this worker; False if someone else has it or it ended."""
+        now = timezone.now()
+        claimed = Job.objects.filter(pk=self.pk, status=self.Status.QUEUED).update(
+            status=self.Status.PROCESSING,
+            started_at=now,
+            heartbeat_at=now,
+            attempts=models.F("attempts") + 1,
+            worker_host=host,
+            worker_pid=pid,
+        )
+        if claimed:
+            self.refresh_from_db()
+        return bool(claimed)
+
+    def mark_completed(self, *, result_path: str, language: str, run: dict, metrics: dict) -> bool:
+        duration = metrics.get("audio_duration_s", 0.0)
+        return self._transition(
+            (self.Status.PROCESSING,),
+            status=self.Status.COMPLETED,
+            finished_at=timezone.now(),
+            result_path=result_path,
+            language=language,
+            run=run,
+            metrics=metrics,
+            processed_s=duration,
+            total_s=duration,
+        )
+
+    def mark_failed(self, *, code: str, message: str) -> bool:
+        return self._transition(
+            (self.Status.QUEUED, self.Status.PROCESSING),
+            status=self.Status.FAILED,
+            finished_at=timezone.now(),
+            error_code=code,
+            error_message=message,
+        )
+
+    def cancel_queued(self) -> bool:
+        """Cancel a job no worker has taken yet."""
+        return self._transition(
+            (self.Status.QUEUED,), status=self.Status.CANCELLED, finished_at=timezone.now()
+        )
+
+    def mark_cancelled(self) -> bool:
+        """End a processing job whose cancel was seen at a segment boundary."""
+        return self._transition(
+            (self.Status.PROCESSING,), status=self.Status.CANCELLED, finished_at=timezone.now()
+        )
+
+    def mark_requeued(self) -> bool:
+        """Put a job whose worker died back in the queue."""
+        return self._transition(
+            (self.Status.PROCESSING,),
+            status=self.Status.QUEUED,
+            heartbeat_at=None,
+            worker_pid=None,
+            worker_host="",
+        )
+
+    def request_cancel(self) -> bool:
+        return self._transition((self.Status.PROCESSING,), cancel_requested_at=timezone.now())
+
+    def record_progress(self, *, processed_s: float, total_s: float | None) -> None:
+        changes = {"processed_s": processed_s, "heartbeat_at": timezone.now()}
+        if total_s:
+            changes["total_s"] = total_s
+        self._transition((self.Status.PROCESSING,), **changes)
+
+    def record_heartbeat(self) -> None:
+        self._transition((self.Status.PROCESSING,), heartbeat_at=timezone.now())
+
+    def cancel_was_requested(self) -> bool:
+        return Job.objects.filter(pk=self.pk, cancel_requested_at__isnull=False).exists()
+
+
+class ServiceSettings(models.Model):
+    """Operator settings edited in the admin; a single row."""
+
+    retention_days = models.PositiveIntegerField(
+        default=7, help_text="Days a terminal job's result is kept before it is deleted."
+    )
+
+    class Meta:
+        verbose_name = "service settings"
+        verbose_name_plural = "service settings"
+
+    def __str__(self) -> str:
+        return "Service settings"
+
+    @classmethod
+    def current(cls) -> ServiceSettings:
+        row, _ = cls.objects.get_or_create(
+            pk=1, defaults={"retention_days": settings.SCRIBE_RETENTION_DAYS}
+        )
+        return row
+
+    def retention(self) -> timedelta:
+        return timedelta(days=self.retention_days)

@@ -1,0 +1,161 @@
+"""Request options and job representations of the jobs API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
+from rest_framework import serializers
+
+from transcription.engine import FORMATS, LANGUAGES
+from transcription.models import Job
+from transcription.services import LANES, job_queue_position
+
+COMPUTE_TYPES = (
+    "auto",
+    "default",
+    "float32",
+    "float16",
+    "bfloat16",
+    "int8",
+    "int8_float16",
+    "int8_float32",
+    "int8_bfloat16",
+    "int16",
+)
+
+
+def allowed_models() -> list[str]:
+    """Models a request may name: the lanes and the models configured for them."""
+    return sorted({*LANES, settings.SCRIBE_BATCH_MODEL, settings.SCRIBE_REALTIME_MODEL})
+
+
+class JobOptionsSerializer(serializers.Serializer):
+    language = serializers.CharField(required=False, allow_blank=True, default="")
+    model = serializers.CharField(required=False, default="batch")
+    device = serializers.RegexField(
+        r"^(auto|cpu|cuda|cuda:\d+)$",
+        required=False,
+        error_messages={"invalid": "Use auto, cpu, cuda or cuda:N."},
+    )
+    compute_type = serializers.ChoiceField(choices=COMPUTE_TYPES, required=False)
+    timestamps = serializers.BooleanField(default=True)
+    word_timestamps = serializers.BooleanField(default=False)
+    diarize = serializers.BooleanField(default=False)
+    formats = serializers.ListField(
+        child=serializers.ChoiceField(choices=sorted(FORMATS)), required=False, allow_empty=False
+    )
+    hotwords = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, max_length=200
+    )
+    glossary_id = serializers.IntegerField(required=False, allow_null=True)
+    vad = serializers.BooleanField(default=True)
+    batch_size = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=64
+    )
+    post_correction = serializers.DictField(required=False)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                {"non_field_errors": ["options must be a JSON object."]}
+            )
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError(
+                {name: [f"Unknown option. Known: {', '.join(self.fields)}."] for name in unknown}
+            )
+        return super().to_internal_value(data)
+
+    def validate_language(self, value: str) -> str:
+        value = value.strip().lower()
+        if value in ("", "auto"):
+            return ""
+        if value not in LANGUAGES:
+            raise serializers.ValidationError(
+                f"{value!r} is not a language Whisper knows: use a code such as ko, en, ja, "
+                "or auto."
+            )
+        return value
+
+    def validate_model(self, value: str) -> str:
+        if value not in allowed_models():
+            raise serializers.ValidationError(
+                f"{value!r} is not served here; use one of {', '.join(allowed_models())}."
+            )
+        return value
+
+    def validate_diarize(self, value: bool) -> bool:
+        if value:
+            raise serializers.ValidationError(
+                "Speaker diarization is not available on this server yet."
+            )
+        return value
+
+    def validate_glossary_id(self, value: int | None) -> int | None:
+        if value is not None:
+            raise serializers.ValidationError("Glossaries are not available on this server yet.")
+        return value
+
+    def validate_post_correction(self, value: dict) -> dict:
+        mode = value.get("mode", "none")
+        if mode != "none" or set(value) - {"mode"}:
+            raise serializers.ValidationError(
+                'Only {"mode": "none"} is available on this server yet.'
+            )
+        return {"mode": "none"}
+
+
+def job_representation(job: Job, request) -> dict[str, Any]:
+    """The caller's view of a job, with what matters in its current state."""
+    data: dict[str, Any] = {
+        "job_id": str(job.id),
+        "status": job.status,
+        "kind": job.kind,
+        "created_at": job.created_at,
+        "source": {
+            "name": job.source_name,
+            "format": job.media_format,
+            "size_bytes": job.media_size_bytes,
+            "duration_sec": job.media_duration_s,
+        },
+        "options": job.options,
+        "attempts": job.attempts,
+    }
+    if job.status == Job.Status.QUEUED:
+        ahead = job_queue_position(job=job)
+        data["queue_position"] = ahead + 1
+        data["jobs_ahead"] = ahead
+    elif job.status == Job.Status.PROCESSING:
+        data["started_at"] = job.started_at
+        data["progress"] = job.progress_percent
+        data["processed_sec"] = round(job.processed_s, 1)
+        data["total_sec"] = job.total_s
+        data["eta_sec"] = job.eta_s
+        data["cancel_requested"] = job.cancel_requested_at is not None
+    else:
+        data["started_at"] = job.started_at
+        data["finished_at"] = job.finished_at
+    if job.status == Job.Status.COMPLETED:
+        metrics = job.metrics
+        data["summary"] = {
+            "language": job.language,
+            "duration_sec": metrics.get("audio_duration_s"),
+            "processing_time_sec": metrics.get("processing_time_s"),
+            "real_time_factor": metrics.get("real_time_factor"),
+            "speech_coverage": metrics.get("vad_speech_coverage"),
+            "mean_confidence": metrics.get("mean_confidence"),
+            "model": job.run.get("model_name"),
+            "compute_type": job.run.get("compute_type"),
+        }
+        if job.result_purged_at:
+            data["results"] = None
+            data["results_purged_at"] = job.result_purged_at
+        else:
+            url = request.build_absolute_uri(reverse("job-result", args=[job.id]))
+            formats = job.options.get("formats") or sorted(FORMATS)
+            data["results"] = {fmt: f"{url}?format={fmt}" for fmt in formats}
+    if job.status == Job.Status.FAILED:
+        data["error"] = {"code": job.error_code, "message": job.error_message}
+    return data

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from transcription import views
+
+urlpatterns = [
+    path("jobs", views.JobListView.as_view(), name="job-list"),
+    path("jobs/<uuid:job_id>", views.JobDetailView.as_view(), name="job-detail"),
+    path("jobs/<uuid:job_id>/result", views.JobResultView.as_view(), name="job-result"),
+]

@@ -1,0 +1,149 @@
+"""The jobs API under /v1/: thin views over transcription.services."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.generics import GenericAPIView
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+
+from transcription import services, storage
+from transcription.engine import CONTENT_TYPES, FORMATS, render, transcript_from_dict
+from transcription.errors import JobStateError, ResultGoneError
+from transcription.models import Job
+from transcription.serializers import JobOptionsSerializer, job_representation
+from transcription.uploads import LimitedUploadHandler
+
+
+class OwnedJobsMixin:
+    """Every job query goes through the caller's owner: another owner's job is a 404."""
+
+    def get_queryset(self):
+        return Job.objects.for_owner(self.request.user.owner)
+
+
+class JobListView(OwnedJobsMixin, GenericAPIView):
+    parser_classes = [MultiPartParser]
+
+    def initialize_request(self, request, *args, **kwargs):
+        # Must be set before anything reads the body: uploads go to disk, limited in size.
+        request.upload_handlers = [LimitedUploadHandler(request)]
+        return super().initialize_request(request, *args, **kwargs)
+
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "options": {"type": "string", "description": "JSON object of job options"},
+                },
+            }
+        },
+        responses={202: OpenApiTypes.OBJECT},
+        description="Upload an audio or video file and queue it for transcription.",
+    )
+    def post(self, request):
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ValidationError(
+                {"file": ["Send the audio or video as the multipart field 'file'."]}
+            )
+        raw_options = request.data.get("options") or "{}"
+        try:
+            options = json.loads(raw_options)
+        except json.JSONDecodeError as exc:
+            raise ValidationError({"options": [f"Not valid JSON: {exc}."]}) from None
+        serializer = JobOptionsSerializer(data=options)
+        if not serializer.is_valid():
+            raise ValidationError({"options": serializer.errors})
+        try:
+            job = services.job_create(
+                owner=request.user.owner, upload=upload, options=serializer.validated_data
+            )
+        finally:
+            upload.close()  # the temporary file is deleted on close
+        return Response(job_representation(job, request), status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, enum=list(Job.Status.values))],
+        responses={200: OpenApiTypes.OBJECT},
+        description="The caller's jobs, newest first, paginated.",
+    )
+    def get(self, request):
+        jobs = self.get_queryset()
+        wanted = request.query_params.get("status")
+        if wanted:
+            if wanted not in Job.Status.values:
+                raise ValidationError({"status": [f"Use one of {', '.join(Job.Status.values)}."]})
+            jobs = jobs.filter(status=wanted)
+        page = self.paginate_queryset(jobs)
+        return self.get_paginated_response([job_representation(j, request) for j in page])
+
+
+class JobDetailView(OwnedJobsMixin, GenericAPIView):
+    lookup_url_kwarg = "job_id"
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, job_id):
+        return Response(job_representation(self.get_object(), request))
+
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT},
+        description="Cancel: a queued job at once, a processing one at the next segment boundary.",
+    )
+    def delete(self, request, job_id):
+        job = services.job_cancel(job=self.get_object())
+        return Response(job_representation(job, request))
+
+
+class ResultFormatNegotiation(BaseContentNegotiation):
+    """``?format=`` names the transcript format here, not one of DRF's renderers."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class JobResultView(OwnedJobsMixin, GenericAPIView):
+    lookup_url_kwarg = "job_id"
+    content_negotiation_class = ResultFormatNegotiation
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=sorted(FORMATS), default="json")],
+        responses={
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, "text/plain"): OpenApiTypes.STR,
+        },
+    )
+    def get(self, request, job_id):
+        job = self.get_object()
+        fmt = request.query_params.get("format", "json")
+        if fmt not in FORMATS:
+            raise ValidationError({"format": [f"Use one of {', '.join(FORMATS)}."]})
+        if job.status != Job.Status.COMPLETED:
+            raise JobStateError(
+                f"The job is {job.status}; results exist only for completed jobs. "
+                "Poll GET /v1/jobs/{id} until its status is completed."
+            )
+        if job.result_purged_at or not job.result_path:
+            raise ResultGoneError(
+                "This result was deleted after the retention period; submit the file again."
+            )
+        stored = storage.result_read(job.result_path)
+        # json is served as stored; the other formats are rendered from it on demand.
+        body = stored if fmt == "json" else render(transcript_from_dict(json.loads(stored)), fmt)
+        response = HttpResponse(body, content_type=CONTENT_TYPES[fmt])
+        stem = Path(job.source_name).stem or str(job.id)
+        response["Content-Disposition"] = f'attachment; filename="{stem}.{fmt}"'
+        return response
