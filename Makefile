@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: run test lint typecheck bench detect clean
+.PHONY: run serve test lint typecheck bench detect clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ run: $(STAMP)
 	@test -n "$(FILE)" || { echo "usage: make run FILE=path/to/audio-or-video [ARGS='--format srt']" >&2; exit 2; }
 	$(BIN)/python manage.py migrate --verbosity 0
 	$(BIN)/python manage.py transcribe "$(FILE)" $(ARGS)
+
+# make serve: the API on http://127.0.0.1:8000 and the batch workers, embedded defaults.
+serve: $(STAMP)
+	$(BIN)/python manage.py migrate --verbosity 0
+	$(BIN)/python manage.py serve $(ARGS)
 
 detect: $(STAMP)
 	$(BIN)/python manage.py detect
@@ -39,6 +44,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/engine_overhead.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/engine_memory.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/jobs_api.py
 
 clean:
 	rm -rf $(VENV) var

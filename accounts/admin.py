@@ -12,5 +12,5 @@ class OwnerAdmin(admin.ModelAdmin):
 
 @admin.register(APIKey)
 class ScopedAPIKeyAdmin(APIKeyModelAdmin):
-    list_display = (*APIKeyModelAdmin.list_display, "owner", "scopes")
-    list_filter = (*APIKeyModelAdmin.list_filter, "owner")
+    list_display = (*APIKeyModelAdmin.list_display, "owner", "scopes")  # type: ignore[assignment]
+    list_filter = (*APIKeyModelAdmin.list_filter, "owner")  # type: ignore[assignment]

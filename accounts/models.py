@@ -41,7 +41,7 @@ class APIKey(AbstractAPIKey):
     owner = models.ForeignKey(Owner, on_delete=models.CASCADE, related_name="api_keys")
     scopes = models.JSONField(default=default_scopes)
 
-    objects = APIKeyManager()
+    objects = APIKeyManager()  # type: ignore[misc,assignment]
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "API key"

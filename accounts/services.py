@@ -12,4 +12,5 @@ def api_key_create(*, owner_name: str, scopes: list[str], name: str = "") -> tup
     key, secret = APIKey.objects.create_key(
         owner=owner, scopes=sorted(set(scopes)), name=name or f"{owner_name} key"
     )
+    assert isinstance(key, APIKey)  # the manager is typed for the abstract base
     return key, secret

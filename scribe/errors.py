@@ -76,6 +76,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response.data = error_body(
             code, "Some fields are invalid: see fields for what to change.", fields
         )
+    elif isinstance(exc, exceptions.NotAuthenticated):
+        response.data = error_body(
+            code, "No API key: send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'."
+        )
     else:
         detail = response.data.get("detail") if isinstance(response.data, dict) else None
         response.data = error_body(code, str(detail or exc))

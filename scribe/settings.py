@@ -8,6 +8,7 @@ See the configuration table in README.md.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -193,11 +194,15 @@ else:
 
 # --- storage --------------------------------------------------------------------------
 SCRIBE_STORAGE = env_choice("SCRIBE_STORAGE", "local", {"local", "s3"})
+_default_storage: dict[str, Any]
 if SCRIBE_STORAGE == "s3":
+    _s3_bucket = env_str("SCRIBE_S3_BUCKET")
+    if not _s3_bucket:
+        raise ImproperlyConfigured("SCRIBE_STORAGE=s3 needs SCRIBE_S3_BUCKET.")
     _default_storage = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
-            "bucket_name": env_str("SCRIBE_S3_BUCKET"),
+            "bucket_name": _s3_bucket,
             "endpoint_url": env_str("SCRIBE_S3_ENDPOINT_URL") or None,
             "access_key": env_str("SCRIBE_S3_ACCESS_KEY_ID"),
             "secret_key": env_str("SCRIBE_S3_SECRET_ACCESS_KEY"),
@@ -206,8 +211,6 @@ if SCRIBE_STORAGE == "s3":
             "file_overwrite": False,
         },
     }
-    if not _default_storage["OPTIONS"]["bucket_name"]:
-        raise ImproperlyConfigured("SCRIBE_STORAGE=s3 needs SCRIBE_S3_BUCKET.")
 else:
     _default_storage = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",

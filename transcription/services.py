@@ -16,7 +16,7 @@ from typing import Any
 
 from django import db
 from django.conf import settings
-from django.core.files.uploadedfile import UploadedFile
+from django.core.files.uploadedfile import TemporaryUploadedFile
 from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -103,7 +103,7 @@ PROGRESS_WRITE_INTERVAL_S = 1.0
 CANCEL_POLL_INTERVAL_S = 1.0
 
 
-def job_create(*, owner: Owner, upload: UploadedFile, options: dict[str, Any]) -> Job:
+def job_create(*, owner: Owner, upload: TemporaryUploadedFile, options: dict[str, Any]) -> Job:
     """Accept an upload as a queued job: check the queue, probe the media, store, enqueue.
 
     Raises QueueFullError, MediaError (not audio), MediaTooLongError.
@@ -139,13 +139,15 @@ def job_create(*, owner: Owner, upload: UploadedFile, options: dict[str, Any]) -
 def _retry_after_s() -> int:
     """Guess when a slot frees up: the median run time of recent jobs, at least 10 s."""
     recent = list(
-        Job.objects.filter(status=Job.Status.COMPLETED, started_at__isnull=False)
+        Job.objects.filter(
+            status=Job.Status.COMPLETED, started_at__isnull=False, finished_at__isnull=False
+        )
         .order_by("-finished_at")
         .values_list("started_at", "finished_at")[:20]
     )
     if not recent:
         return 30
-    durations = sorted((end - start).total_seconds() for start, end in recent)
+    durations = sorted((end - start).total_seconds() for start, end in recent if start and end)
     return max(10, round(durations[len(durations) // 2]))
 
 

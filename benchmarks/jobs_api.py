@@ -1,0 +1,157 @@
+#!/usr/bin/env python
+"""End-to-end job overhead and API latency under load, on the production topology.
+
+Starts daphne + ``manage.py qcluster`` (one worker, 2 CPU threads) on a fresh PostgreSQL
+database (the e2e tests' Stack), with the random-weight test model of Whisper tiny's
+dimensions, and measures side by side in one run:
+
+1. ``ratio=``: upload → completed (the job's ``finished_at``, read from the database, minus
+   the moment the upload started) ÷ the bare engine's ``transcribe()`` on the same
+   ≥ 5-minute file with the same model and threads, in this process. Target ≤ 1.10.
+2. ``p95_ms=``: latency of ``GET /v1/jobs/{id}`` while the worker is busy transcribing on
+   the same 2 cores. Target ≤ 50 ms.
+
+Needs PostgreSQL on 127.0.0.1:5432 and ../shared/audio/jfk.flac.
+
+    .venv/bin/python benchmarks/jobs_api.py [--minutes 6] [--requests 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from engine_memory import REPO_ROOT, require_speech_clip, synthesize_speech_wav
+
+TARGET_RATIO = 1.10
+TARGET_P95_MS = 50.0
+
+
+def bare_engine_s(wav: Path, model_dir: Path, models_dir: Path, threads: int) -> float:
+    from transcription.engine import TranscribeOptions, model_manager, transcribe
+
+    model = model_manager.get(
+        str(model_dir),
+        models_dir=models_dir,
+        offline=True,
+        device="cpu",
+        compute_type="int8",
+        cpu_threads=threads,
+    )
+    transcribe(wav, model, TranscribeOptions())  # warm-up: VAD model, caches
+    started = time.perf_counter()
+    transcribe(wav, model, TranscribeOptions())
+    elapsed = time.perf_counter() - started
+    model_manager.clear()
+    del model
+    gc.collect()
+    return elapsed
+
+
+def submit(client, path: Path, options: dict | None = None) -> tuple[str, float]:
+    started = time.time()
+    with path.open("rb") as handle:
+        response = client.post(
+            "/v1/jobs",
+            files={"file": (path.name, handle)},
+            data={"options": json.dumps(options or {})},
+        )
+    response.raise_for_status()
+    return response.json()["job_id"], started
+
+
+def wait_done(client, job_id: str, poll_s: float = 0.5) -> dict:
+    while True:
+        body = client.get(f"/v1/jobs/{job_id}").json()
+        if body["status"] in ("completed", "failed", "cancelled"):
+            return body
+        time.sleep(poll_s)
+
+
+def finished_at(stack, job_id: str) -> float:
+    [(moment,)] = stack.sql("SELECT finished_at FROM transcription_job WHERE id = %s", job_id)
+    assert isinstance(moment, datetime)
+    return moment.timestamp()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=6.0, help="length of the timed file")
+    parser.add_argument("--requests", type=int, default=400, help="GETs for the latency run")
+    parser.add_argument("--threads", type=int, default=2, help="CTranslate2 CPU threads")
+    args = parser.parse_args()
+    require_speech_clip()
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scribe.settings")
+    sys.path.insert(0, str(REPO_ROOT))
+    import django
+
+    django.setup()
+    from tests.e2e.stack import Stack
+    from transcription.engine.testmodel import build_test_model
+
+    tmp = Path(tempfile.mkdtemp(prefix="scribe-bench-jobs-"))
+    model_dir = build_test_model(tmp / "tiny", size="tiny")
+    wav = synthesize_speech_wav(tmp / "speech.wav", args.minutes * 60)
+    warm = synthesize_speech_wav(tmp / "warm.wav", 15)
+
+    bare = bare_engine_s(wav, model_dir, tmp / "models", args.threads)
+    print(f"bare engine transcribe(): {bare:.2f} s for {args.minutes * 60:.0f} s of audio")
+
+    with (
+        Stack(
+            tmp / "stack", model_dir, SCRIBE_WORKERS="1", SCRIBE_CPU_THREADS=str(args.threads)
+        ) as stack,
+        stack.client() as client,
+    ):
+        wait_done(client, submit(client, warm)[0])  # the worker has its model loaded
+        job_id, started = submit(client, wav)
+        body = wait_done(client, job_id)
+        end_to_end = finished_at(stack, job_id) - started
+        ratio = end_to_end / bare
+        print(f"end-to-end job (upload -> completed): {end_to_end:.2f} s, status {body['status']}")
+        print(
+            f"ratio={ratio:.3f} (target <= {TARGET_RATIO}) "
+            f"{'PASS' if ratio <= TARGET_RATIO else 'FAIL'}"
+        )
+
+        busy_id, _ = submit(client, wav)
+        while client.get(f"/v1/jobs/{busy_id}").json()["status"] != "processing":
+            time.sleep(0.05)
+        latencies_ms: list[float] = []
+        busy = 0
+        for _ in range(args.requests):
+            started_req = time.perf_counter()
+            response = client.get(f"/v1/jobs/{busy_id}")
+            latencies_ms.append((time.perf_counter() - started_req) * 1000)
+            status = response.json()["status"]
+            busy += status == "processing"
+            if status != "processing":
+                break
+        latencies_ms.sort()
+        p50 = statistics.median(latencies_ms)
+        p95 = latencies_ms[int(0.95 * (len(latencies_ms) - 1))]
+        p99 = latencies_ms[int(0.99 * (len(latencies_ms) - 1))]
+        print(
+            f"GET /v1/jobs/{{id}} while the worker is busy: {len(latencies_ms)} requests "
+            f"({busy} answered 'processing'), p50={p50:.1f} ms p99={p99:.1f} ms "
+            f"max={latencies_ms[-1]:.1f} ms"
+        )
+        print(
+            f"p95_ms={p95:.1f} (target <= {TARGET_P95_MS}) "
+            f"{'PASS' if p95 <= TARGET_P95_MS else 'FAIL'}"
+        )
+        client.delete(f"/v1/jobs/{busy_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

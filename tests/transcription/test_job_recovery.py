@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from django.core.files.storage import default_storage
+from django.utils import timezone
+from django_q.models import OrmQ
+
+from transcription import services
+from transcription.management.commands.qcluster import planned_workers
+from transcription.models import Job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def job(api, job_settings, tone_wav) -> Job:
+    with tone_wav.open("rb") as handle:
+        response = api.post(
+            "/v1/jobs", {"file": handle, "options": json.dumps({})}, format="multipart"
+        )
+    return Job.objects.get(pk=response.json()["job_id"])
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def claim(job: Job, *, pid: int, host: str | None = None, seconds_ago: float = 0) -> None:
+    assert job.mark_processing(host=host or socket.gethostname(), pid=pid)
+    Job.objects.filter(pk=job.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=seconds_ago)
+    )
+
+
+def test_a_job_whose_worker_process_died_here_is_requeued_at_once(job):
+    claim(job, pid=dead_pid())
+    tasks_before = OrmQ.objects.count()
+
+    assert services.jobs_recover() == 1
+
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.worker_pid) == ("queued", 1, None)
+    assert OrmQ.objects.count() == tasks_before + 1, "a new task was enqueued"
+    assert default_storage.exists(job.source_path), "the audio is kept for the retry"
+
+
+def test_a_job_of_a_silent_worker_elsewhere_is_requeued_after_the_stale_period(job, settings):
+    claim(job, pid=1, host="another-host", seconds_ago=settings.SCRIBE_STALE_AFTER_S - 5)
+    assert services.jobs_recover() == 0
+
+    Job.objects.filter(pk=job.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=settings.SCRIBE_STALE_AFTER_S + 5)
+    )
+    assert services.jobs_recover() == 1
+    assert Job.objects.get(pk=job.pk).status == "queued"
+
+
+def test_a_job_with_a_live_worker_is_left_alone(job):
+    import os
+
+    claim(job, pid=os.getpid())
+
+    assert services.jobs_recover() == 0
+    assert Job.objects.get(pk=job.pk).status == "processing"
+
+
+def test_a_job_out_of_attempts_fails_with_a_clear_error_and_no_audio(job, settings):
+    Job.objects.filter(pk=job.pk).update(attempts=settings.SCRIBE_JOB_MAX_ATTEMPTS - 1)
+    job.refresh_from_db()
+    claim(job, pid=dead_pid())
+    source = job.source_path
+
+    services.jobs_recover()
+
+    job.refresh_from_db()
+    assert job.status == "failed" and job.error_code == "worker_lost"
+    assert f"stopped {settings.SCRIBE_JOB_MAX_ATTEMPTS} times" in job.error_message
+    assert not default_storage.exists(source)
+
+
+def test_a_job_cancelled_while_its_worker_died_ends_cancelled(job):
+    claim(job, pid=dead_pid())
+    job.request_cancel()
+
+    services.jobs_recover()
+
+    assert Job.objects.get(pk=job.pk).status == "cancelled"
+
+
+def test_a_redelivered_task_for_a_finished_job_does_nothing(job):
+    services.job_process(job_id=str(job.id))
+    job.refresh_from_db()
+    finished = (job.status, job.attempts, job.finished_at)
+
+    services.job_process(job_id=str(job.id))
+
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.finished_at) == finished == ("completed", 1, finished[2])
+
+
+def test_qcluster_sizes_itself_from_the_device_plan(models_dir):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("detect", "--json", stdout=out)
+    expected = sum(
+        a["workers"] for a in json.loads(out.getvalue())["plans"]["batch"]["assignments"]
+    )
+
+    assert planned_workers() == expected >= 1
