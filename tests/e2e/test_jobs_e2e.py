@@ -90,3 +90,34 @@ def test_a_job_whose_worker_is_killed_is_retried_and_leaves_no_audio(stack, tmp_
     assert sorted(p.name for p in (stack.media / "results").iterdir()) == sorted(
         [f"{victim}.json", f"{queued}.json"]
     )
+
+
+def test_jobs_run_with_redis_as_the_queue_broker(tmp_path, model_dir):
+    require_service("127.0.0.1", 5432, "PostgreSQL")
+    require_service("127.0.0.1", 6379, "Redis")
+    audio = write_tone_wav(tmp_path / "short.wav", seconds=20)
+    # A database number of its own, so parallel runs and other tests do not share queues.
+    with (
+        Stack(
+            tmp_path,
+            model_dir,
+            SCRIBE_WORKERS="1",
+            REDIS_URL=f"redis://127.0.0.1:6379/{os.getpid() % 15 + 1}",
+        ) as stack,
+        stack.client() as client,
+    ):
+        job_id = submit(client, audio, {"vad": False})
+        body = wait_for(
+            lambda: (
+                (b := client.get(f"/v1/jobs/{job_id}").json())["status"] in ("completed", "failed")
+                and b
+            ),
+            120,
+            "the job to finish",
+        )
+        ready = client.get("/health/ready").json()
+        [(orm_tasks,)] = stack.sql("SELECT count(*) FROM django_q_ormq")
+
+    assert body["status"] == "completed", body
+    assert "queue broker" not in " ".join(ready["problems"])
+    assert orm_tasks == 0, "the task went through Redis, not the database broker"
