@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from rest_framework import authentication, exceptions
 
 from accounts.models import APIKey, Owner
+from accounts.services import api_key_touch
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,23 @@ def key_from_headers(headers) -> str | None:
     return None
 
 
+def unusable_key_message(raw: str) -> str:
+    prefix = raw.partition(".")[0]
+    revoked = APIKey.objects.filter(prefix=prefix, revoked=True).first()
+    if revoked is not None and revoked.is_valid(raw):
+        return "The API key has been revoked: ask an operator for a new key."
+    return "The API key is not valid: check for a typo, or ask an operator for a new key."
+
+
+def check_key_usable(key: APIKey) -> None:
+    """Raise AuthenticationFailed for a key past its expiry (revoked keys are not found)."""
+    if key.has_expired:
+        raise exceptions.AuthenticationFailed(
+            "The API key has expired (a rotated key stops working after its grace period): "
+            "use the new key, or ask an operator for one."
+        )
+
+
 class APIKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
         raw = key_from_headers(request.headers)
@@ -41,13 +59,9 @@ class APIKeyAuthentication(authentication.BaseAuthentication):
         try:
             key = APIKey.objects.get_from_key(raw)
         except APIKey.DoesNotExist:
-            raise exceptions.AuthenticationFailed(
-                "The API key is not valid: check for a typo, or ask an operator for a new key."
-            ) from None
-        if key.has_expired:
-            raise exceptions.AuthenticationFailed(
-                "The API key has expired: ask an operator for a new key."
-            )
+            raise exceptions.AuthenticationFailed(unusable_key_message(raw)) from None
+        check_key_usable(key)
+        api_key_touch(key=key)
         return Caller(key=key, owner=key.owner), key
 
     def authenticate_header(self, request) -> str:

@@ -40,6 +40,10 @@ class APIKey(AbstractAPIKey):
 
     owner = models.ForeignKey(Owner, on_delete=models.CASCADE, related_name="api_keys")
     scopes = models.JSONField(default=default_scopes)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    rotated_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rotated_to"
+    )
 
     objects = APIKeyManager()  # type: ignore[misc,assignment]
 
@@ -49,3 +53,27 @@ class APIKey(AbstractAPIKey):
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+
+class KeyAuditEvent(models.Model):
+    """Who did what with keys, and every request that was turned away."""
+
+    class Action(models.TextChoices):
+        CREATED = "created"
+        ROTATED = "rotated"
+        REVOKED = "revoked"
+        DENIED = "denied"
+
+    action = models.CharField(max_length=10, choices=Action.choices, db_index=True)
+    key_prefix = models.CharField(max_length=16, blank=True, db_index=True)
+    owner = models.ForeignKey(Owner, on_delete=models.SET_NULL, null=True, blank=True)
+    route = models.CharField(max_length=300, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.key_prefix or '(no key)'} {self.route}"

@@ -54,7 +54,35 @@ def error_body(code: str, message: str, fields: Any = None) -> dict[str, Any]:
     return {"error": error}
 
 
+DENIALS = (
+    exceptions.NotAuthenticated,
+    exceptions.AuthenticationFailed,
+    exceptions.PermissionDenied,
+    exceptions.Throttled,
+)
+
+
+def _record_denial(exc: Exception, context: dict[str, Any]) -> None:
+    """Every request turned away is audited: which key (prefix), which route, why."""
+    from accounts.authentication import key_from_headers
+    from accounts.services import request_denied_record
+
+    request = context.get("request")
+    if request is None:
+        return
+    reason = str(getattr(exc, "detail", exc))
+    request_denied_record(
+        raw_key=key_from_headers(request.headers),
+        route=f"{request.method} {request.path}",
+        reason=f"{type(exc).__name__}: {reason}",
+        remote_addr=request.META.get("REMOTE_ADDR"),
+        key=getattr(request, "_auth", None),
+    )
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DENIALS):
+        _record_denial(exc, context)
     for kind, http_status in DOMAIN_STATUS:
         if isinstance(exc, kind):
             assert isinstance(exc, JobError | EngineError)

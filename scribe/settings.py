@@ -37,12 +37,14 @@ SECRET_KEY = _secret
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 
 INSTALLED_APPS = [
+    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "channels",
     "rest_framework",
     "rest_framework_api_key",
     "drf_spectacular",
@@ -227,13 +229,44 @@ FILE_UPLOAD_TEMP_DIR = env_str("SCRIBE_UPLOAD_TEMP_DIR") or None
 # --- API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.APIKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "accounts.permissions.HasScope",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.APIKeyRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "scribe.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
+# --- realtime -------------------------------------------------------------------------
+# Unset REDIS_URL: the in-memory layer, so streaming runs inside the web process.
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # Explicit bounds: audio frames are large and a stuck worker must not grow Redis.
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30, "group_expiry": 3600},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Requests per key, DRF's "N/second|minute|hour|day"; empty turns the limit off.
+SCRIBE_RATE_LIMIT = env_str("SCRIBE_RATE_LIMIT", "600/minute")
+# Throttle counters live in the cache: shared through Redis when there is one.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "scribe",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "scribe",
     "DESCRIPTION": "Private, self-hosted speech-to-text.",

@@ -166,6 +166,20 @@ def job_queue_position(*, job: Job) -> int:
     return Job.objects.ahead_of(job).count()
 
 
+def queue_summary() -> dict[str, Any]:
+    """Counts of waiting and running jobs, and how long the oldest has waited."""
+    oldest = Job.objects.queued().order_by("created_at").values_list("created_at", flat=True)
+    first = oldest.first()
+    return {
+        "queued": Job.objects.queued().count(),
+        "processing": Job.objects.processing().count(),
+        "oldest_queued_age_sec": round((timezone.now() - first).total_seconds(), 1)
+        if first
+        else None,
+        "max_queued": settings.SCRIBE_MAX_QUEUED_JOBS,
+    }
+
+
 def job_cancel(*, job: Job) -> Job:
     """Cancel a queued job now, or ask a processing one to stop at its next segment."""
     if job.cancel_queued():

@@ -26,6 +26,8 @@ from transcription.uploads import LimitedUploadHandler
 class OwnedJobsMixin:
     """Every job query goes through the caller's owner: another owner's job is a 404."""
 
+    required_scope = "transcribe"
+
     def get_queryset(self):
         return Job.objects.for_owner(self.request.user.owner)
 
@@ -147,3 +149,13 @@ class JobResultView(OwnedJobsMixin, GenericAPIView):
         stem = Path(job.source_name).stem or str(job.id)
         response["Content-Disposition"] = f'attachment; filename="{stem}.{fmt}"'
         return response
+
+
+class SystemQueueView(GenericAPIView):
+    """Queue depth for operators' dashboards (``admin`` scope)."""
+
+    required_scope = "admin"
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        return Response(services.queue_summary())
