@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP (Django) behind an upload size guard."""
+"""ASGI entry point: HTTP (Django, behind the upload size guard) and WebSocket streaming,
+plus the realtime worker's channel for `manage.py runworker realtime`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,17 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scribe.settings")
 django_app = get_asgi_application()
 
-from scribe.upload_guard import UploadSizeGuard  # noqa: E402 - needs settings loaded
+# Imported after Django is set up: they use models and settings.
+from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 
-application = UploadSizeGuard(django_app)
+from accounts.websocket import APIKeyWebSocketMiddleware  # noqa: E402
+from realtime.routing import channel_routes, websocket_urlpatterns  # noqa: E402
+from scribe.upload_guard import UploadSizeGuard  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": UploadSizeGuard(django_app),
+        "websocket": APIKeyWebSocketMiddleware(URLRouter(websocket_urlpatterns)),
+        "channel": ChannelNameRouter(channel_routes),
+    }
+)

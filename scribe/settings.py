@@ -247,11 +247,25 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             # Explicit bounds: audio frames are large and a stuck worker must not grow Redis.
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30, "group_expiry": 3600},
+            "CONFIG": {
+                # redis-py 8 defaults socket_timeout to 5 s, the same as channels_redis's
+                # blocking BZPOPMIN: every idle receive would time out. Wait longer.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "capacity": 1000,
+                "expiry": 30,
+                "group_expiry": 3600,
+            },
         }
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+SCRIBE_REALTIME_CHANNEL = env_str("SCRIBE_REALTIME_CHANNEL") or "realtime"
+SCRIBE_REALTIME_MAX_SESSIONS = env_int("SCRIBE_REALTIME_MAX_SESSIONS", 8, minimum=1)
+SCRIBE_REALTIME_BEAM_SIZE = env_int("SCRIBE_REALTIME_BEAM_SIZE", 1, minimum=1)
+# Decode live sessions inside the web process: the default with the in-memory layer,
+# which cannot reach another process.
+SCRIBE_REALTIME_IN_PROCESS = env_bool("SCRIBE_REALTIME_IN_PROCESS", not REDIS_URL)
 
 # Requests per key, DRF's "N/second|minute|hour|day"; empty turns the limit off.
 SCRIBE_RATE_LIMIT = env_str("SCRIBE_RATE_LIMIT", "600/minute")

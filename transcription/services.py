@@ -361,6 +361,11 @@ def jobs_recover(*, now: datetime | None = None) -> int:
         if not (dead_here or stale):
             continue
         recovered += 1
+        if job.kind == Job.Kind.STREAM:
+            from realtime.services import stream_job_recover
+
+            stream_job_recover(job=job)
+            continue
         if job.cancel_requested_at is not None:
             job.mark_cancelled()
         elif job.attempts >= settings.SCRIBE_JOB_MAX_ATTEMPTS:

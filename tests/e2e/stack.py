@@ -32,7 +32,16 @@ def free_port() -> int:
 
 
 class Stack:
-    def __init__(self, tmp: Path, model_dir: Path, **env: str) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        model_dir: Path,
+        *,
+        batch_workers: bool = True,
+        realtime_worker: bool = False,
+        **env: str,
+    ) -> None:
+        self.batch_workers, self.realtime_worker = batch_workers, realtime_worker
         self.database = f"scribe_e2e_{uuid.uuid4().hex[:10]}"
         self.media = tmp / "media"
         self.port = free_port()
@@ -97,7 +106,10 @@ class Stack:
                 str(self.port),
                 "scribe.asgi:application",
             )
-            self.spawn("qcluster", sys.executable, "manage.py", "qcluster")
+            if self.batch_workers:
+                self.spawn("qcluster", sys.executable, "manage.py", "qcluster")
+            if self.realtime_worker:
+                self.spawn("runworker", sys.executable, "manage.py", "runworker", "realtime")
             self.wait_until_live()
         except BaseException:
             self.__exit__(None, None, None)

@@ -23,8 +23,9 @@ from transcription.engine.errors import (
 )
 from transcription.engine.formats import CONTENT_TYPES, FORMATS, render
 from transcription.engine.manager import LoadedModel, model_manager
-from transcription.engine.pipeline import LANGUAGES, PIPELINE_VERSION, transcribe
+from transcription.engine.pipeline import LANGUAGES, PIPELINE_VERSION, run_record, transcribe
 from transcription.engine.registry import model_size, resolve_model
+from transcription.engine.streaming import BufferDecode, decode_buffer, speech_regions
 from transcription.engine.types import (
     Metrics,
     RunRecord,
@@ -38,6 +39,9 @@ from transcription.engine.types import (
 )
 
 __all__ = [
+    "BufferDecode",
+    "decode_buffer",
+    "speech_regions",
     "CONTENT_TYPES",
     "FORMATS",
     "LANGUAGES",
@@ -70,6 +74,7 @@ __all__ = [
     "probe",
     "render",
     "resolve_model",
+    "run_record",
     "stream_audio",
     "transcribe",
     "transcript_from_dict",

@@ -318,6 +318,11 @@ def _run_record(
     decoding = dataclasses.asdict(options)
     decoding["language_used"] = language
     decoding["window_s"] = window_s
+    return run_record(model, decoding)
+
+
+def run_record(model: LoadedModel, decoding: dict) -> RunRecord:
+    """What ran: the model, its checksum and device, and the decoding parameters given."""
     return RunRecord(
         pipeline_version=PIPELINE_VERSION,
         model_name=model.name,

@@ -1,0 +1,27 @@
+"""Finals of live sessions, written as they are committed (the channel layer is
+at-most-once, so the database, not the layer, is where a final is kept)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class StreamSegment(models.Model):
+    job = models.ForeignKey(
+        "transcription.Job", on_delete=models.CASCADE, related_name="stream_segments"
+    )
+    index = models.PositiveIntegerField()
+    start = models.FloatField()
+    end = models.FloatField()
+    text = models.TextField()
+    words = models.JSONField(default=list)
+    confidence = models.FloatField()
+    flags = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="one_final_per_index")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} #{self.index}"

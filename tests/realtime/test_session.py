@@ -1,0 +1,179 @@
+"""StreamingSession with scripted hypotheses: no model, no I/O.
+
+The fake audio carries its own clock: sample i has the value i, so a scripted transcriber
+knows which stretch of the session it is given and returns the words spoken there, with
+the newest words garbled ("…zz<n>", different at every call) until ``settle_s`` of audio
+has followed them, as a real model's tail wavers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from realtime.session import (
+    MAX_BUFFER_S,
+    SAMPLE_RATE_HZ,
+    FinalSegment,
+    StreamingSession,
+    TimedWord,
+)
+
+
+def script(*sentences: tuple[float, list[str]], word_s: float = 0.4) -> list[TimedWord]:
+    """Words spoken back to back from each sentence's start time."""
+    words = []
+    for start, texts in sentences:
+        for i, text in enumerate(texts):
+            words.append(TimedWord(start + i * word_s, start + (i + 1) * word_s, f" {text}", 0.9))
+    return words
+
+
+class ScriptedModel:
+    def __init__(self, words: list[TimedWord], settle_s: float = 1.0) -> None:
+        self.words, self.settle_s = words, settle_s
+        self.prompts: list[str] = []
+        self.calls = 0
+
+    def transcribe(self, audio: np.ndarray, prompt: str) -> list[TimedWord]:
+        self.calls += 1
+        self.prompts.append(prompt)
+        start = audio[0] / SAMPLE_RATE_HZ
+        end = start + audio.shape[0] / SAMPLE_RATE_HZ
+        heard = []
+        for w in self.words:
+            if w.end <= start or w.start >= end:
+                continue
+            text = w.text if w.end <= end - self.settle_s else f"{w.text}zz{self.calls}"
+            heard.append(
+                TimedWord(max(w.start, start) - start, min(w.end, end) - start, text, w.probability)
+            )
+        return heard
+
+    def regions(self, audio: np.ndarray) -> list[tuple[float, float]]:
+        start = audio[0] / SAMPLE_RATE_HZ if audio.size else 0.0
+        end = start + audio.shape[0] / SAMPLE_RATE_HZ
+        spans: list[tuple[float, float]] = []
+        for w in self.words:
+            if w.end <= start or w.start >= end:
+                continue
+            a, b = max(w.start, start) - start, min(w.end, end) - start
+            if spans and a - spans[-1][1] < 0.05:
+                spans[-1] = (spans[-1][0], b)
+            else:
+                spans.append((a, b))
+        return spans
+
+
+def stream(session: StreamingSession, seconds: float, chunk_s: float = 0.5):
+    """Feed the clock-carrying audio in chunks, processing after each; collect results."""
+    finals: list[FinalSegment] = []
+    partials = []
+    buffers = []
+    chunk = int(chunk_s * SAMPLE_RATE_HZ)
+    for offset in range(0, int(seconds * SAMPLE_RATE_HZ), chunk):
+        session.insert_audio(np.arange(offset, offset + chunk, dtype=np.float32))
+        result = session.process()
+        finals += result.finals
+        if result.partial:
+            partials.append(result.partial)
+        buffers.append(session.buffer_s)
+    return finals, partials, buffers
+
+
+def words_of(finals: list[FinalSegment]) -> list[str]:
+    return [w.text.strip() for f in finals for w in f.words]
+
+
+def test_committed_text_is_never_retracted_and_comes_out_in_order():
+    spoken = script(
+        (0.5, ["we", "deploy", "the", "API", "with", "vLLM", "on", "Kubernetes"]),
+        (5.0, ["then", "we", "measure", "the", "latency", "of", "every", "request"]),
+    )
+    model = ScriptedModel(spoken, settle_s=0.5)
+    session = StreamingSession(model.transcribe, model.regions)
+
+    finals, partials, _ = stream(session, 10.0)
+    finals += session.finish().finals
+
+    assert words_of(finals) == [w.text.strip() for w in spoken]
+    assert [f.index for f in finals] == list(range(len(finals)))
+    assert all(a.end <= b.start for a, b in zip(finals, finals[1:], strict=False))
+    assert not any("zz" in w for w in words_of(finals)), "an unstable word was committed"
+    assert any("zz" in p.text for p in partials), "partials show the wavering tail"
+
+
+def test_a_pause_closes_the_open_segment_with_exactly_what_was_said_before_it():
+    first = ["so", "my", "fellow", "Americans"]
+    spoken = script((0.2, first), (4.0, ["ask", "not", "what", "your", "country", "can", "do"]))
+    model = ScriptedModel(spoken, settle_s=0.5)
+    session = StreamingSession(model.transcribe, model.regions)
+
+    finals, _, _ = stream(session, 3.5)  # the second sentence has not started yet
+
+    assert [f.text for f in finals] == ["so my fellow Americans"]
+    assert finals[0].start == pytest.approx(0.2) and finals[0].end == pytest.approx(1.8)
+
+
+def test_the_buffer_is_trimmed_after_each_commit():
+    spoken = script((0.0, [f"word{i}" for i in range(40)]), word_s=0.5)
+    model = ScriptedModel(spoken)
+    session = StreamingSession(model.transcribe, model.regions)
+
+    _, _, buffers = stream(session, 20.0)
+
+    # Commits happen every step once words settle, so the buffer stays near the settle
+    # delay plus the left context instead of growing with the session.
+    assert max(buffers[6:]) < 4.0
+    assert buffers[-1] < 4.0
+
+
+def test_a_session_without_pauses_or_agreement_stays_within_its_buffer():
+    spoken = script((0.0, [f"w{i}" for i in range(400)]), word_s=0.3)
+    model = ScriptedModel(spoken, settle_s=1000.0)  # never agrees, never pauses
+    session = StreamingSession(model.transcribe, model.regions)
+
+    finals, _, buffers = stream(session, 120.0)
+
+    assert max(buffers) <= MAX_BUFFER_S + 0.5
+    assert finals, "forced cuts still produce finals"
+    texts = words_of(finals)
+    assert len(texts) == len(set(texts)), "no word is finalised twice"
+
+
+def test_finish_flushes_everything_still_open():
+    spoken = script((0.0, ["last", "words", "before", "hanging", "up"]))
+    model = ScriptedModel(spoken, settle_s=100.0)
+    session = StreamingSession(model.transcribe)
+
+    finals, _, _ = stream(session, 2.5)
+    flushed = session.finish()
+
+    assert finals == []
+    assert [f.text.replace(f"zz{model.calls}", "") for f in flushed.finals] == [
+        "last words before hanging up"
+    ]
+    assert flushed.partial is None
+    assert session.buffer_s == 0.0
+
+
+def test_committed_text_is_fed_back_as_the_prompt():
+    spoken = script((0.0, ["Kubernetes", "cluster", "upgrade", "tonight"]), word_s=0.5)
+    model = ScriptedModel(spoken)
+    session = StreamingSession(model.transcribe, model.regions, initial_prompt="Glossary:")
+
+    stream(session, 4.0)
+
+    assert model.prompts[0] == "Glossary:"
+    assert any("Kubernetes cluster" in p for p in model.prompts[1:])
+
+
+def test_nothing_is_decoded_until_a_chunk_of_new_audio_arrived():
+    model = ScriptedModel(script((0.0, ["hello"])))
+    session = StreamingSession(model.transcribe)
+
+    session.insert_audio(np.arange(0, 8000, dtype=np.float32))
+    assert session.process().decoded is False
+    session.insert_audio(np.arange(8000, 16000, dtype=np.float32))
+    assert session.process().decoded is True
+    assert model.calls == 1

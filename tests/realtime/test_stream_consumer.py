@@ -1,0 +1,238 @@
+"""/v1/stream over Channels' WebsocketCommunicator, with the in-process worker and the
+random-weight model on real speech."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from accounts.services import api_key_create, api_key_revoke
+from realtime.models import StreamSegment
+from tests.conftest import shared_clip
+from transcription.engine.audio import decode_all
+from transcription.models import Job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def stream_settings(job_settings, model_dir):
+    job_settings.SCRIBE_REALTIME_MODEL = str(model_dir)
+    job_settings.SCRIBE_REALTIME_IN_PROCESS = True
+    return job_settings
+
+
+@pytest.fixture
+def stream_key(stream_settings):
+    return api_key_create(owner_name="meetings", scopes=["stream", "transcribe"])
+
+
+def communicator(secret: str | None = None, *, path: str = "/v1/stream", subprotocols=None):
+    from scribe.asgi import application
+
+    headers = [(b"authorization", f"Bearer {secret}".encode())] if secret else []
+    return WebsocketCommunicator(application, path, headers=headers, subprotocols=subprotocols)
+
+
+def pcm16(audio: np.ndarray) -> bytes:
+    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+async def receive_until(comm, kind: str, timeout: float = 60) -> list[dict]:
+    events = []
+    while True:
+        event = json.loads(await comm.receive_from(timeout=timeout))
+        events.append(event)
+        if event["type"] == kind:
+            return events
+
+
+async def stream_audio(comm, audio: np.ndarray, chunk_s: float = 0.5, pause_s: float = 0.05):
+    chunk = int(chunk_s * 16000)
+    for start in range(0, audio.shape[0], chunk):
+        await comm.send_to(bytes_data=pcm16(audio[start : start + chunk]))
+        await asyncio.sleep(pause_s)
+
+
+def test_a_session_goes_ready_partial_final_closed_and_is_kept_as_a_job(stream_key, api):
+    _, secret = stream_key
+    speech = decode_all(shared_clip("jfk.flac"))
+
+    async def scenario():
+        comm = communicator(secret)
+        connected, _ = await comm.connect()
+        assert connected
+        await comm.send_json_to({"type": "start", "options": {"language": "en"}})
+        ready = json.loads(await comm.receive_from(timeout=60))
+        await stream_audio(comm, speech)
+        await comm.send_json_to({"type": "stop"})
+        events = await receive_until(comm, "closed")
+        await comm.wait()
+        return ready, events
+
+    ready, events = asyncio.run(scenario())
+
+    assert ready["type"] == "ready" and ready["session_id"] and ready["job_id"]
+    kinds = [e["type"] for e in events]
+    assert "partial" in kinds and "final" in kinds
+    assert kinds[-1] == "closed" and events[-1]["job_id"] == ready["job_id"]
+    assert kinds.index("partial") < len(kinds) - 1
+    finals = [e["segment"] for e in events if e["type"] == "final"]
+    assert [f["id"] for f in finals] == list(range(len(finals)))
+    assert all(0 <= f["start"] <= f["end"] <= 11.1 for f in finals)
+    assert all(
+        set(f) == {"id", "start", "end", "text", "words", "confidence", "flags"} for f in finals
+    )
+
+    job = Job.objects.get(pk=ready["job_id"])
+    assert (job.kind, job.status) == ("stream", "completed")
+    assert StreamSegment.objects.filter(job=job).count() == len(finals)
+    # Downloadable like any job, in every format, by a key of the same owner.
+    owner_api = api.__class__()
+    owner_api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    result = owner_api.get(f"/v1/jobs/{job.id}/result?format=json").json()
+    assert [s["text"].strip() for s in result["segments"]] == [f["text"] for f in finals]
+    assert result["run"]["model_checksum"].startswith("sha256:")
+    srt = owner_api.get(f"/v1/jobs/{job.id}/result?format=srt")
+    assert srt.status_code == 200 and srt.content.startswith(b"1\n")
+
+
+@pytest.mark.parametrize("scopes", [None, ["transcribe"]], ids=["no-key", "no-stream-scope"])
+def test_a_handshake_without_a_stream_key_is_refused(stream_settings, scopes):
+    secret = api_key_create(owner_name="x", scopes=scopes)[1] if scopes else None
+
+    async def scenario():
+        return await communicator(secret).connect()
+
+    connected, code = asyncio.run(scenario())
+
+    assert connected is False
+    assert code == (4403 if scopes else 4401)
+
+
+def test_a_revoked_key_is_refused_at_the_handshake(stream_key):
+    key, secret = stream_key
+    api_key_revoke(key=key)
+
+    async def scenario():
+        return await communicator(secret).connect()
+
+    assert asyncio.run(scenario()) == (False, 4401)
+
+
+@pytest.mark.parametrize("form", ["query", "subprotocol"])
+def test_browsers_can_send_the_key_in_the_query_or_a_subprotocol(stream_key, form):
+    _, secret = stream_key
+
+    async def scenario():
+        if form == "query":
+            comm = communicator(path=f"/v1/stream?api_key={secret}")
+        else:
+            comm = communicator(subprotocols=["scribe", f"key.{secret}"])
+        result = await comm.connect()
+        await comm.disconnect()
+        return result
+
+    connected, subprotocol = asyncio.run(scenario())
+
+    assert connected is True
+    assert subprotocol == ("scribe" if form == "subprotocol" else None)
+
+
+def test_revoking_a_key_closes_its_open_session(stream_key):
+    key, secret = stream_key
+
+    async def scenario():
+        comm = communicator(secret)
+        assert (await comm.connect())[0]
+        await comm.send_json_to({"type": "start", "options": {}})
+        await receive_until(comm, "ready")
+        await database_sync_to_async(api_key_revoke)(key=key)
+        events = await receive_until(comm, "error", timeout=10)
+        closed = await comm.receive_output(timeout=10)
+        return events[-1], closed
+
+    error, closed = asyncio.run(scenario())
+
+    assert error["code"] == "key_revoked"
+    assert closed == {"type": "websocket.close", "code": 4001}
+
+
+def test_sessions_past_the_cap_are_refused_with_a_clear_code(stream_key, stream_settings):
+    stream_settings.SCRIBE_REALTIME_MAX_SESSIONS = 1
+    _, secret = stream_key
+
+    async def scenario():
+        first = communicator(secret)
+        assert (await first.connect())[0]
+        second = await communicator(secret).connect()
+        await first.disconnect()
+        return second
+
+    assert asyncio.run(scenario()) == (False, 4429)
+
+
+def test_malformed_frames_get_errors_and_the_session_carries_on(stream_key):
+    _, secret = stream_key
+    speech = decode_all(shared_clip("jfk.flac"))[: 3 * 16000]
+
+    async def scenario():
+        comm = communicator(secret)
+        assert (await comm.connect())[0]
+        errors = []
+        await comm.send_to(bytes_data=b"\x00\x01")  # audio before start
+        errors.append(json.loads(await comm.receive_from()))
+        await comm.send_json_to({"type": "start", "options": {"sample_rate": 12345}})
+        errors.append(json.loads(await comm.receive_from()))
+        await comm.send_json_to({"type": "start", "options": {}})
+        await receive_until(comm, "ready")
+        await comm.send_to(text_data="this is text, not audio")
+        errors.append(json.loads(await comm.receive_from()))
+        await comm.send_to(bytes_data=b"\x00\x01\x02")  # odd byte count for 16-bit samples
+        errors.append(json.loads(await comm.receive_from()))
+        await comm.send_json_to({"type": "dance"})
+        errors.append(json.loads(await comm.receive_from()))
+        await stream_audio(comm, speech)
+        await comm.send_json_to({"type": "stop"})
+        events = await receive_until(comm, "closed")
+        return errors, events
+
+    errors, events = asyncio.run(scenario())
+
+    assert [e["code"] for e in errors] == [
+        "not_started",
+        "bad_options",
+        "bad_message",
+        "bad_frame",
+        "bad_message",
+    ]
+    assert "sample_rate must be one of" in errors[1]["message"]
+    assert events[-1]["type"] == "closed" and events[-1]["job_id"]
+
+
+def test_audio_at_48khz_float32_is_accepted(stream_key):
+    _, secret = stream_key
+    t = np.arange(48000 * 2) / 48000
+    tone = (0.2 * np.sin(2 * np.pi * 300 * t)).astype("<f4")
+
+    async def scenario():
+        comm = communicator(secret)
+        assert (await comm.connect())[0]
+        await comm.send_json_to(
+            {"type": "start", "options": {"sample_rate": 48000, "encoding": "f32le"}}
+        )
+        await receive_until(comm, "ready")
+        for start in range(0, tone.shape[0], 4800):
+            await comm.send_to(bytes_data=tone[start : start + 4800].tobytes())
+        await comm.send_json_to({"type": "stop"})
+        return await receive_until(comm, "closed")
+
+    events = asyncio.run(scenario())
+
+    job = Job.objects.get(pk=events[-1]["job_id"])
+    assert job.metrics["audio_duration_s"] == pytest.approx(2.0, abs=0.01)
