@@ -267,6 +267,15 @@ SCRIBE_REALTIME_BEAM_SIZE = env_int("SCRIBE_REALTIME_BEAM_SIZE", 1, minimum=1)
 # which cannot reach another process.
 SCRIBE_REALTIME_IN_PROCESS = env_bool("SCRIBE_REALTIME_IN_PROCESS", not REDIS_URL)
 
+# --- LLM correction (off unless SCRIBE_LLM_BASE_URL is set) ------------------------------
+SCRIBE_LLM_BASE_URL = env_str("SCRIBE_LLM_BASE_URL") or ""
+SCRIBE_LLM_MODEL = env_str("SCRIBE_LLM_MODEL") or "qwen2.5-7b-instruct"
+SCRIBE_LLM_API_KEY = env_str("SCRIBE_LLM_API_KEY") or ""
+# Text is sent only to these hosts; anything else is refused before connecting.
+SCRIBE_LLM_ALLOWED_HOSTS = env_list("SCRIBE_LLM_ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
+SCRIBE_LLM_TIMEOUT_S = env_int("SCRIBE_LLM_TIMEOUT_S", 20, minimum=1)
+SCRIBE_LLM_MASK_PII = env_bool("SCRIBE_LLM_MASK_PII", True)
+
 # Requests per key, DRF's "N/second|minute|hour|day"; empty turns the limit off.
 SCRIBE_RATE_LIMIT = env_str("SCRIBE_RATE_LIMIT", "600/minute")
 # Throttle counters live in the cache: shared through Redis when there is one.

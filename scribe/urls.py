@@ -9,6 +9,7 @@ urlpatterns = [
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
     path("v1/", include("transcription.urls")),
+    path("v1/", include("glossary.urls")),
     path("v1/schema", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path(
         "v1/docs",

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
 
+from glossary.models import Glossary
+from glossary.services import MODES
 from transcription.engine import FORMATS, LANGUAGES
 from transcription.models import Job
 from transcription.services import LANES, job_queue_position
@@ -55,6 +57,7 @@ class JobOptionsSerializer(serializers.Serializer):
         required=False, allow_null=True, min_value=1, max_value=64
     )
     post_correction = serializers.DictField(required=False)
+    drop_flagged = serializers.BooleanField(default=False)
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
@@ -94,17 +97,20 @@ class JobOptionsSerializer(serializers.Serializer):
         return value
 
     def validate_glossary_id(self, value: int | None) -> int | None:
-        if value is not None:
-            raise serializers.ValidationError("Glossaries are not available on this server yet.")
+        owner = self.context.get("owner")
+        if value is not None and not Glossary.objects.for_owner(owner).filter(pk=value).exists():
+            raise serializers.ValidationError("No glossary of yours has this id.")
         return value
 
     def validate_post_correction(self, value: dict) -> dict:
         mode = value.get("mode", "none")
-        if mode != "none" or set(value) - {"mode"}:
+        if set(value) - {"mode"} or mode not in MODES:
+            raise serializers.ValidationError(f'Use {{"mode": one of {", ".join(MODES)}}}.')
+        if mode == "llm" and not settings.SCRIBE_LLM_BASE_URL:
             raise serializers.ValidationError(
-                'Only {"mode": "none"} is available on this server yet.'
+                "LLM correction is not configured on this server (SCRIBE_LLM_BASE_URL)."
             )
-        return {"mode": "none"}
+        return {"mode": mode}
 
 
 def job_representation(job: Job, request) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from accounts.models import Owner
+from glossary.services import Bias, job_bias, job_result_post_process
 from transcription import storage
 from transcription.engine import (
     DevicePlan,
@@ -35,6 +36,7 @@ from transcription.engine import (
     model_size,
     plan_devices,
     probe,
+    token_counter,
     transcribe,
 )
 from transcription.errors import MediaTooLongError, QueueFullError
@@ -246,12 +248,12 @@ class _JobCallbacks:
         return self.job.cancel_was_requested()
 
 
-def _options_for(job: Job) -> TranscribeOptions:
+def _options_for(job: Job, bias: Bias) -> TranscribeOptions:
     opts = job.options
-    hotwords = opts.get("hotwords") or None
     return TranscribeOptions(
         language=opts.get("language") or None,
-        hotwords=" ".join(hotwords) if isinstance(hotwords, list) else hotwords,
+        hotwords=bias.hotwords,
+        initial_prompt=bias.initial_prompt,
         vad=opts.get("vad", True),
         word_timestamps=opts.get("word_timestamps", False),
         batch_size=opts.get("batch_size") or None,
@@ -288,15 +290,16 @@ def job_process(*, job_id: str) -> None:
     callbacks = _JobCallbacks(job)
     try:
         loaded = _model_for(job)
+        bias = job_bias(job, count_tokens=token_counter(loaded))
         with storage.source_local_path(job.source_path, job.id) as source:
             transcript = transcribe(
                 source,
                 loaded,
-                _options_for(job),
+                _options_for(job, bias),
                 on_progress=callbacks.on_progress,
                 should_cancel=callbacks.should_cancel,
             )
-        result = transcript.to_dict(words=True)
+        result = job_result_post_process(job, transcript.to_dict(words=True), bias=bias)
         result_path = storage.result_save(job.id, json.dumps(result, ensure_ascii=False))
         if not job.mark_completed(
             result_path=result_path,

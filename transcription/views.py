@@ -64,7 +64,7 @@ class JobListView(OwnedJobsMixin, GenericAPIView):
             options = json.loads(raw_options)
         except json.JSONDecodeError as exc:
             raise ValidationError({"options": [f"Not valid JSON: {exc}."]}) from None
-        serializer = JobOptionsSerializer(data=options)
+        serializer = JobOptionsSerializer(data=options, context={"owner": request.user.owner})
         if not serializer.is_valid():
             raise ValidationError({"options": serializer.errors})
         try:

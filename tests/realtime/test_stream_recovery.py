@@ -16,22 +16,28 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def final(index: int, start: float, text: str) -> FinalSegment:
-    words = tuple(TimedWord(start + i * 0.5, start + (i + 1) * 0.5, f" {w}", 0.8)
-                  for i, w in enumerate(text.split()))
+    words = tuple(
+        TimedWord(start + i * 0.5, start + (i + 1) * 0.5, f" {w}", 0.8)
+        for i, w in enumerate(text.split())
+    )
     return FinalSegment(index, start, words[-1].end, text, words, 0.8)
 
 
 def test_a_session_whose_worker_died_keeps_its_finals_as_a_completed_job(
-        owner_key, api, job_settings, loaded_model, settings):
+    owner_key, api, job_settings, loaded_model, settings
+):
     key, _ = owner_key
     job = stream_services.stream_job_create(owner_id=key.owner_id, options={"language": "ko"})
     Job.objects.filter(pk=job.pk).update(
         run=dataclasses.asdict(run_record(loaded_model, {"lane": "realtime"})),
-        worker_host="gone-host", worker_pid=4242)
+        worker_host="gone-host",
+        worker_pid=4242,
+    )
     stream_services.stream_final_save(job_id=job.id, segment=final(0, 0.0, "vLLM 서빙 시작"))
     stream_services.stream_final_save(job_id=job.id, segment=final(1, 3.0, "latency 확인"))
     Job.objects.filter(pk=job.pk).update(
-        heartbeat_at=timezone.now() - timedelta(seconds=settings.SCRIBE_STALE_AFTER_S + 1))
+        heartbeat_at=timezone.now() - timedelta(seconds=settings.SCRIBE_STALE_AFTER_S + 1)
+    )
 
     assert services.jobs_recover() == 1
 
@@ -40,8 +46,10 @@ def test_a_session_whose_worker_died_keeps_its_finals_as_a_completed_job(
     body = api.get(f"/v1/jobs/{job.id}").json()
     assert body["kind"] == "stream" and body["status"] == "completed"
     srt = api.get(f"/v1/jobs/{job.id}/result?format=srt").content.decode()
-    assert srt == ("1\n00:00:00,000 --> 00:00:01,500\nvLLM 서빙 시작\n\n"
-                   "2\n00:00:03,000 --> 00:00:04,000\nlatency 확인\n")
+    assert srt == (
+        "1\n00:00:00,000 --> 00:00:01,500\nvLLM 서빙 시작\n\n"
+        "2\n00:00:03,000 --> 00:00:04,000\nlatency 확인\n"
+    )
 
 
 def test_a_live_session_is_not_recovered(owner_key, job_settings):

@@ -25,7 +25,12 @@ from transcription.engine.formats import CONTENT_TYPES, FORMATS, render
 from transcription.engine.manager import LoadedModel, model_manager
 from transcription.engine.pipeline import LANGUAGES, PIPELINE_VERSION, run_record, transcribe
 from transcription.engine.registry import model_size, resolve_model
-from transcription.engine.streaming import BufferDecode, decode_buffer, speech_regions
+from transcription.engine.streaming import (
+    BufferDecode,
+    decode_buffer,
+    speech_regions,
+    token_counter,
+)
 from transcription.engine.types import (
     Metrics,
     RunRecord,
@@ -42,6 +47,7 @@ __all__ = [
     "BufferDecode",
     "decode_buffer",
     "speech_regions",
+    "token_counter",
     "CONTENT_TYPES",
     "FORMATS",
     "LANGUAGES",

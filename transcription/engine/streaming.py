@@ -73,3 +73,13 @@ def speech_regions(audio: np.ndarray) -> list[tuple[float, float]]:
         (r["start"] / SAMPLE_RATE_HZ, r["end"] / SAMPLE_RATE_HZ)
         for r in get_speech_timestamps(audio, STREAM_VAD)
     ]
+
+
+def token_counter(model: LoadedModel):
+    """Count tokens as this model's tokenizer does (for Whisper's prompt budget)."""
+    tokenizer = model.whisper.hf_tokenizer
+
+    def count(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+    return count

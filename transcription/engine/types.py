@@ -119,7 +119,11 @@ class Transcript:
 
 
 def transcript_from_dict(data: dict[str, Any]) -> Transcript:
-    """Rebuild a ``Transcript`` from ``Transcript.to_dict()`` output (a stored result)."""
+    """Rebuild a ``Transcript`` from ``Transcript.to_dict()`` output (a stored result).
+
+    Keys added after the engine (flags, raw text, corrections) are ignored; a segment's
+    ``text`` is whatever the stored result says, corrected or not.
+    """
 
     def segment(raw: dict[str, Any]) -> Segment:
         words = raw.get("words")
@@ -132,7 +136,9 @@ def transcript_from_dict(data: dict[str, Any]) -> Transcript:
             no_speech_prob=raw["no_speech_prob"],
             compression_ratio=raw["compression_ratio"],
             temperature=raw["temperature"],
-            words=tuple(Word(**w) for w in words) if words is not None else None,
+            words=tuple(Word(w["start"], w["end"], w["text"], w["probability"]) for w in words)
+            if words is not None
+            else None,
         )
 
     return Transcript(

@@ -1,0 +1,303 @@
+#!/usr/bin/env python
+"""Live-streaming latency on the production topology, idle and beside a batch job.
+
+Starts daphne + ``manage.py qcluster`` (one batch worker) + ``manage.py runworker
+realtime`` on Redis and a fresh PostgreSQL database (the e2e tests' Stack), with the
+random-weight test model of Whisper tiny's dimensions as both the batch and the realtime
+model (one CPU thread each), warms the realtime worker up with a short stream, then plays
+~60 s of real speech into ``/v1/stream`` at real time, twice:
+
+A. idle: nothing else runs;
+B. busy: a long batch job (a synthesized speech file) is transcribed on the same 2 cores
+   while the stream plays; the job is cancelled afterwards.
+
+For each run it prints:
+
+- ``first_partial_s``: when the first partial came back, in seconds since the stream
+  started (the client's clock, connection included);
+- final lag: for every word of every final, the moment the final arrived minus the moment
+  the word's end was sent (its end time in the audio ÷ speed), p50/p95/max over all words,
+  and how many words were only finalised by the stop (the session's flush);
+- ``compute/wall``: the session's decode time ÷ its audio duration, from the completed
+  stream job (``GET /v1/jobs/{id}`` summary).
+
+Targets: first partial <= 5 s, idle p95 final lag <= 5 s, busy p95 <= 1.5 × idle p95.
+
+Needs PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379 and ../shared/audio.
+
+    .venv/bin/python benchmarks/realtime_latency.py [--source multilingual.mp3] [--redis-db 14]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from engine_memory import REPO_ROOT, SHARED_AUDIO, require_speech_clip, synthesize_speech_wav
+
+TARGET_FIRST_PARTIAL_S = 5.0
+TARGET_P95_IDLE_S = 5.0
+TARGET_BUSY_OVER_IDLE = 1.5
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[int(fraction * (len(ordered) - 1))] if ordered else float("nan")
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def stream(stack, path: Path, speed: float, stop_after_s: float | None = None):
+    from realtime.client import stream_file
+
+    url = f"ws://127.0.0.1:{stack.port}/v1/stream"
+    return asyncio.run(stream_file(url, stack.key, path, speed=speed, stop_after_s=stop_after_s))
+
+
+def analyse(run, speed: float) -> dict:
+    """Latency figures of one stream run."""
+    events = run.events
+    partials = [e for e in events if e["type"] == "partial"]
+    finals = [e for e in events if e["type"] == "final"]
+    # The stop is sent right after the last frame, paced at `speed`: finals that arrive
+    # after it, in the run of finals that ends with "closed", come from the session's flush.
+    stop_at = run.audio_s / speed
+    flushed: set[int] = set()
+    for position in range(len(events) - 1, -1, -1):
+        event = events[position]
+        if event["type"] == "closed":
+            continue
+        if event["type"] != "final" or event["at"] < stop_at - 0.5:
+            break
+        flushed.add(id(event))
+    lags, lags_live, words, words_flushed = [], [], 0, 0
+    for event in finals:
+        for word in event["segment"]["words"]:
+            lag = event["at"] - word["end"] / speed
+            lags.append(lag)
+            words += 1
+            if id(event) in flushed:
+                words_flushed += 1
+            else:
+                lags_live.append(lag)
+    closed = [e for e in events if e["type"] == "closed"]
+    return {
+        "first_partial_s": partials[0]["at"] if partials else float("nan"),
+        "first_final_s": finals[0]["at"] if finals else float("nan"),
+        "partials": len(partials),
+        "finals": len(finals),
+        "words": words,
+        "words_flushed": words_flushed,
+        "finals_flushed": len(flushed),
+        "p50": percentile(lags, 0.5),
+        "p95": percentile(lags, 0.95),
+        "max": max(lags) if lags else float("nan"),
+        "p95_live": percentile(lags_live, 0.95),
+        "audio_s": run.audio_s,
+        "stop_at": stop_at,
+        "closed_at": closed[-1]["at"] if closed else float("nan"),
+        "job_id": closed[-1].get("job_id") if closed else None,
+        "errors": [(e["at"], e.get("code"), e.get("message")) for e in run.errors],
+        "close_code": run.close_code,
+    }
+
+
+def job_ratio(client, job_id: str | None) -> tuple[float, dict]:
+    if not job_id:
+        return float("nan"), {}
+    body = client.get(f"/v1/jobs/{job_id}").json()
+    summary = body.get("summary") or {}
+    processing, duration = summary.get("processing_time_sec"), summary.get("duration_sec")
+    ratio = processing / duration if processing is not None and duration else float("nan")
+    return ratio, summary
+
+
+def submit(client, path: Path) -> str:
+    with path.open("rb") as handle:
+        response = client.post(
+            "/v1/jobs", files={"file": (path.name, handle)}, data={"options": json.dumps({})}
+        )
+    response.raise_for_status()
+    return response.json()["job_id"]
+
+
+def wait_decoding(client, job_id: str, timeout_s: float = 120.0) -> dict:
+    """Wait until the batch job is processing and has decoded something."""
+    deadline = time.monotonic() + timeout_s
+    body: dict = {}
+    while time.monotonic() < deadline:
+        body = client.get(f"/v1/jobs/{job_id}").json()
+        if body["status"] not in ("queued", "processing"):
+            raise RuntimeError(f"batch job ended before the stream: {body}")
+        if body["status"] == "processing" and (body.get("processed_sec") or 0) > 0:
+            return body
+        time.sleep(0.2)
+    raise RuntimeError(f"batch job did not start decoding in {timeout_s:.0f} s: {body}")
+
+
+def print_table(rows: list[tuple[str, str, str]]) -> None:
+    width = max(len(r[0]) for r in rows)
+    print(f"{'':{width}}  {'A idle':>14}  {'B with batch':>14}")
+    for label, a, b in rows:
+        print(f"{label:{width}}  {a:>14}  {b:>14}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--source",
+        default="multilingual.mp3",
+        help="a clip in ../shared/audio, a path, or 'jfk' for jfk.flac repeated",
+    )
+    parser.add_argument("--seconds", type=float, default=60.0, help="audio streamed per run")
+    parser.add_argument("--speed", type=float, default=1.0, help="× real time")
+    parser.add_argument("--warmup-s", type=float, default=5.0, help="warm-up stream length")
+    parser.add_argument("--batch-minutes", type=float, default=10.0, help="batch file length")
+    parser.add_argument("--model", default="tiny", choices=["tiny", "micro"])
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads per worker")
+    parser.add_argument("--redis-db", type=int, default=14, help="Redis db of this benchmark")
+    args = parser.parse_args()
+    require_speech_clip()
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scribe.settings")
+    sys.path.insert(0, str(REPO_ROOT))
+    import django
+
+    django.setup()
+    from tests.e2e.stack import Stack
+    from transcription.engine.testmodel import build_test_model
+
+    wall_started = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="scribe-bench-rt-latency-"))
+    model_dir = build_test_model(tmp / args.model, size=args.model)
+    if args.source == "jfk":
+        source = synthesize_speech_wav(tmp / "stream.wav", args.seconds)
+    else:
+        source = Path(args.source)
+        if not source.is_file():
+            source = SHARED_AUDIO / args.source
+    warm = synthesize_speech_wav(tmp / "warm.wav", max(args.warmup_s, 1.0))
+    batch_wav = synthesize_speech_wav(tmp / "batch.wav", args.batch_minutes * 60)
+    print(
+        f"model={args.model} (random weights) threads={args.threads} source={source.name} "
+        f"seconds<={args.seconds:g} speed={args.speed:g} batch_file={args.batch_minutes:g} min "
+        f"redis_db={args.redis_db}"
+    )
+
+    results: dict[str, dict] = {}
+    with (
+        Stack(
+            tmp / "stack",
+            model_dir,
+            batch_workers=True,
+            realtime_worker=True,
+            REDIS_URL=f"redis://127.0.0.1:6379/{args.redis_db}",
+            SCRIBE_WORKERS="1",
+            SCRIBE_CPU_THREADS=str(args.threads),
+        ) as stack,
+        stack.client() as client,
+    ):
+        stack.key = stack.manage(
+            "create_api_key", "--owner", "bench", "--scopes", "stream", "transcribe"
+        ).strip()
+        client.headers["Authorization"] = f"Bearer {stack.key}"
+
+        started = time.perf_counter()
+        warm_run = stream(stack, warm, speed=1.0)
+        print(
+            f"warm-up stream: {warm_run.audio_s:.1f} s of audio, {len(warm_run.finals)} finals, "
+            f"close_code={warm_run.close_code}, {time.perf_counter() - started:.1f} s"
+        )
+
+        started = time.perf_counter()
+        run_a = stream(stack, source, args.speed, stop_after_s=args.seconds)
+        results["A"] = analyse(run_a, args.speed)
+        results["A"]["ratio"], _ = job_ratio(client, results["A"]["job_id"])
+        results["A"]["wall_s"] = time.perf_counter() - started
+
+        batch_id = submit(client, batch_wav)
+        before = wait_decoding(client, batch_id)
+        started = time.perf_counter()
+        run_b = stream(stack, source, args.speed, stop_after_s=args.seconds)
+        results["B"] = analyse(run_b, args.speed)
+        results["B"]["wall_s"] = time.perf_counter() - started
+        after = client.get(f"/v1/jobs/{batch_id}").json()
+        results["B"]["ratio"], _ = job_ratio(client, results["B"]["job_id"])
+        client.delete(f"/v1/jobs/{batch_id}")
+        deadline = time.monotonic() + 30
+        cancelled = after
+        while time.monotonic() < deadline and cancelled["status"] in ("queued", "processing"):
+            time.sleep(0.5)
+            cancelled = client.get(f"/v1/jobs/{batch_id}").json()
+        print(
+            f"batch job {batch_id}: processed_sec {before.get('processed_sec')} when the stream "
+            f"started, {after.get('processed_sec')} ({after['status']}) when it ended; "
+            f"after DELETE: {cancelled['status']}"
+        )
+
+    a, b = results["A"], results["B"]
+
+    def both(key: str, fmt: str) -> tuple[str, str]:
+        return format(a[key], fmt), format(b[key], fmt)
+
+    print_table(
+        [
+            ("audio streamed (s)", *both("audio_s", ".1f")),
+            ("stream wall (s)", *both("wall_s", ".1f")),
+            ("first partial (s)", *both("first_partial_s", ".2f")),
+            ("first final (s)", *both("first_final_s", ".2f")),
+            ("partials", *both("partials", "d")),
+            ("finals", *both("finals", "d")),
+            ("final words", *both("words", "d")),
+            ("words finalised only at stop", *both("words_flushed", "d")),
+            ("final lag p50 (s)", *both("p50", ".2f")),
+            ("final lag p95 (s)", *both("p95", ".2f")),
+            ("final lag max (s)", *both("max", ".2f")),
+            ("p95 without stop flush (s)", *both("p95_live", ".2f")),
+            (
+                "stop sent -> closed (s)",
+                f"{a['closed_at'] - a['stop_at']:.2f}",
+                f"{b['closed_at'] - b['stop_at']:.2f}",
+            ),
+            ("compute/wall", *both("ratio", ".3f")),
+            ("errors", str(len(a["errors"])), str(len(b["errors"]))),
+            ("close code", str(a["close_code"]), str(b["close_code"])),
+        ]
+    )
+    for label, result in results.items():
+        for at, code, message in result["errors"]:
+            print(f"run {label} error at {at:.2f} s: {code}: {message}")
+        if result["words_flushed"]:
+            print(
+                f"run {label}: {result['words_flushed']} of {result['words']} final words "
+                f"({result['finals_flushed']} finals) were only finalised by the stop"
+            )
+
+    first = max(a["first_partial_s"], b["first_partial_s"])
+    print(
+        f"first_partial_s={a['first_partial_s']:.2f} idle, {b['first_partial_s']:.2f} busy "
+        f"(target <= {TARGET_FIRST_PARTIAL_S}) {verdict(first <= TARGET_FIRST_PARTIAL_S)}"
+    )
+    print(
+        f"p95_lag_idle_s={a['p95']:.2f} (target <= {TARGET_P95_IDLE_S}) "
+        f"{verdict(a['p95'] <= TARGET_P95_IDLE_S)}"
+    )
+    ratio = b["p95"] / a["p95"] if a["p95"] > 0 else float("nan")
+    print(
+        f"p95_lag_busy_over_idle={ratio:.2f} ({b['p95']:.2f} / {a['p95']:.2f} s, target <= "
+        f"{TARGET_BUSY_OVER_IDLE}) {verdict(ratio <= TARGET_BUSY_OVER_IDLE)}"
+    )
+    print(f"wall_time_s={time.perf_counter() - wall_started:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Glossary terms as CSV: ``canonical,variants,hotword,priority`` with variants split by |."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+
+from glossary.models import Glossary, Term
+
+HEADER = ["canonical", "variants", "hotword", "priority"]
+TRUE = {"1", "true", "yes", "y", "on"}
+
+
+def terms_to_csv(terms: Iterable[Term]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(HEADER)
+    for term in terms:
+        writer.writerow(
+            [term.canonical, "|".join(term.variants), str(term.hotword).lower(), term.priority]
+        )
+    return out.getvalue()
+
+
+def terms_from_csv(text: str) -> list[dict]:
+    """Parse CSV text into term dicts; raise ValueError naming the bad line."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    if not reader.fieldnames or "canonical" not in reader.fieldnames:
+        raise ValueError(f"The first line must name the columns: {','.join(HEADER)}.")
+    terms = []
+    for line, row in enumerate(reader, start=2):
+        canonical = (row.get("canonical") or "").strip()
+        if not canonical:
+            raise ValueError(f"Line {line}: canonical is empty.")
+        try:
+            priority = int((row.get("priority") or "0").strip() or 0)
+        except ValueError:
+            raise ValueError(f"Line {line}: priority must be a whole number.") from None
+        variants = [v.strip() for v in (row.get("variants") or "").split("|") if v.strip()]
+        hotword = (row.get("hotword") or "true").strip().lower() in TRUE
+        terms.append(
+            {"canonical": canonical, "variants": variants, "hotword": hotword, "priority": priority}
+        )
+    return terms
+
+
+def import_terms(glossary: Glossary, text: str) -> int:
+    """Add or update terms from CSV; returns how many rows were applied."""
+    rows = terms_from_csv(text)
+    for row in rows:
+        Term.objects.update_or_create(
+            glossary=glossary,
+            canonical=row["canonical"],
+            defaults={k: v for k, v in row.items() if k != "canonical"},
+        )
+    return len(rows)

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from django.db import transaction
+from rest_framework import serializers
+
+from glossary.models import Glossary, Term
+from glossary.services import MODES
+
+
+class TermSerializer(serializers.ModelSerializer):
+    variants = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, max_length=50
+    )
+
+    class Meta:
+        model = Term
+        fields = ["canonical", "variants", "hotword", "priority"]
+
+
+class GlossarySerializer(serializers.ModelSerializer):
+    terms = TermSerializer(many=True, required=False)
+
+    class Meta:
+        model = Glossary
+        fields = ["id", "name", "description", "terms", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+    def validate_name(self, value: str) -> str:
+        owner = self.context["owner"]
+        clash = Glossary.objects.for_owner(owner).filter(name=value)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError("You already have a glossary with this name.")
+        return value
+
+    def validate_terms(self, value: list[dict]) -> list[dict]:
+        names = [t["canonical"] for t in value]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise serializers.ValidationError(f"Terms listed twice: {', '.join(repeated)}.")
+        return value
+
+    @transaction.atomic
+    def create(self, validated_data):
+        terms = validated_data.pop("terms", [])
+        glossary = Glossary.objects.create(owner=self.context["owner"], **validated_data)
+        Term.objects.bulk_create(Term(glossary=glossary, **t) for t in terms)
+        return glossary
+
+    @transaction.atomic
+    def update(self, instance, validated_data):
+        terms = validated_data.pop("terms", None)
+        for field, value in validated_data.items():
+            setattr(instance, field, value)
+        instance.save()
+        if terms is not None:  # the list given replaces the terms
+            instance.terms.all().delete()
+            Term.objects.bulk_create(Term(glossary=instance, **t) for t in terms)
+        return instance
+
+
+class TextCorrectSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=20000, trim_whitespace=False)
+    language = serializers.CharField(required=False, allow_blank=True, default="")
+    glossary_id = serializers.IntegerField(required=False, allow_null=True)
+    mode = serializers.ChoiceField(choices=MODES, default="rules")
+
+    def validate_glossary_id(self, value: int | None) -> int | None:
+        if (
+            value is not None
+            and not Glossary.objects.for_owner(self.context["owner"]).filter(pk=value).exists()
+        ):
+            raise serializers.ValidationError("No glossary of yours has this id.")
+        return value

@@ -1,0 +1,328 @@
+"""Glossaries at work: decoder bias, post-correction stages, flags, LLM sends."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+from glossary import llm
+from glossary.diff import word_diff
+from glossary.flags import DEFAULT_HALLUCINATIONS, hallucination_matcher, segment_flags, word_flags
+from glossary.models import Glossary, HallucinationPhrase, LLMAuditRecord, Rule
+from glossary.normalize import RuleSpec, TermSpec, apply_glossary, apply_rules
+
+MODES = ("none", "glossary", "rules", "llm")
+# Whisper's prompt holds at most 223 tokens (max_length // 2 - 1); hotwords and the
+# initial prompt share it with the previous window's text, so each gets a part of it.
+HOTWORDS_BUDGET_TOKENS = 96
+PROMPT_BUDGET_TOKENS = 96
+
+
+def glossary_for(*, owner, glossary_id: int) -> Glossary:
+    return Glossary.objects.for_owner(owner).get(pk=glossary_id)
+
+
+def term_specs(glossary: Glossary | None) -> list[TermSpec]:
+    if glossary is None:
+        return []
+    return [TermSpec(t.canonical, tuple(t.variants), t.hotword) for t in glossary.terms.all()]
+
+
+def rule_specs(glossary: Glossary | None) -> list[RuleSpec]:
+    """Enabled rules in order: global ones and the glossary's own, interleaved by order."""
+    rules = Rule.objects.filter(enabled=True, glossary__isnull=True)
+    if glossary is not None:
+        rules = rules | Rule.objects.filter(enabled=True, glossary=glossary)
+    return [
+        RuleSpec(r.kind, r.pattern, r.replacement, r.case_sensitive)
+        for r in rules.order_by("order", "id")
+    ]
+
+
+def hallucination_phrases() -> list[str]:
+    phrases = list(HallucinationPhrase.objects.filter(enabled=True).values_list("text", flat=True))
+    return phrases or [p for group in DEFAULT_HALLUCINATIONS.values() for p in group]
+
+
+def llm_config() -> llm.LLMConfig | None:
+    if not settings.SCRIBE_LLM_BASE_URL:
+        return None
+    return llm.LLMConfig(
+        base_url=settings.SCRIBE_LLM_BASE_URL,
+        model=settings.SCRIBE_LLM_MODEL,
+        api_key=settings.SCRIBE_LLM_API_KEY or "",
+        timeout_s=settings.SCRIBE_LLM_TIMEOUT_S,
+        allowed_hosts=tuple(settings.SCRIBE_LLM_ALLOWED_HOSTS),
+        mask_pii=settings.SCRIBE_LLM_MASK_PII,
+    )
+
+
+# --- decode-time bias ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bias:
+    hotwords: str | None
+    initial_prompt: str | None
+    kept: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+
+
+def _fit(
+    items: Sequence[str],
+    render: Callable[[list[str]], str],
+    count_tokens: Callable[[str], int],
+    budget: int,
+) -> tuple[list[str], list[str]]:
+    kept: list[str] = []
+    for item in items:
+        if count_tokens(render([*kept, item])) <= budget:
+            kept.append(item)
+    return kept, [i for i in items if i not in kept]
+
+
+def glossary_bias(
+    *,
+    terms: Sequence[TermSpec],
+    extra_hotwords: Sequence[str] = (),
+    count_tokens: Callable[[str], int],
+    hotwords_budget: int = HOTWORDS_BUDGET_TOKENS,
+    prompt_budget: int = PROMPT_BUDGET_TOKENS,
+) -> Bias:
+    """Hotwords and an initial prompt within Whisper's prompt budget, most important first.
+
+    Order: the request's own hotwords, then glossary terms by priority. Whatever fits in
+    neither budget is reported as dropped.
+    """
+    wanted_hot = list(dict.fromkeys([*extra_hotwords, *(t.canonical for t in terms if t.hotword)]))
+    hot, _ = _fit(wanted_hot, lambda ws: " " + " ".join(ws), count_tokens, hotwords_budget)
+    everything = list(dict.fromkeys([*extra_hotwords, *(t.canonical for t in terms)]))
+    rest = [w for w in everything if w not in hot]
+    prompt_terms, dropped = _fit(
+        rest, lambda ws: " " + ", ".join(ws) + ".", count_tokens, prompt_budget
+    )
+    return Bias(
+        hotwords=" ".join(hot) or None,
+        initial_prompt=(", ".join(prompt_terms) + ".") if prompt_terms else None,
+        kept=hot + prompt_terms,
+        dropped=dropped,
+    )
+
+
+# --- post-processing --------------------------------------------------------------------
+
+
+@dataclass
+class Stage:
+    name: str
+    changes: list[dict] = field(default_factory=list)
+
+
+def _run_stage(stage: Stage, segments: list[dict], fix: Callable[[int, dict], str]) -> None:
+    for index, segment in enumerate(segments):
+        before = segment["text"]
+        after = fix(index, segment)
+        if after != before:
+            stage.changes.append(
+                {
+                    "segment": segment["id"],
+                    "before": before.strip(),
+                    "after": after.strip(),
+                    "diff": word_diff(before, after),
+                }
+            )
+            segment["text"] = after
+
+
+def post_process(
+    result: dict[str, Any],
+    *,
+    mode: str,
+    terms: Sequence[TermSpec],
+    rules: Sequence[RuleSpec],
+    phrases: Sequence[str],
+    llm_settings: llm.LLMConfig | None = None,
+    audit: Callable[[int, str], None] | None = None,
+    drop_flagged: bool = False,
+    flag_segments: bool = True,
+    llm_everything: bool = False,
+) -> dict[str, Any]:
+    """Flag, then correct a result json in stages; keep the raw text and every change."""
+    result = copy.deepcopy(result)
+    segments: list[dict] = result["segments"]
+    matcher = hallucination_matcher(phrases)
+    vad_on = result.get("run", {}).get("decoding", {}).get("vad", False)
+    speech = [(r["start"], r["end"]) for r in result.get("speech", [])] if vad_on else None
+    for segment in segments:
+        segment["raw_text"] = segment["text"]
+        if flag_segments:
+            segment["flags"] = sorted(
+                set(segment.get("flags", []))
+                | set(segment_flags(segment, speech=speech, hallucination=matcher))
+            )
+        for word in segment.get("words") or []:
+            word["flags"] = word_flags(word)
+
+    stages: list[Stage] = []
+    if mode in ("glossary", "rules", "llm"):
+        stage = Stage("glossary")
+        _run_stage(stage, segments, lambda i, s: apply_glossary(s["text"], terms))
+        stages.append(stage)
+    if mode in ("rules", "llm"):
+        stage = Stage("rules")
+        _run_stage(stage, segments, lambda i, s: apply_rules(s["text"], rules))
+        stages.append(stage)
+    if mode == "llm":
+        stage = Stage("llm")
+        if llm_settings is None:
+            stage.changes = []
+            result["llm_error"] = "LLM correction is not configured on this server."
+        else:
+            canonical = [t.canonical for t in terms]
+
+            def fix(index: int, segment: dict) -> str:
+                if not llm_everything and "low_confidence" not in segment.get("flags", []):
+                    return segment["text"]
+                before = segments[index - 1]["text"] if index > 0 else ""
+                after = segments[index + 1]["text"] if index + 1 < len(segments) else ""
+                try:
+                    answer = llm.correct(
+                        segment["text"].strip(),
+                        before=before,
+                        after=after,
+                        language=result.get("language", ""),
+                        terms=canonical,
+                        config=llm_settings,
+                        audit=audit or (lambda n, o: None),
+                    )
+                except llm.EgressRefused as exc:
+                    result["llm_error"] = str(exc)
+                    return segment["text"]
+                segment.setdefault("llm", answer.outcome)
+                if answer.text is None:
+                    return segment["text"]
+                return (" " if segment["text"].startswith(" ") else "") + answer.text
+
+            _run_stage(stage, segments, fix)
+        stages.append(stage)
+
+    dropped = 0
+    if drop_flagged:
+        kept = [s for s in segments if not s.get("flags")]
+        dropped = len(segments) - len(kept)
+        result["segments"] = segments = kept
+    result["text"] = " ".join(s["text"].strip() for s in segments if s["text"].strip())
+    result["post_correction"] = {
+        "mode": mode,
+        "stages": [asdict(stage) for stage in stages],
+        "dropped_segments": dropped,
+    }
+    return result
+
+
+def llm_audit(*, owner=None, key_prefix: str = "", job=None) -> Callable[[int, str], None]:
+    endpoint = settings.SCRIBE_LLM_BASE_URL
+
+    def record(characters: int, outcome: str) -> None:
+        LLMAuditRecord.objects.create(
+            owner=owner,
+            key_prefix=key_prefix,
+            job=job,
+            endpoint=endpoint,
+            characters_sent=characters,
+            outcome=outcome[:200],
+        )
+
+    return record
+
+
+def text_correct(
+    *,
+    text: str,
+    language: str,
+    glossary: Glossary | None,
+    mode: str,
+    owner=None,
+    key_prefix: str = "",
+) -> dict[str, Any]:
+    """Run the jobs' post-processing on a piece of text: see what a glossary does."""
+    pseudo = {
+        "language": language or "",
+        "segments": [
+            {
+                "id": 0,
+                "start": 0.0,
+                "end": 0.0,
+                "text": text,
+                "avg_logprob": 0.0,
+                "no_speech_prob": 0.0,
+                "compression_ratio": 0.0,
+                "words": None,
+            }
+        ],
+        "speech": [],
+        "run": {},
+    }
+    processed = post_process(
+        pseudo,
+        mode=mode,
+        terms=term_specs(glossary),
+        rules=rule_specs(glossary),
+        phrases=hallucination_phrases(),
+        llm_settings=llm_config(),
+        audit=llm_audit(owner=owner, key_prefix=key_prefix),
+        llm_everything=True,
+    )
+    segment = processed["segments"][0]
+    body = {
+        "text": segment["text"],
+        "raw_text": text,
+        "mode": mode,
+        "stages": processed["post_correction"]["stages"],
+        "flags": segment["flags"],
+    }
+    if "llm_error" in processed:
+        body["llm_error"] = processed["llm_error"]
+    return body
+
+
+# --- jobs -------------------------------------------------------------------------------
+
+
+def job_glossary(job) -> Glossary | None:
+    glossary_id = job.options.get("glossary_id")
+    if not glossary_id:
+        return None
+    return Glossary.objects.for_owner(job.owner).filter(pk=glossary_id).first()
+
+
+def job_bias(job, *, count_tokens: Callable[[str], int]) -> Bias:
+    """The decoder bias of a job: its inline hotwords, then its glossary's terms."""
+    hotwords = job.options.get("hotwords") or []
+    if isinstance(hotwords, str):
+        hotwords = hotwords.split()
+    return glossary_bias(
+        terms=term_specs(job_glossary(job)), extra_hotwords=hotwords, count_tokens=count_tokens
+    )
+
+
+def job_result_post_process(job, result: dict[str, Any], *, bias: Bias) -> dict[str, Any]:
+    """Flags, the requested correction stages and the bias used, added to a job's result."""
+    glossary = job_glossary(job)
+    mode = (job.options.get("post_correction") or {}).get("mode", "none")
+    processed = post_process(
+        result,
+        mode=mode,
+        terms=term_specs(glossary),
+        rules=rule_specs(glossary),
+        phrases=hallucination_phrases(),
+        llm_settings=llm_config() if mode == "llm" else None,
+        audit=llm_audit(owner=job.owner, job=job),
+        drop_flagged=bool(job.options.get("drop_flagged")),
+    )
+    processed["bias"] = asdict(bias)
+    return processed

@@ -1,0 +1,56 @@
+"""/v1/glossaries and /v1/text/correct (``glossary`` scope), owned like jobs."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import viewsets
+from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
+
+from glossary import services
+from glossary.models import Glossary
+from glossary.serializers import GlossarySerializer, TextCorrectSerializer
+
+
+class GlossaryViewSet(viewsets.ModelViewSet):
+    serializer_class = GlossarySerializer
+    required_scope = "glossary"
+
+    def get_queryset(self):
+        return Glossary.objects.for_owner(self.request.user.owner).prefetch_related("terms")
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "owner": self.request.user.owner}
+
+
+class TextCorrectView(GenericAPIView):
+    required_scope = "glossary"
+    serializer_class = TextCorrectSerializer
+
+    @extend_schema(
+        request=TextCorrectSerializer,
+        responses={200: OpenApiTypes.OBJECT},
+        description="Run the jobs' post-processing on text: corrected text, what "
+        "each stage changed, and flags.",
+    )
+    def post(self, request):
+        owner = request.user.owner
+        serializer = TextCorrectSerializer(data=request.data, context={"owner": owner})
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        glossary = (
+            services.glossary_for(owner=owner, glossary_id=data["glossary_id"])
+            if data.get("glossary_id")
+            else None
+        )
+        return Response(
+            services.text_correct(
+                text=data["text"],
+                language=data["language"],
+                glossary=glossary,
+                mode=data["mode"],
+                owner=owner,
+                key_prefix=request.auth.prefix,
+            )
+        )

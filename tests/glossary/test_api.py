@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.services import api_key_create
+from glossary.models import Glossary, Rule
+from tests.conftest import shared_clip
+from transcription import services
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+GLOSSARY = {
+    "name": "platform",
+    "description": "infra terms",
+    "terms": [
+        {"canonical": "vLLM", "variants": ["브이엘엘엠"], "hotword": True, "priority": 10},
+        {"canonical": "Kubernetes", "variants": ["쿠버네티스"], "hotword": True},
+        {"canonical": "FastAPI", "variants": ["패스트 API"], "hotword": False},
+    ],
+}
+
+
+def client(scopes, owner="platform-team") -> APIClient:
+    _, secret = api_key_create(owner_name=owner, scopes=scopes)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return api
+
+
+@pytest.fixture
+def editor(job_settings):
+    return client(["glossary", "transcribe"])
+
+
+def test_glossaries_are_created_read_updated_and_deleted_with_nested_terms(editor):
+    created = editor.post("/v1/glossaries", GLOSSARY, format="json")
+    assert created.status_code == 201, created.json()
+    gid = created.json()["id"]
+
+    got = editor.get(f"/v1/glossaries/{gid}").json()
+    assert [t["canonical"] for t in got["terms"]] == ["vLLM", "Kubernetes", "FastAPI"]
+    assert got["terms"][0] == {
+        "canonical": "vLLM",
+        "variants": ["브이엘엘엠"],
+        "hotword": True,
+        "priority": 10,
+    }
+
+    updated = editor.patch(
+        f"/v1/glossaries/{gid}",
+        {"terms": [{"canonical": "Grafana", "variants": ["그라파나"]}]},
+        format="json",
+    ).json()
+    assert [t["canonical"] for t in updated["terms"]] == ["Grafana"]
+    assert [g["name"] for g in editor.get("/v1/glossaries").json()["results"]] == ["platform"]
+    assert editor.delete(f"/v1/glossaries/{gid}").status_code == 204
+    assert not Glossary.objects.exists()
+
+
+def test_glossaries_are_owned_like_jobs(editor):
+    gid = editor.post("/v1/glossaries", GLOSSARY, format="json").json()["id"]
+    teammate = client(["glossary"])
+    outsider = client(["glossary"], owner="search-team")
+
+    assert teammate.get(f"/v1/glossaries/{gid}").status_code == 200
+    assert outsider.get(f"/v1/glossaries/{gid}").status_code == 404
+    assert outsider.delete(f"/v1/glossaries/{gid}").status_code == 404
+    assert outsider.get("/v1/glossaries").json()["results"] == []
+    assert client(["transcribe"]).get("/v1/glossaries").status_code == 403
+    assert APIClient().get("/v1/glossaries").status_code == 401
+
+
+def test_bad_glossaries_get_field_errors(editor):
+    editor.post("/v1/glossaries", GLOSSARY, format="json")
+    twice = {"name": "other", "terms": [{"canonical": "vLLM"}, {"canonical": "vLLM"}]}
+
+    same_name = editor.post("/v1/glossaries", GLOSSARY, format="json").json()
+    repeated = editor.post("/v1/glossaries", twice, format="json").json()
+
+    assert "already have a glossary" in same_name["error"]["fields"]["name"][0]
+    assert "listed twice: vLLM" in repeated["error"]["fields"]["terms"][0]
+
+
+def test_text_correct_shows_what_the_glossary_and_rules_do(editor):
+    gid = editor.post("/v1/glossaries", GLOSSARY, format="json").json()["id"]
+    Rule.objects.create(
+        glossary_id=gid,
+        order=1,
+        kind="regex",
+        pattern=r"(\d+)\s*기가",
+        replacement=r"\1GB",
+        enabled=True,
+    )
+    Rule.objects.create(order=2, kind="acronym", pattern="GPU", enabled=True)  # global
+    Rule.objects.create(order=3, kind="literal", pattern="서빙", replacement="XX")  # disabled
+
+    body = editor.post(
+        "/v1/text/correct",
+        {
+            "text": "브이엘엘엠 서빙할 때 gpu 메모리 80 기가 써요",
+            "language": "ko",
+            "glossary_id": gid,
+            "mode": "rules",
+        },
+        format="json",
+    ).json()
+
+    assert body["raw_text"] == "브이엘엘엠 서빙할 때 gpu 메모리 80 기가 써요"
+    assert body["text"] == "vLLM 서빙할 때 GPU 메모리 80GB 써요"
+    stages = {s["name"]: s["changes"] for s in body["stages"]}
+    assert stages["glossary"][0]["diff"] == [
+        {"op": "replace", "before": "브이엘엘엠", "after": "vLLM"}
+    ]
+    assert stages["rules"][0]["after"] == "vLLM 서빙할 때 GPU 메모리 80GB 써요"
+    assert body["flags"] == []
+    other = client(["glossary"], owner="search-team")
+    refused = other.post("/v1/text/correct", {"text": "x", "glossary_id": gid}, format="json")
+    assert refused.status_code == 400
+
+
+def test_a_job_result_shows_raw_and_corrected_text_stage_diffs_flags_and_bias(editor, job_settings):
+    gid = editor.post("/v1/glossaries", GLOSSARY, format="json").json()["id"]
+    Rule.objects.create(
+        order=1, kind="regex", pattern=r"^(.*)$", replacement=r"\1 [checked]", enabled=True
+    )
+    with shared_clip("jfk.flac").open("rb") as audio:
+        job_id = editor.post(
+            "/v1/jobs",
+            {
+                "file": audio,
+                "options": json.dumps(
+                    {
+                        "glossary_id": gid,
+                        "hotwords": ["Grafana"],
+                        "word_timestamps": True,
+                        "post_correction": {"mode": "rules"},
+                    }
+                ),
+            },
+            format="multipart",
+        ).json()["job_id"]
+
+    services.job_process(job_id=job_id)
+
+    result = editor.get(f"/v1/jobs/{job_id}/result?format=json").json()
+    segment = result["segments"][0]
+    assert segment["raw_text"] != segment["text"]
+    assert segment["text"].endswith("[checked]")
+    assert isinstance(segment["flags"], list)
+    assert all("flags" in w for w in segment["words"])
+    stages = result["post_correction"]["stages"]
+    assert [s["name"] for s in stages] == ["glossary", "rules"]
+    assert len(stages[1]["changes"]) == len(result["segments"])
+    assert result["bias"]["hotwords"] == "Grafana vLLM Kubernetes"
+    assert result["bias"]["initial_prompt"] == "FastAPI."
+    assert result["run"]["decoding"]["hotwords"] == "Grafana vLLM Kubernetes"
+    assert result["run"]["decoding"]["initial_prompt"] == "FastAPI."
+    srt = editor.get(f"/v1/jobs/{job_id}/result?format=srt").content.decode()
+    assert "[checked]" in srt
+
+
+def test_a_job_may_drop_flagged_segments(editor, job_settings, tone_wav):
+    with tone_wav.open("rb") as audio:
+        kept = editor.post(
+            "/v1/jobs", {"file": audio, "options": json.dumps({"vad": False})}, format="multipart"
+        ).json()["job_id"]
+    with tone_wav.open("rb") as audio:
+        dropped = editor.post(
+            "/v1/jobs",
+            {"file": audio, "options": json.dumps({"vad": False, "drop_flagged": True})},
+            format="multipart",
+        ).json()["job_id"]
+    services.job_process(job_id=kept)
+    services.job_process(job_id=dropped)
+
+    full = editor.get(f"/v1/jobs/{kept}/result").json()
+    lean = editor.get(f"/v1/jobs/{dropped}/result").json()
+    flagged = [s for s in full["segments"] if s["flags"]]
+    assert len(lean["segments"]) == len(full["segments"]) - len(flagged)
+    assert lean["post_correction"]["dropped_segments"] == len(flagged)
+
+
+def test_job_options_refuse_another_owners_glossary_and_unconfigured_llm(editor, tone_wav):
+    gid = editor.post("/v1/glossaries", GLOSSARY, format="json").json()["id"]
+    outsider = client(["transcribe"], owner="search-team")
+
+    with tone_wav.open("rb") as audio:
+        foreign = outsider.post(
+            "/v1/jobs",
+            {"file": audio, "options": json.dumps({"glossary_id": gid})},
+            format="multipart",
+        ).json()
+    with tone_wav.open("rb") as audio:
+        llm = editor.post(
+            "/v1/jobs",
+            {"file": audio, "options": json.dumps({"post_correction": {"mode": "llm"}})},
+            format="multipart",
+        ).json()
+
+    assert "No glossary of yours" in foreign["error"]["fields"]["options"]["glossary_id"][0]
+    assert "not configured" in llm["error"]["fields"]["options"]["post_correction"][0]
