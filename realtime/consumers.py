@@ -23,6 +23,7 @@ from django.conf import settings
 
 from accounts.services import key_group
 from accounts.websocket import key_still_valid
+from glossary.models import Glossary
 from realtime.audio import ENCODINGS, SAMPLE_RATES
 from realtime.worker import ensure_local_worker
 from transcription.engine import LANGUAGES
@@ -68,8 +69,12 @@ def validate_start(options: object) -> tuple[dict, str | None]:
         isinstance(w, str) for w in clean["hotwords"]
     ):
         return {}, "hotwords must be a list of strings"
-    if options.get("glossary_id") is not None:
-        return {}, "glossaries are not available on this server yet"
+    glossary_id = options.get("glossary_id")
+    if glossary_id is not None and (
+        not isinstance(glossary_id, int) or isinstance(glossary_id, bool)
+    ):
+        return {}, "glossary_id must be the id of one of your glossaries"
+    clean["glossary_id"] = glossary_id
     return clean, None
 
 
@@ -162,6 +167,14 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self._error("already_started", "This session has started already.")
             return
         clean, problem = validate_start(options)
+        if (
+            not problem
+            and clean["glossary_id"] is not None
+            and not await database_sync_to_async(
+                Glossary.objects.for_owner(self.key.owner_id).filter(pk=clean["glossary_id"]).exists
+            )()
+        ):
+            problem = "no glossary of yours has this glossary_id"
         if problem:
             await self._error("bad_options", problem)
             return

@@ -15,6 +15,7 @@ worker's own channel. Messages out (to a consumer's channel): ``stream.opened`` 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import time
@@ -27,10 +28,19 @@ from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from glossary.models import Glossary
+from glossary.normalize import RuleSpec, TermSpec, apply_glossary, apply_rules
+from glossary.services import glossary_bias, rule_specs, term_specs
 from realtime import services
 from realtime.audio import FrameDecoder
 from realtime.session import StepResult, StreamingSession, TimedWord
-from transcription.engine import LoadedModel, decode_buffer, run_record, speech_regions
+from transcription.engine import (
+    LoadedModel,
+    decode_buffer,
+    run_record,
+    speech_regions,
+    token_counter,
+)
 from transcription.services import device_plan_build, lane_model_name, model_load
 
 logger = logging.getLogger(__name__)
@@ -60,6 +70,9 @@ class LiveSession:
     dropped_s: float = 0.0
     warned_at: float = 0.0
     confidences: list[float] = field(default_factory=list)
+    hotwords: str | None = None
+    terms: list[TermSpec] = field(default_factory=list)
+    rules: list[RuleSpec] = field(default_factory=list)
 
     @property
     def backlog_s(self) -> float:
@@ -110,6 +123,7 @@ class RealtimeWorker(AsyncConsumer):
                 owner_id=session.owner_id, options=options
             )
             await database_sync_to_async(_store_run)(job, model, options)
+            terms, rules = await database_sync_to_async(_glossary_of)(options.get("glossary_id"))
         except Exception as exc:  # a missing model, a database outage: tell the client
             logger.exception("could not start session %s", session.session_id)
             await self._event(
@@ -126,10 +140,17 @@ class RealtimeWorker(AsyncConsumer):
         session.options = options
         session.language = options.get("language") or None
         session.decoder = FrameDecoder(options["encoding"], options["sample_rate"])
+        session.terms, session.rules = terms, rules
+        bias = glossary_bias(
+            terms=terms,
+            extra_hotwords=options.get("hotwords") or [],
+            count_tokens=token_counter(model),
+        )
+        session.hotwords = bias.hotwords
         session.stream = StreamingSession(
             functools.partial(self._transcribe, session),
             speech_regions,
-            initial_prompt=" ".join(options.get("hotwords") or []),
+            initial_prompt=bias.initial_prompt or "",
         )
         await self._event(
             session, {"type": "ready", "session_id": session.session_id, "job_id": str(job.id)}
@@ -256,6 +277,9 @@ class RealtimeWorker(AsyncConsumer):
         finals = []
         for segment in result.finals:
             session.confidences.append(segment.confidence)
+            if session.terms or session.rules:
+                corrected = apply_rules(apply_glossary(segment.text, session.terms), session.rules)
+                segment = dataclasses.replace(segment, text=corrected)
             finals.append(services.stream_final_save(job_id=session.job_id, segment=segment))
         return result, finals
 
@@ -266,7 +290,7 @@ class RealtimeWorker(AsyncConsumer):
             audio,
             prompt=prompt,
             language=session.language,
-            hotwords=" ".join(session.options.get("hotwords") or []) or None,
+            hotwords=session.hotwords,
             beam_size=settings.SCRIBE_REALTIME_BEAM_SIZE,
         )
         if session.language is None and decoded.words:
@@ -330,9 +354,13 @@ class RealtimeWorker(AsyncConsumer):
         await self._event(session, {"type": "closed", "job_id": None})
 
 
-def _run_dict(model: LoadedModel, options: dict) -> dict:
-    import dataclasses
+def _glossary_of(glossary_id: int | None) -> tuple[list[TermSpec], list[RuleSpec]]:
+    """Terms and enabled rules of a session's glossary (ownership was checked on start)."""
+    glossary = Glossary.objects.filter(pk=glossary_id).first() if glossary_id else None
+    return term_specs(glossary), rule_specs(glossary)
 
+
+def _run_dict(model: LoadedModel, options: dict) -> dict:
     return dataclasses.asdict(run_record(model, {**options, "lane": "realtime"}))
 
 

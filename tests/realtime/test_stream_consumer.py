@@ -236,3 +236,36 @@ def test_audio_at_48khz_float32_is_accepted(stream_key):
 
     job = Job.objects.get(pk=events[-1]["job_id"])
     assert job.metrics["audio_duration_s"] == pytest.approx(2.0, abs=0.01)
+
+
+def test_a_glossary_corrects_finals_and_anothers_glossary_is_refused(stream_key):
+    from accounts.models import Owner
+    from glossary.models import Glossary, Rule
+
+    key, secret = stream_key
+    # Rules only: terms would bias the random model's decoding, and its nonsense has no
+    # variants to map anyway (variants are covered by tests/glossary).
+    mine = Glossary.objects.create(owner=key.owner, name="live")
+    Rule.objects.create(
+        glossary=mine, kind="regex", pattern=r"^(.*)$", replacement=r"\1 [checked]", enabled=True
+    )
+    theirs = Glossary.objects.create(owner=Owner.objects.create(name="other"), name="x")
+    speech = decode_all(shared_clip("jfk.flac"))
+
+    async def scenario():
+        comm = communicator(secret)
+        assert (await comm.connect())[0]
+        await comm.send_json_to({"type": "start", "options": {"glossary_id": theirs.pk}})
+        refused = json.loads(await comm.receive_from())
+        await comm.send_json_to({"type": "start", "options": {"glossary_id": mine.pk}})
+        await receive_until(comm, "ready")
+        await stream_audio(comm, speech)
+        await comm.send_json_to({"type": "stop"})
+        return refused, await receive_until(comm, "closed")
+
+    refused, events = asyncio.run(scenario())
+
+    assert refused["code"] == "bad_options" and "glossary" in refused["message"]
+    finals = [e["segment"]["text"] for e in events if e["type"] == "final"]
+    assert finals and all(text.endswith("[checked]") for text in finals)
+    assert all(s.text.endswith("[checked]") for s in StreamSegment.objects.all())
