@@ -15,6 +15,21 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+# "auto" (scribe's device plan decides), "default" (the model's stored type), or a
+# CTranslate2 compute type.
+COMPUTE_TYPES = (
+    "auto",
+    "default",
+    "float32",
+    "float16",
+    "bfloat16",
+    "int8",
+    "int8_float16",
+    "int8_float32",
+    "int8_bfloat16",
+    "int16",
+)
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 

@@ -13,6 +13,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from scribe.env import (
+    COMPUTE_TYPES,
     env_bool,
     env_choice,
     env_device,
@@ -137,22 +138,7 @@ SCRIBE_MODELS_DIR = Path(env_str("SCRIBE_MODELS_DIR") or VAR_DIR / "models")
 SCRIBE_OFFLINE = env_bool("SCRIBE_OFFLINE", False) or env_bool("HF_HUB_OFFLINE", False)
 
 SCRIBE_DEVICE = env_device("SCRIBE_DEVICE", "auto")
-SCRIBE_COMPUTE_TYPE = env_choice(
-    "SCRIBE_COMPUTE_TYPE",
-    "auto",
-    {
-        "auto",
-        "default",
-        "float32",
-        "float16",
-        "bfloat16",
-        "int8",
-        "int8_float16",
-        "int8_float32",
-        "int8_bfloat16",
-        "int16",
-    },
-)
+SCRIBE_COMPUTE_TYPE = env_choice("SCRIBE_COMPUTE_TYPE", "auto", set(COMPUTE_TYPES))
 SCRIBE_WORKERS = env_optional_int("SCRIBE_WORKERS")
 SCRIBE_CPU_THREADS = env_optional_int("SCRIBE_CPU_THREADS")
 SCRIBE_MAX_WORKERS_PER_GPU = env_int("SCRIBE_MAX_WORKERS_PER_GPU", 2, minimum=1)

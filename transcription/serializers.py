@@ -10,22 +10,10 @@ from rest_framework import serializers
 
 from glossary.models import Glossary
 from glossary.services import MODES
+from scribe.env import COMPUTE_TYPES
 from transcription.engine import FORMATS, LANGUAGES
 from transcription.models import Job
 from transcription.services import LANES, job_queue_position
-
-COMPUTE_TYPES = (
-    "auto",
-    "default",
-    "float32",
-    "float16",
-    "bfloat16",
-    "int8",
-    "int8_float16",
-    "int8_float32",
-    "int8_bfloat16",
-    "int16",
-)
 
 
 def allowed_models() -> list[str]:
