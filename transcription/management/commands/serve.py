@@ -64,7 +64,11 @@ class Command(BaseCommand):
         finally:
             stop()
             for child in children:
-                child.wait(timeout=30)
+                try:
+                    child.wait(timeout=30)
+                except subprocess.TimeoutExpired:  # never leave a worker behind
+                    child.kill()
+                    child.wait()
         failed = [c.returncode for c in children if c.returncode not in (0, -signal.SIGTERM)]
         if failed:
             raise SystemExit(failed[0])
