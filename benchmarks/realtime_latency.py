@@ -8,8 +8,10 @@ model (one CPU thread each), warms the realtime worker up with a short stream, t
 ~60 s of real speech into ``/v1/stream`` at real time, twice:
 
 A. idle: nothing else runs;
-B. busy: a long batch job (a synthesized speech file) is transcribed on the same 2 cores
-   while the stream plays; the job is cancelled afterwards.
+B. busy: the batch worker transcribes long batch jobs (synthesized speech: jfk.flac
+   repeated, submitted with the same key through ``POST /v1/jobs``) on the same 2 cores
+   while the stream plays; several are queued, because the test model transcribes 30
+   minutes in well under a minute, and what is left is cancelled (``DELETE``) afterwards.
 
 For each run it prints:
 
@@ -18,6 +20,8 @@ For each run it prints:
 - final lag: for every word of every final, the moment the final arrived minus the moment
   the word's end was sent (its end time in the audio ÷ speed), p50/p95/max over all words,
   and how many words were only finalised by the stop (the session's flush);
+- partial lag: the moment each partial arrived minus the moment its last word's end was
+  sent; it follows the decode cadence, so it shows CPU contention where final lag may not;
 - ``compute/wall``: the session's decode time ÷ its audio duration, from the completed
   stream job (``GET /v1/jobs/{id}`` summary).
 
@@ -56,10 +60,30 @@ def verdict(ok: bool) -> str:
 
 
 def stream(stack, path: Path, speed: float, stop_after_s: float | None = None):
-    from realtime.client import stream_file
+    """Play ``path`` into the stack; a session the server ends early keeps its events."""
+    import websockets
+
+    from realtime.client import StreamRun, stream_file
 
     url = f"ws://127.0.0.1:{stack.port}/v1/stream"
-    return asyncio.run(stream_file(url, stack.key, path, speed=speed, stop_after_s=stop_after_s))
+    events: list[dict] = []
+    started = time.monotonic()
+    try:
+        return asyncio.run(
+            stream_file(
+                url,
+                stack.key,
+                path,
+                speed=speed,
+                stop_after_s=stop_after_s,
+                on_event=events.append,
+            )
+        )
+    except websockets.ConnectionClosed as exc:  # closed while frames were being sent
+        print(f"STREAM INCOMPLETE: the server closed the stream early: {exc}")
+        run = StreamRun(events=events, close_code=exc.rcvd.code if exc.rcvd else None)
+        run.audio_s = (time.monotonic() - started) * speed  # frames are paced
+        return run
 
 
 def analyse(run, speed: float) -> dict:
@@ -79,6 +103,9 @@ def analyse(run, speed: float) -> dict:
             break
         flushed.add(id(event))
     lags, lags_live, words, words_flushed = [], [], 0, 0
+    spans = [e["segment"]["end"] - e["segment"]["start"] for e in finals]
+    # How long after its last word's end each final came: the wait for the segment to close.
+    end_lags = [e["at"] - e["segment"]["end"] / speed for e in finals]
     for event in finals:
         for word in event["segment"]["words"]:
             lag = event["at"] - word["end"] / speed
@@ -88,6 +115,8 @@ def analyse(run, speed: float) -> dict:
                 words_flushed += 1
             else:
                 lags_live.append(lag)
+    # How far behind the audio the partials are: the step cadence, which CPU load affects.
+    partial_lags = [e["at"] - e["end"] / speed for e in partials]
     closed = [e for e in events if e["type"] == "closed"]
     return {
         "first_partial_s": partials[0]["at"] if partials else float("nan"),
@@ -101,6 +130,12 @@ def analyse(run, speed: float) -> dict:
         "p95": percentile(lags, 0.95),
         "max": max(lags) if lags else float("nan"),
         "p95_live": percentile(lags_live, 0.95),
+        "partial_lag_p50": percentile(partial_lags, 0.5),
+        "partial_lag_p95": percentile(partial_lags, 0.95),
+        "span_p50": percentile(spans, 0.5),
+        "span_max": max(spans) if spans else float("nan"),
+        "end_lag_p50": percentile(end_lags, 0.5),
+        "end_lag_max": max(end_lags) if end_lags else float("nan"),
         "audio_s": run.audio_s,
         "stop_at": stop_at,
         "closed_at": closed[-1]["at"] if closed else float("nan"),
@@ -160,10 +195,14 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="audio streamed per run")
     parser.add_argument("--speed", type=float, default=1.0, help="× real time")
     parser.add_argument("--warmup-s", type=float, default=5.0, help="warm-up stream length")
-    parser.add_argument("--batch-minutes", type=float, default=10.0, help="batch file length")
+    parser.add_argument("--batch-minutes", type=float, default=30.0, help="per batch job")
+    parser.add_argument(
+        "--batch-jobs", type=int, default=6, help="batch jobs queued for run B (must outlast it)"
+    )
     parser.add_argument("--model", default="tiny", choices=["tiny", "micro"])
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per worker")
     parser.add_argument("--redis-db", type=int, default=14, help="Redis db of this benchmark")
+    parser.add_argument("--events-json", type=Path, help="write both runs' events here")
     args = parser.parse_args()
     require_speech_clip()
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -172,11 +211,20 @@ def main() -> int:
     import django
 
     django.setup()
+
+    wall_started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="scribe-bench-rt-latency-") as tmp:
+        results = measure(args, Path(tmp))
+    report(results)
+    print(f"wall_time_s={time.perf_counter() - wall_started:.1f}")
+    return 0
+
+
+def measure(args: argparse.Namespace, tmp: Path) -> dict[str, dict]:
+    """Run the warm-up, then streams A (idle) and B (beside a batch job); their figures."""
     from tests.e2e.stack import Stack
     from transcription.engine.testmodel import build_test_model
 
-    wall_started = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix="scribe-bench-rt-latency-"))
     model_dir = build_test_model(tmp / args.model, size=args.model)
     if args.source == "jfk":
         source = synthesize_speech_wav(tmp / "stream.wav", args.seconds)
@@ -188,7 +236,8 @@ def main() -> int:
     batch_wav = synthesize_speech_wav(tmp / "batch.wav", args.batch_minutes * 60)
     print(
         f"model={args.model} (random weights) threads={args.threads} source={source.name} "
-        f"seconds<={args.seconds:g} speed={args.speed:g} batch_file={args.batch_minutes:g} min "
+        f"seconds<={args.seconds:g} speed={args.speed:g} "
+        f"batch={args.batch_jobs} x {args.batch_minutes:g} min "
         f"redis_db={args.redis_db}"
     )
 
@@ -223,26 +272,39 @@ def main() -> int:
         results["A"]["ratio"], _ = job_ratio(client, results["A"]["job_id"])
         results["A"]["wall_s"] = time.perf_counter() - started
 
-        batch_id = submit(client, batch_wav)
-        before = wait_decoding(client, batch_id)
+        batch_ids = [submit(client, batch_wav) for _ in range(args.batch_jobs)]
+        before = wait_decoding(client, batch_ids[0])
         started = time.perf_counter()
         run_b = stream(stack, source, args.speed, stop_after_s=args.seconds)
         results["B"] = analyse(run_b, args.speed)
         results["B"]["wall_s"] = time.perf_counter() - started
-        after = client.get(f"/v1/jobs/{batch_id}").json()
+        after = [client.get(f"/v1/jobs/{i}").json()["status"] for i in batch_ids]
+        busy_throughout = "processing" in after
         results["B"]["ratio"], _ = job_ratio(client, results["B"]["job_id"])
-        client.delete(f"/v1/jobs/{batch_id}")
+        for batch_id, status in zip(batch_ids, after, strict=True):
+            if status in ("queued", "processing"):
+                client.delete(f"/v1/jobs/{batch_id}")
         deadline = time.monotonic() + 30
-        cancelled = after
-        while time.monotonic() < deadline and cancelled["status"] in ("queued", "processing"):
+        final = after
+        while time.monotonic() < deadline and {"queued", "processing"} & set(final):
             time.sleep(0.5)
-            cancelled = client.get(f"/v1/jobs/{batch_id}").json()
+            final = [client.get(f"/v1/jobs/{i}").json()["status"] for i in batch_ids]
         print(
-            f"batch job {batch_id}: processed_sec {before.get('processed_sec')} when the stream "
-            f"started, {after.get('processed_sec')} ({after['status']}) when it ended; "
-            f"after DELETE: {cancelled['status']}"
+            f"batch jobs: the first had processed {before.get('processed_sec')} s when stream B "
+            f"started; statuses when it ended: {', '.join(after)}; after DELETE: "
+            f"{', '.join(final)}"
         )
+        if not busy_throughout:
+            print(
+                "WARNING: no batch job was still running when stream B ended: run B was not "
+                "under load throughout; raise --batch-jobs or --batch-minutes"
+            )
+        if args.events_json:
+            args.events_json.write_text(json.dumps({"A": run_a.events, "B": run_b.events}))
+    return results
 
+
+def report(results: dict[str, dict]) -> None:
     a, b = results["A"], results["B"]
 
     def both(key: str, fmt: str) -> tuple[str, str]:
@@ -262,6 +324,12 @@ def main() -> int:
             ("final lag p95 (s)", *both("p95", ".2f")),
             ("final lag max (s)", *both("max", ".2f")),
             ("p95 without stop flush (s)", *both("p95_live", ".2f")),
+            ("partial lag p50 (s)", *both("partial_lag_p50", ".2f")),
+            ("partial lag p95 (s)", *both("partial_lag_p95", ".2f")),
+            ("segment span p50 (s)", *both("span_p50", ".2f")),
+            ("segment span max (s)", *both("span_max", ".2f")),
+            ("lag of segment end p50 (s)", *both("end_lag_p50", ".2f")),
+            ("lag of segment end max (s)", *both("end_lag_max", ".2f")),
             (
                 "stop sent -> closed (s)",
                 f"{a['closed_at'] - a['stop_at']:.2f}",
@@ -295,8 +363,6 @@ def main() -> int:
         f"p95_lag_busy_over_idle={ratio:.2f} ({b['p95']:.2f} / {a['p95']:.2f} s, target <= "
         f"{TARGET_BUSY_OVER_IDLE}) {verdict(ratio <= TARGET_BUSY_OVER_IDLE)}"
     )
-    print(f"wall_time_s={time.perf_counter() - wall_started:.1f}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ How text settles (after whisper_streaming's OnlineASRProcessor):
   (their common prefix after what is already committed) are committed — never retracted;
 - committed words are grouped into the open segment, which becomes a ``final`` at a VAD
   silence (where the not-yet-agreed words before the silence are committed too: the
-  speaker stopped), at sentence punctuation, or when it grows past ``MAX_SEGMENT_S``;
+  speaker stopped), at sentence punctuation, when it grows past ``MAX_SEGMENT_S``, or once
+  its first word is ``FINAL_AFTER_S`` older than the newest audio;
 - after each commit the buffer is trimmed to the last committed word, keeping
   ``LEFT_CONTEXT_S`` of audio before it, and the committed text is fed back as the prompt;
 - the buffer never exceeds ``MAX_BUFFER_S``: past it the oldest hypothesised words are
@@ -31,6 +32,7 @@ MAX_BUFFER_S = 24.0  # under Whisper's 30 s window
 LEFT_CONTEXT_S = 0.5  # audio kept before the last committed word when trimming
 FINALIZE_SILENCE_S = 0.6  # a pause this long closes the open segment
 MAX_SEGMENT_S = 12.0
+FINAL_AFTER_S = 2.0  # committed words this much older than the newest audio become final
 PROMPT_CHARS = 200
 SENTENCE_END = re.compile(r"[.!?。？！]$")
 
@@ -149,6 +151,11 @@ class StreamingSession:
 
     def _step(self) -> list[FinalSegment]:
         self._new_samples = 0
+        finals: list[FinalSegment] = []
+        if self._buffer.shape[0] > self._max_buffer:
+            # Audio arrived faster than steps ran: cut before decoding, so a decode never
+            # sees more than MAX_BUFFER_S (and Whisper's 30 s window).
+            finals += self._force_cut()
         words = [
             TimedWord(
                 w.start + self._buffer_start_s, w.end + self._buffer_start_s, w.text, w.probability
@@ -165,7 +172,6 @@ class StreamingSession:
             self._commit(hypothesis[:agreed])
         self._tentative = hypothesis[agreed:]
 
-        finals: list[FinalSegment] = []
         silence_at = self._silence_after_speech()
         if silence_at is not None:
             # The speaker paused: what was said before the pause is final.
@@ -177,6 +183,8 @@ class StreamingSession:
         elif self._open and (
             SENTENCE_END.search(self._open[-1].text.strip())
             or self._open[-1].end - self._open[0].start >= MAX_SEGMENT_S
+            # Settled words are not held back waiting for a pause that may not come.
+            or self.audio_end_s - self._open[0].end >= FINAL_AFTER_S
         ):
             finals += self._close_segment(self._open)
         if self._buffer.shape[0] > self._max_buffer:
@@ -222,11 +230,13 @@ class StreamingSession:
         if self._speech_regions is None or not (self._open or self._tentative):
             return None
         regions = list(self._speech_regions(self._buffer))
-        if not regions:
-            return None
-        gaps = [(a[1], b[0]) for a, b in zip(regions, regions[1:], strict=False)]
-        gaps.append((regions[-1][1], self.buffer_s))
         first_word = (self._open or self._tentative)[0].start - self._buffer_start_s
+        if not regions:
+            # Only silence left after trimming: the speech before it has ended.
+            return self._buffer_start_s if self.buffer_s >= FINALIZE_SILENCE_S else None
+        gaps = [(0.0, regions[0][0])]  # a pause right at the start of the trimmed buffer
+        gaps += [(a[1], b[0]) for a, b in zip(regions, regions[1:], strict=False)]
+        gaps.append((regions[-1][1], self.buffer_s))
         for start, end in gaps:
             if end - start >= FINALIZE_SILENCE_S and start > first_word:
                 return self._buffer_start_s + start

@@ -177,3 +177,29 @@ def test_nothing_is_decoded_until_a_chunk_of_new_audio_arrived():
     session.insert_audio(np.arange(8000, 16000, dtype=np.float32))
     assert session.process().decoded is True
     assert model.calls == 1
+
+
+def test_settled_words_become_final_within_seconds_even_without_pauses():
+    spoken = script((0.0, [f"w{i}" for i in range(100)]), word_s=0.4)
+    model = ScriptedModel(spoken, settle_s=0.5)
+    session = StreamingSession(model.transcribe, model.regions)
+    emitted: list[tuple[float, FinalSegment]] = []
+    chunk = 8000
+    for offset in range(0, 40 * SAMPLE_RATE_HZ, chunk):
+        session.insert_audio(np.arange(offset, offset + chunk, dtype=np.float32))
+        now = (offset + chunk) / SAMPLE_RATE_HZ
+        emitted += [(now, f) for f in session.process().finals]
+
+    lags = [now - w.end for now, f in emitted for w in f.words]
+    assert len(lags) > 80
+    assert max(lags) <= 4.0, "no word waits for a pause that never comes"
+
+
+def test_a_pause_right_after_the_last_settled_word_closes_the_segment():
+    spoken = script((0.0, ["one", "two", "three"]), (9.0, ["four"]), word_s=0.4)
+    model = ScriptedModel(spoken, settle_s=0.3)
+    session = StreamingSession(model.transcribe, model.regions)
+
+    finals, _, _ = stream(session, 4.0)
+
+    assert [f.text for f in finals] == ["one two three"]

@@ -230,3 +230,14 @@ def test_a_window_without_a_late_pause_is_cut_at_its_end():
 
     assert _choose_cut(regions, 300 * sr, search=30 * sr) == 300 * sr
     assert _choose_cut([], 300 * sr, search=30 * sr) == 300 * sr
+
+
+def test_a_full_live_buffer_with_a_long_prompt_stays_within_whispers_token_limit(loaded_model):
+    from transcription.engine import decode_buffer
+
+    audio = (0.1 * np.sin(np.arange(30 * 16000) / 7)).astype(np.float32)
+    prompt = "쿠버네티스 클러스터에서 vLLM 으로 서빙하는 구조를 설명합니다 " * 8
+
+    decoded = decode_buffer(loaded_model, audio, prompt=prompt[-400:], hotwords="vLLM FastAPI")
+
+    assert isinstance(decoded.words, tuple)

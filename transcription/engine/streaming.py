@@ -55,7 +55,7 @@ def decode_buffer(
         # One decoder pass over the buffer: no timestamp tokens (and no seek loop over
         # them); word times come from cross-attention alignment.
         without_timestamps=True,
-        max_new_tokens=min(440, 16 + int(MAX_TOKENS_PER_S * audio.shape[0] / SAMPLE_RATE_HZ)),
+        max_new_tokens=_token_budget(model, audio, prompt, hotwords),
     )
     words = tuple(
         Word(round(float(w.start), 3), round(float(w.end), 3), w.word, round(w.probability, 4))
@@ -63,6 +63,20 @@ def decode_buffer(
         for w in (segment.words or [])
     )
     return BufferDecode(words=words, language=info.language)
+
+
+WHISPER_MAX_TOKENS = 448  # prompt and output together
+SPECIAL_TOKENS = 6  # start-of-previous, start-of-transcript, language, task, no-timestamps…
+
+
+def _token_budget(model: LoadedModel, audio: np.ndarray, prompt: str, hotwords: str | None) -> int:
+    """New tokens allowed: enough for the audio, never past Whisper's 448 with the prompt
+    (faster-whisper keeps at most 223 prompt tokens, hotwords included)."""
+    count = token_counter(model)
+    prompt_tokens = min(223, count(" " + prompt) if prompt else 0)
+    prompt_tokens += min(223, count(" " + hotwords) if hotwords else 0)
+    wanted = 16 + int(MAX_TOKENS_PER_S * audio.shape[0] / SAMPLE_RATE_HZ)
+    return max(1, min(wanted, WHISPER_MAX_TOKENS - prompt_tokens - SPECIAL_TOKENS))
 
 
 def speech_regions(audio: np.ndarray) -> list[tuple[float, float]]:
