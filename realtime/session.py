@@ -8,6 +8,8 @@ became final and the current partial, ``finish()`` flushes everything.
 How text settles (after whisper_streaming's OnlineASRProcessor):
 - each step decodes the whole buffer; the words that two consecutive hypotheses agree on
   (their common prefix after what is already committed) are committed — never retracted;
+  a word still unagreed ``MAX_TENTATIVE_AGE_S`` after it was spoken is committed as the
+  latest hypothesis has it, so latency stays bounded;
 - committed words are grouped into the open segment, which becomes a ``final`` at a VAD
   silence (where the not-yet-agreed words before the silence are committed too: the
   speaker stopped), at sentence punctuation, when it grows past ``MAX_SEGMENT_S``, or once
@@ -33,6 +35,7 @@ LEFT_CONTEXT_S = 0.5  # audio kept before the last committed word when trimming
 FINALIZE_SILENCE_S = 0.6  # a pause this long closes the open segment
 MAX_SEGMENT_S = 12.0
 FINAL_AFTER_S = 2.0  # committed words this much older than the newest audio become final
+MAX_TENTATIVE_AGE_S = 2.5  # an unagreed word this old is committed from the latest hypothesis
 PROMPT_CHARS = 200
 SENTENCE_END = re.compile(r"[.!?。？！]$")
 
@@ -167,6 +170,13 @@ class StreamingSession:
         for old, new in zip(self._tentative, hypothesis, strict=False):
             if _norm(old) != _norm(new):
                 break
+            agreed += 1
+        # Words the hypotheses never agreed on are committed once they are old enough: the
+        # latest hypothesis has had the most context, and latency stays bounded.
+        while (
+            agreed < len(hypothesis)
+            and self.audio_end_s - hypothesis[agreed].end >= MAX_TENTATIVE_AGE_S
+        ):
             agreed += 1
         if agreed:
             self._commit(hypothesis[:agreed])
