@@ -37,13 +37,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from engine_memory import REPO_ROOT, SHARED_AUDIO, require_speech_clip, synthesize_speech_wav
+from engine_memory import SHARED_AUDIO, django_ready, synthesize_speech_wav
 
 TARGET_FIRST_PARTIAL_S = 5.0
 TARGET_P95_IDLE_S = 5.0
@@ -204,13 +203,7 @@ def main() -> int:
     parser.add_argument("--redis-db", type=int, default=14, help="Redis db of this benchmark")
     parser.add_argument("--events-json", type=Path, help="write both runs' events here")
     args = parser.parse_args()
-    require_speech_clip()
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scribe.settings")
-    sys.path.insert(0, str(REPO_ROOT))
-    import django
-
-    django.setup()
+    django_ready()
 
     wall_started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="scribe-bench-rt-latency-") as tmp:

@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from engine_memory import REPO_ROOT, require_speech_clip, synthesize_speech_wav
+from engine_memory import django_ready, synthesize_speech_wav
 
 TARGET_RATIO = 1.15
 FRACTIONS = (10, 25, 50, 75, 100)
@@ -90,13 +89,7 @@ def main() -> int:
     parser.add_argument("--sample-s", type=float, default=1.0, help="RSS sampling interval")
     parser.add_argument("--redis-db", type=int, default=13, help="Redis db of this benchmark")
     args = parser.parse_args()
-    require_speech_clip()
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scribe.settings")
-    sys.path.insert(0, str(REPO_ROOT))
-    import django
-
-    django.setup()
+    django_ready()
     import websockets
 
     from realtime.client import StreamRun, stream_file

@@ -14,8 +14,7 @@ from django.conf import settings
 
 from scribe.errors import error_body
 from transcription.errors import UploadTooLargeError
-
-ENVELOPE_BYTES = 64 * 1024  # multipart boundaries and the options field
+from transcription.uploads import ENVELOPE_BYTES, max_upload_bytes
 
 
 class UploadSizeGuard:
@@ -25,7 +24,7 @@ class UploadSizeGuard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
-        limit = settings.SCRIBE_MAX_UPLOAD_MB * 1024 * 1024 + ENVELOPE_BYTES
+        limit = max_upload_bytes() + ENVELOPE_BYTES
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:

@@ -7,6 +7,8 @@ from django.core.files.uploadhandler import TemporaryFileUploadHandler
 
 from transcription.errors import UploadTooLargeError
 
+ENVELOPE_BYTES = 64 * 1024  # multipart boundaries and the options field around the file
+
 
 def max_upload_bytes() -> int:
     return settings.SCRIBE_MAX_UPLOAD_MB * 1024 * 1024
@@ -20,8 +22,7 @@ class LimitedUploadHandler(TemporaryFileUploadHandler):
     """
 
     def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
-        # The multipart envelope adds a little to the file itself.
-        if content_length and content_length > max_upload_bytes() + 64 * 1024:
+        if content_length and content_length > max_upload_bytes() + ENVELOPE_BYTES:
             raise UploadTooLargeError(settings.SCRIBE_MAX_UPLOAD_MB)
         self.received = 0
         return super().handle_raw_input(input_data, META, content_length, boundary, encoding)

@@ -193,13 +193,3 @@ def test_settled_words_become_final_within_seconds_even_without_pauses():
     lags = [now - w.end for now, f in emitted for w in f.words]
     assert len(lags) > 80
     assert max(lags) <= 4.0, "no word waits for a pause that never comes"
-
-
-def test_a_pause_right_after_the_last_settled_word_closes_the_segment():
-    spoken = script((0.0, ["one", "two", "three"]), (9.0, ["four"]), word_s=0.4)
-    model = ScriptedModel(spoken, settle_s=0.3)
-    session = StreamingSession(model.transcribe, model.regions)
-
-    finals, _, _ = stream(session, 4.0)
-
-    assert [f.text for f in finals] == ["one two three"]

@@ -93,10 +93,6 @@ class ModelManager:
                 self._models[key] = loaded
             return loaded
 
-    def loaded(self) -> list[LoadedModel]:
-        with self._lock:
-            return list(self._models.values())
-
     def clear(self) -> None:
         """Drop every model (they are freed when the last transcription using them ends)."""
         with self._lock:

@@ -22,7 +22,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import ctranslate2
 import numpy as np
 import tokenizers
 from ctranslate2.specs import whisper_spec
@@ -227,8 +226,3 @@ def build_test_model(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return output_dir
-
-
-def is_ctranslate2_model(path: Path) -> bool:
-    """Say whether ``path`` holds a loadable CTranslate2 model."""
-    return ctranslate2.contains_model(str(path))
