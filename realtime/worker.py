@@ -34,6 +34,7 @@ from glossary.services import glossary_bias, rule_specs, term_specs
 from realtime import services
 from realtime.audio import FrameDecoder
 from realtime.session import StepResult, StreamingSession, TimedWord
+from scribe.db import unit_of_work
 from transcription.engine import (
     LoadedModel,
     decode_buffer,
@@ -323,7 +324,9 @@ class RealtimeWorker(AsyncConsumer):
         return self.model
 
     async def _loop_run(self, func, *args):
-        return await asyncio.get_running_loop().run_in_executor(self.executor, func, *args)
+        return await asyncio.get_running_loop().run_in_executor(
+            self.executor, functools.partial(_in_unit_of_work, func, *args)
+        )
 
     # --- keep-alive, warnings -------------------------------------------------------------
 
@@ -352,6 +355,13 @@ class RealtimeWorker(AsyncConsumer):
     async def _close(self, session: LiveSession) -> None:
         self.sessions.pop(session.session_id, None)
         await self._event(session, {"type": "closed", "job_id": None})
+
+
+def _in_unit_of_work(func, *args):
+    """In the decode thread: database work gets a live connection and gives it back, so a
+    database restart costs one reconnect and the thread holds none while it decodes."""
+    with unit_of_work():
+        return func(*args)
 
 
 def _glossary_of(glossary_id: int | None) -> tuple[list[TermSpec], list[RuleSpec]]:

@@ -6,8 +6,13 @@ programs, a sentence for people that says what was wrong and what to do.
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -47,6 +52,13 @@ DRF_CODES = {
 }
 
 
+logger = logging.getLogger(__name__)
+
+# What Django raises when no connection can be had: the server refuses or is down, or this
+# process's pool had none to give within SCRIBE_DB_POOL_TIMEOUT_S (psycopg's PoolTimeout).
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+
+
 def error_body(code: str, message: str, fields: Any = None) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if fields:
@@ -80,7 +92,39 @@ def _record_denial(exc: Exception, context: dict[str, Any]) -> None:
     )
 
 
+def database_unavailable(exc: Exception) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """The 503 for a request that could not get a database connection: body, status, headers."""
+    logger.warning("database unavailable: %s", exc)
+    retry_after = settings.SCRIBE_DB_RETRY_AFTER_S
+    body = error_body(
+        "database_unavailable",
+        "The database could not be reached in time (it is overloaded or restarting). "
+        f"Retry in {retry_after} s; if this persists, tell the operator (see /health/ready).",
+    )
+    return body, status.HTTP_503_SERVICE_UNAVAILABLE, {"Retry-After": str(retry_after)}
+
+
+def server_error(request, *args, **kwargs) -> JsonResponse:
+    """handler500: the error envelope for what escaped the API's handler (middleware,
+    non-DRF views); 503 with Retry-After when the cause was the database."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        body, http_status, headers = database_unavailable(exc)
+        return JsonResponse(body, status=http_status, headers=headers)
+    return JsonResponse(
+        error_body(
+            "internal_error",
+            "The server failed on this request; it was logged. Retry, and tell the operator "
+            "if it happens again.",
+        ),
+        status=500,
+    )
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        body, http_status, headers = database_unavailable(exc)
+        return Response(body, status=http_status, headers=headers)
     if isinstance(exc, DENIALS):
         _record_denial(exc, context)
     for kind, http_status in DOMAIN_STATUS:

@@ -7,6 +7,7 @@ from django.db import connection
 from django.http import JsonResponse
 from django_q.brokers import get_broker
 
+from scribe.db import pool_saturation
 from transcription.engine import ModelNotFoundError, resolve_model
 from transcription.services import LANES, lane_model_name
 
@@ -17,6 +18,10 @@ def live(request) -> JsonResponse:
 
 
 def _database() -> str | None:
+    # Saying so beats waiting SCRIBE_DB_POOL_TIMEOUT_S for a connection that will not come.
+    exhausted = pool_saturation()
+    if exhausted:
+        return exhausted
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")

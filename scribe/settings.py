@@ -7,11 +7,13 @@ See the configuration table in README.md.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from scribe.db import postgres_connection_policy, process_role
 from scribe.env import (
     COMPUTE_TYPES,
     env_bool,
@@ -87,9 +89,26 @@ TEMPLATES = [
     },
 ]
 
+# Connections per process on PostgreSQL (see scribe/db.py and README "Database
+# connections"): a pool of at most SCRIBE_DB_POOL_MAX; 0 turns the pool off.
+SCRIBE_DB_POOL_MIN = env_int("SCRIBE_DB_POOL_MIN", 0, minimum=0)
+SCRIBE_DB_POOL_MAX = env_int("SCRIBE_DB_POOL_MAX", 8, minimum=0)
+SCRIBE_DB_POOL_TIMEOUT_S = env_int("SCRIBE_DB_POOL_TIMEOUT_S", 5, minimum=1)
+# Retry-After of a request refused because the database could not be reached in time.
+SCRIBE_DB_RETRY_AFTER_S = 5
+
 _database_url = env_str("DATABASE_URL")
 if _database_url:
-    DATABASES = {"default": parse_database_url(_database_url)}
+    _database = parse_database_url(_database_url)
+    if _database["ENGINE"].endswith("postgresql"):
+        _database = postgres_connection_policy(
+            _database,
+            pool_min=SCRIBE_DB_POOL_MIN,
+            pool_max=SCRIBE_DB_POOL_MAX,
+            pool_timeout_s=SCRIBE_DB_POOL_TIMEOUT_S,
+            application_name=f"scribe-{process_role()}",
+        )
+    DATABASES = {"default": _database}
 else:
     _sqlite_path = Path(env_str("SCRIBE_SQLITE_PATH") or VAR_DIR / "db.sqlite3")
     # The embedded default must work on a fresh clone, where var/ does not exist yet.
@@ -157,9 +176,23 @@ SCRIBE_HEARTBEAT_S = env_int("SCRIBE_HEARTBEAT_S", 5, minimum=1)
 # A processing job whose worker has not been heard of for this long is retried.
 SCRIBE_STALE_AFTER_S = env_int("SCRIBE_STALE_AFTER_S", 60, minimum=5)
 
+# What this deployment's keys in Redis are named after (the job queue, the channel layer,
+# the cache): by default its database, so two deployments sharing one Redis database
+# never take each other's jobs or live sessions.
+_db = DATABASES["default"]
+_db_identity = f"{_db.get('HOST', '')}:{_db.get('PORT', '')}/{_db['NAME']}"
+SCRIBE_DEPLOYMENT = env_str("SCRIBE_DEPLOYMENT") or (
+    f"scribe-{Path(str(_db['NAME'])).stem[:40]}-"
+    f"{hashlib.sha256(_db_identity.encode()).hexdigest()[:8]}"
+)
+# A queued job whose broker message was lost (Redis flushed or restarted without
+# persistence) is sent again once it has waited this long without a message in the
+# broker; the minute schedule looks for such jobs.
+SCRIBE_REQUEUE_AFTER_S = env_int("SCRIBE_REQUEUE_AFTER_S", 120, minimum=5)
+
 _workers = SCRIBE_WORKERS or 1
 Q_CLUSTER = {
-    "name": "scribe",
+    "name": SCRIBE_DEPLOYMENT,
     # Each worker process holds one model; `manage.py qcluster` sizes this from the device
     # plan unless SCRIBE_WORKERS is set.
     "workers": _workers,
@@ -237,6 +270,7 @@ if REDIS_URL:
                 # redis-py 8 defaults socket_timeout to 5 s, the same as channels_redis's
                 # blocking BZPOPMIN: every idle receive would time out. Wait longer.
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": SCRIBE_DEPLOYMENT,
                 "capacity": 1000,
                 "expiry": 30,
                 "group_expiry": 3600,
@@ -270,7 +304,7 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "scribe",
+            "KEY_PREFIX": SCRIBE_DEPLOYMENT,
         }
     }
 else:

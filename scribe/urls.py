@@ -4,6 +4,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from scribe import health
 
+handler500 = "scribe.errors.server_error"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health/live", health.live, name="health-live"),

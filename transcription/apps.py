@@ -9,6 +9,7 @@ logger = logging.getLogger(__name__)
 
 SCHEDULES = {
     # name: (task, minutes between runs)
+    # Also sends again the queued jobs whose broker message was lost.
     "scribe: recover jobs of dead workers": ("transcription.tasks.jobs_recover", 1),
     "scribe: purge expired results": ("transcription.tasks.results_purge", 60),
 }
@@ -36,10 +37,12 @@ def warm_up_worker(sender, proc_name, **kwargs) -> None:
     Runs after the worker process has started, never in the cluster's parent (CUDA does
     not survive fork). A missing model is logged; its jobs then fail with the same message.
     """
+    from scribe.db import unit_of_work
     from transcription import services
     from transcription.engine import EngineError
 
-    services.jobs_recover()
+    with unit_of_work():  # an idle worker keeps no connection
+        services.jobs_recover()
     try:
         model = services.lane_model_name("batch")
         services.model_load(model=model, plan=services.device_plan_build(model=model))
@@ -47,12 +50,21 @@ def warm_up_worker(sender, proc_name, **kwargs) -> None:
         logger.error("worker %s could not load its model: %s", proc_name, exc.message)
 
 
+def release_connections(sender, **kwargs) -> None:
+    """After each task in a django-q2 worker: give the connection back (django-q2 closes
+    old connections only before a task, so an idle worker would keep one)."""
+    from django.db import close_old_connections
+
+    close_old_connections()
+
+
 class TranscriptionConfig(AppConfig):
     name = "transcription"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django_q.signals import post_spawn
+        from django_q.signals import post_execute_in_worker, post_spawn
 
         post_migrate.connect(ensure_schedules, sender=self)
         post_spawn.connect(warm_up_worker, dispatch_uid="scribe-warm-up")
+        post_execute_in_worker.connect(release_connections, dispatch_uid="scribe-release")

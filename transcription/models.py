@@ -30,6 +30,14 @@ class JobQuerySet(models.QuerySet):
             | models.Q(created_at=job.created_at, id__lt=job.id)
         )
 
+    def sent_before(self, moment: datetime) -> JobQuerySet:
+        """Queued file jobs whose message went to the broker before ``moment``."""
+        return self.queued().filter(
+            models.Q(enqueued_at__lt=moment)
+            | models.Q(enqueued_at__isnull=True, created_at__lt=moment),  # queued before 0002
+            kind=Job.Kind.FILE,
+        )
+
     def finished_before(self, moment: datetime) -> JobQuerySet:
         return self.terminal().filter(finished_at__lt=moment)
 
@@ -43,6 +51,7 @@ class Job(models.Model):
           │            │    └───> failed
           │            ├────────> cancelled   (cancel seen at a segment boundary)
           │            └────────> queued      (worker died; retried while attempts remain)
+          ├──> queued                              (its broker message was lost: sent again)
           ├──────────────────────> cancelled  (cancelled before a worker took it)
           └──────────────────────> failed     (could not be started)
 
@@ -82,6 +91,8 @@ class Job(models.Model):
     total_s = models.FloatField(null=True, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # When the last message for this job went to the broker (recovery resends lost ones).
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True, db_index=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -194,9 +205,19 @@ class Job(models.Model):
         return self._transition(
             (self.Status.PROCESSING,),
             status=self.Status.QUEUED,
+            enqueued_at=timezone.now(),
             heartbeat_at=None,
             worker_pid=None,
             worker_host="",
+        )
+
+    def mark_resent(self, *, now: datetime) -> bool:
+        """Take the turn to send a queued job's lost message again; False if another
+        recovery took it first (the job left the queue or was sent since)."""
+        return bool(
+            Job.objects.filter(
+                pk=self.pk, status=self.Status.QUEUED, enqueued_at=self.enqueued_at
+            ).update(enqueued_at=now)
         )
 
     def request_cancel(self) -> bool:

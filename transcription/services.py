@@ -23,7 +23,9 @@ from django_q.tasks import async_task
 
 from accounts.models import Owner
 from glossary.services import Bias, job_bias, job_result_post_process
+from scribe.db import unit_of_work
 from transcription import storage
+from transcription.broker import pending_task_names
 from transcription.engine import (
     DevicePlan,
     EngineError,
@@ -102,6 +104,7 @@ def model_load(*, model: str, plan: DevicePlan, slot: int = 0) -> LoadedModel:
 
 logger = logging.getLogger(__name__)
 PROGRESS_WRITE_INTERVAL_S = 1.0
+QUEUE_LOCK_KEY = 0x5C81BE01  # pg_advisory_xact_lock key of the job queue's admissions
 CANCEL_POLL_INTERVAL_S = 1.0
 
 
@@ -110,9 +113,7 @@ def job_create(*, owner: Owner, upload: TemporaryUploadedFile, options: dict[str
 
     Raises QueueFullError, MediaError (not audio), MediaTooLongError.
     """
-    depth = Job.objects.queued().count()
-    if depth >= settings.SCRIBE_MAX_QUEUED_JOBS:
-        raise QueueFullError(depth, retry_after_s=_retry_after_s())
+    _queue_admit()  # early and unlocked: a full queue costs no probe and no copy
     info = probe(Path(upload.temporary_file_path()))
     if info.duration_s and info.duration_s > settings.SCRIBE_MAX_DURATION_S:
         raise MediaTooLongError(info.duration_s, settings.SCRIBE_MAX_DURATION_S)
@@ -124,18 +125,37 @@ def job_create(*, owner: Owner, upload: TemporaryUploadedFile, options: dict[str
         media_size_bytes=info.size_bytes,
         media_duration_s=info.duration_s,
         total_s=info.duration_s,
+        enqueued_at=timezone.now(),
     )
     # Copying to storage is slow I/O (S3 in production): done before, not inside, the
     # transaction; the file is removed again if the row cannot be written.
     job.source_path = storage.source_save(job.id, job.source_name, upload)
     try:
         with transaction.atomic():
+            # Count and insert under one lock, or concurrent uploads overshoot the cap.
+            _queue_lock()
+            _queue_admit()
             job.save(force_insert=True)
             job_enqueue(job=job)
     except Exception:
         storage.job_audio_delete(job.id, job.source_path)
         raise
     return job
+
+
+def _queue_admit() -> None:
+    depth = Job.objects.queued().count()
+    if depth >= settings.SCRIBE_MAX_QUEUED_JOBS:
+        raise QueueFullError(depth, retry_after_s=_retry_after_s())
+
+
+def _queue_lock() -> None:
+    """Serialise admissions to the queue until the surrounding transaction ends."""
+    if db.connection.vendor == "postgresql":
+        with db.connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [QUEUE_LOCK_KEY])
+    # SQLite: the transaction began IMMEDIATE (settings), which already holds the write
+    # lock, so admissions are serialised.
 
 
 def _retry_after_s() -> int:
@@ -155,12 +175,15 @@ def _retry_after_s() -> int:
 
 def job_enqueue(*, job: Job) -> None:
     """Hand the job to the workers once the surrounding transaction commits."""
-    job_id = str(job.id)
+    job_id, name = str(job.id), _task_name(job)
     transaction.on_commit(
-        lambda: async_task(
-            "transcription.tasks.job_run", job_id, task_name=f"job-{job_id}", group="jobs"
-        )
+        lambda: async_task("transcription.tasks.job_run", job_id, task_name=name, group="jobs")
     )
+
+
+def _task_name(job: Job) -> str:
+    """The broker message's name for ``job``: how recovery finds it in the broker."""
+    return f"job-{job.id}"
 
 
 def job_queue_position(*, job: Job) -> int:
@@ -209,11 +232,11 @@ class _Heartbeat(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        try:
-            while not self.stopped.wait(self.interval_s):
+        while not self.stopped.wait(self.interval_s):
+            # A connection per beat, given back after it: none is held idle in between,
+            # and one broken by a database restart is replaced at the next beat.
+            with unit_of_work():
                 self.job.record_heartbeat()
-        finally:
-            db.connection.close()  # this thread's own connection
 
     def stop(self) -> None:
         self.stopped.set()
@@ -349,7 +372,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 def jobs_recover(*, now: datetime | None = None) -> int:
-    """Retry (or fail, out of attempts) processing jobs whose worker is gone.
+    """Retry (or fail, out of attempts) processing jobs whose worker is gone, and send
+    again the queued jobs whose broker message was lost.
 
     A worker is gone when its heartbeat is older than SCRIBE_STALE_AFTER_S, or at once when
     it ran on this host and its process no longer exists (SIGKILL, OOM killer).
@@ -369,24 +393,56 @@ def jobs_recover(*, now: datetime | None = None) -> int:
 
             stream_job_recover(job=job)
             continue
+        worker = f"{job.worker_host}/{job.worker_pid}"  # before a transition clears them
         if job.cancel_requested_at is not None:
-            job.mark_cancelled()
+            ended = job.mark_cancelled()
         elif job.attempts >= settings.SCRIBE_JOB_MAX_ATTEMPTS:
-            job.mark_failed(
+            ended = job.mark_failed(
                 code="worker_lost",
                 message=f"The worker processing this job stopped {job.attempts} times "
                 "(killed or out of memory). Try a shorter file, or ask the operator to check "
                 "the worker's memory.",
             )
-        elif job.mark_requeued():
-            logger.warning(
-                "job %s: worker %s/%s is gone; retrying", job.id, job.worker_host, job.worker_pid
-            )
-            with transaction.atomic():
+        else:
+            if job.mark_requeued():
+                logger.warning("job %s: worker %s is gone; retrying", job.id, worker)
                 job_enqueue(job=job)
+            # Requeued here or by a concurrent recovery: either way its audio is needed.
             continue
-        job_files_delete(job=job)
-    return recovered
+        if ended:
+            logger.warning("job %s: worker %s is gone; job %s", job.id, worker, job.status)
+            job_files_delete(job=job)
+    return recovered + jobs_resend_lost(now=now)
+
+
+def jobs_resend_lost(*, now: datetime | None = None) -> int:
+    """Send again the queued jobs that have waited SCRIBE_REQUEUE_AFTER_S with no message
+    in the broker (Redis flushed, or restarted without persistence).
+
+    Idempotent: concurrent recoveries resend a job once (``mark_resent`` is conditional),
+    and a job whose message turns out not to be lost runs once (only one worker can claim
+    it). Returns the number of jobs sent again.
+    """
+    now = now or timezone.now()
+    waiting = list(
+        Job.objects.sent_before(now - timedelta(seconds=settings.SCRIBE_REQUEUE_AFTER_S))
+    )
+    if not waiting:
+        return 0
+    pending = pending_task_names()
+    resent = 0
+    for job in waiting:
+        if pending is not None and _task_name(job) in pending:
+            continue
+        if job.mark_resent(now=now):
+            logger.warning(
+                "job %s: queued since %s with no message in the broker; sending it again",
+                job.id,
+                job.created_at.isoformat(),
+            )
+            job_enqueue(job=job)
+            resent += 1
+    return resent
 
 
 def job_results_purge(*, now: datetime | None = None) -> int:

@@ -138,6 +138,27 @@ class Stack:
         with psycopg.connect(url, autocommit=True) as conn:
             return conn.execute(query, params).fetchall()
 
+    def connections(self) -> dict[str, int]:
+        """Server connections to this stack's database, by application (scribe-web, …)."""
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT application_name, count(*) FROM pg_stat_activity "
+                "WHERE datname = %s GROUP BY application_name",
+                (self.database,),
+            ).fetchall()
+        return dict(rows)
+
+    def refuse_connections(self, refuse: bool = True) -> None:
+        """Make PostgreSQL refuse (or accept again) this stack's database, ending its
+        sessions: what a server restart or an outage looks like to scribe."""
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{self.database}" ALLOW_CONNECTIONS {not refuse}')
+            if refuse:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (self.database,),
+                )
+
     def __exit__(self, *exc) -> None:
         for process in self.processes:
             with contextlib.suppress(ProcessLookupError):

@@ -118,3 +118,60 @@ def test_qcluster_sizes_itself_from_the_device_plan(models_dir):
     )
 
     assert planned_workers() == expected >= 1
+
+
+def lose_its_message(job: Job, *, seconds_ago: float) -> None:
+    """What a flushed Redis does: the broker forgets the job, the database still has it."""
+    OrmQ.objects.all().delete()
+    Job.objects.filter(pk=job.pk).update(
+        enqueued_at=timezone.now() - timedelta(seconds=seconds_ago)
+    )
+
+
+def queued_task_names() -> list[str]:
+    return [task.name() for task in OrmQ.objects.all()]
+
+
+def test_a_queued_job_whose_message_was_lost_is_sent_again_once(job, settings):
+    lose_its_message(job, seconds_ago=settings.SCRIBE_REQUEUE_AFTER_S + 5)
+
+    assert services.jobs_recover() == 1
+    assert services.jobs_recover() == 0, "its new message is in the broker: not sent twice"
+
+    assert queued_task_names() == [f"job-{job.id}"]
+    job.refresh_from_db()
+    assert timezone.now() - job.enqueued_at < timedelta(seconds=5)
+    services.job_process(job_id=str(job.id))
+    assert Job.objects.get(pk=job.pk).status == "completed"
+
+
+def test_a_queued_job_is_not_sent_again_while_its_message_waits_or_before_the_bound(
+    job, settings
+):
+    Job.objects.filter(pk=job.pk).update(
+        enqueued_at=timezone.now() - timedelta(seconds=settings.SCRIBE_REQUEUE_AFTER_S + 5)
+    )
+    assert services.jobs_recover() == 0, "its message is still in the broker"
+
+    lose_its_message(job, seconds_ago=settings.SCRIBE_REQUEUE_AFTER_S - 5)
+    assert services.jobs_recover() == 0, "it has not waited long enough to count as lost"
+    assert queued_task_names() == []
+
+
+def test_concurrent_recoveries_send_a_lost_job_once(job, settings):
+    lose_its_message(job, seconds_ago=settings.SCRIBE_REQUEUE_AFTER_S + 5)
+    stale = Job.objects.get(pk=job.pk)  # what a second recovery read before the first sent
+
+    assert services.jobs_resend_lost() == 1
+    assert stale.mark_resent(now=timezone.now()) is False
+    assert queued_task_names() == [f"job-{job.id}"]
+
+
+def test_the_recovery_log_names_the_dead_worker(job, caplog):
+    pid = dead_pid()
+    claim(job, pid=pid)
+
+    with caplog.at_level("WARNING", logger="transcription.services"):
+        services.jobs_recover()
+
+    assert f"worker {socket.gethostname()}/{pid} is gone" in caplog.text
