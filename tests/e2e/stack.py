@@ -39,17 +39,21 @@ class Stack:
         *,
         batch_workers: bool = True,
         realtime_worker: bool = False,
+        root: Path = REPO_ROOT,
         **env: str,
     ) -> None:
+        """``root``: the checkout whose code runs (a benchmark compares another commit)."""
         self.batch_workers, self.realtime_worker = batch_workers, realtime_worker
+        self.root = root
         self.database = f"scribe_e2e_{uuid.uuid4().hex[:10]}"
+        self.database_url = f"postgresql://postgres@127.0.0.1:5432/{self.database}"
         self.media = tmp / "media"
         self.port = free_port()
         self.logs = tmp / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.env = {
             **os.environ,
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{self.database}",
+            "DATABASE_URL": self.database_url,
             "SCRIBE_MEDIA_ROOT": str(self.media),
             "SCRIBE_MODELS_DIR": str(tmp / "models"),
             "SCRIBE_BATCH_MODEL": str(model_dir),
@@ -66,7 +70,7 @@ class Stack:
     def manage(self, *args: str) -> str:
         result = subprocess.run(
             [sys.executable, "manage.py", *args],
-            cwd=REPO_ROOT,
+            cwd=self.root,
             env=self.env,
             capture_output=True,
             text=True,
@@ -80,7 +84,7 @@ class Stack:
         log = (self.logs / f"{name}.log").open("w")
         process = subprocess.Popen(
             args,
-            cwd=REPO_ROOT,
+            cwd=self.root,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -134,8 +138,7 @@ class Stack:
         )
 
     def sql(self, query: str, *params):
-        url = f"postgresql://postgres@127.0.0.1:5432/{self.database}"
-        with psycopg.connect(url, autocommit=True) as conn:
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
             return conn.execute(query, params).fetchall()
 
     def connections(self) -> dict[str, int]:
