@@ -29,8 +29,11 @@ detect: $(STAMP)
 	$(BIN)/python manage.py detect
 
 # Tests never touch the network: models come from the random-weight fixture.
+# The same checks as the pre-commit hooks (ruff check and format, mypy), then the tests.
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy scribe transcription realtime glossary accounts
 	$(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(ARGS)
 
@@ -45,6 +48,7 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/engine_overhead.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/engine_memory.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/jobs_api.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/db_load.py
 
 clean:
 	rm -rf $(VENV) var

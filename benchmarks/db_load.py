@@ -168,7 +168,8 @@ def run_load(mode: str, root: Path, tmp: Path, model_dir: Path, args) -> None:
     long_audio = write_tone_wav(tmp / "long.wav", seconds=args.long_s)
     short_audio = write_tone_wav(tmp / "short.wav", seconds=1)
     redis_url = f"redis://127.0.0.1:6379/{os.getpid() % 15 + 1}"
-    env = {"SCRIBE_WORKERS": "1", "REDIS_URL": redis_url, **MODES[mode]}
+    # No rate limit: every GET must reach the database, not stop at the throttle.
+    env = {"SCRIBE_WORKERS": "1", "REDIS_URL": redis_url, "SCRIBE_RATE_LIMIT": "", **MODES[mode]}
     with Stack(tmp / f"load-{mode}", model_dir, root=root, **env) as stack:
         with stack.client() as client, long_audio.open("rb") as handle:
             long_job = client.post(
@@ -217,7 +218,7 @@ def run_load(mode: str, root: Path, tmp: Path, model_dir: Path, args) -> None:
 
 def run_cap(mode: str, root: Path, tmp: Path, model_dir: Path, args) -> None:
     short_audio = write_tone_wav(tmp / "cap.wav", seconds=1)
-    env = {"SCRIBE_MAX_QUEUED_JOBS": str(args.cap), **MODES[mode]}
+    env = {"SCRIBE_MAX_QUEUED_JOBS": str(args.cap), "SCRIBE_RATE_LIMIT": "", **MODES[mode]}
     with Stack(tmp / f"cap-{mode}", model_dir, root=root, batch_workers=False, **env) as stack:
         data = short_audio.read_bytes()
 

@@ -41,6 +41,23 @@ def require_service(host: str, port: int, what: str) -> None:
 
 
 @pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """Test on a SQLite file, as the embedded default runs, not Django's in-memory database.
+
+    The in-memory test database shares one cache between threads, where a reader's table
+    lock fails a worker thread's write at once ("database table is locked") instead of
+    waiting out the busy timeout as a file in WAL mode does.
+    """
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        database.setdefault("TEST", {})["NAME"] = str(
+            tmp_path_factory.mktemp("database") / "test.sqlite3"
+        )
+
+
+@pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
     """A micro random-weight Whisper model in CTranslate2 format, built once per session."""
     return build_test_model(tmp_path_factory.mktemp("models") / "micro", size="micro")
