@@ -80,7 +80,8 @@ def forget_inherited_pools() -> None:
         from django.db.backends.postgresql.base import DatabaseWrapper
     except ImportError:  # psycopg is not installed: nothing to forget
         return
-    DatabaseWrapper._connection_pools.clear()
+    # A private class attribute (Django 5.1+): the pools of every alias, keyed by alias.
+    DatabaseWrapper._connection_pools.clear()  # type: ignore[attr-defined]
     from django.db import connections
 
     for wrapper in connections.all(initialized_only=True):

@@ -29,9 +29,7 @@ def postgres():
     require_service("127.0.0.1", 5432, "PostgreSQL")
 
 
-def test_the_web_process_never_holds_more_connections_than_its_pool(
-    postgres, tmp_path, model_dir
-):
+def test_the_web_process_never_holds_more_connections_than_its_pool(postgres, tmp_path, model_dir):
     audio = write_tone_wav(tmp_path / "short.wav", seconds=2)
     with (
         Stack(tmp_path, model_dir, batch_workers=False, SCRIBE_DB_POOL_MAX=str(POOL_MAX)) as stack,

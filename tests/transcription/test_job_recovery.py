@@ -145,9 +145,7 @@ def test_a_queued_job_whose_message_was_lost_is_sent_again_once(job, settings):
     assert Job.objects.get(pk=job.pk).status == "completed"
 
 
-def test_a_queued_job_is_not_sent_again_while_its_message_waits_or_before_the_bound(
-    job, settings
-):
+def test_a_queued_job_is_not_sent_again_while_its_message_waits_or_before_the_bound(job, settings):
     Job.objects.filter(pk=job.pk).update(
         enqueued_at=timezone.now() - timedelta(seconds=settings.SCRIBE_REQUEUE_AFTER_S + 5)
     )
