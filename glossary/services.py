@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
@@ -138,6 +139,65 @@ def _run_stage(stage: Stage, segments: list[dict], fix: Callable[[int, dict], st
             segment["text"] = after
 
 
+# Flags that say a segment was invented, not heard: such a segment is dropped from the
+# transcript on both lanes (kept, with its flags, under "suppressed_segments").
+HALLUCINATION_FLAGS = frozenset({"known_hallucination", "repetition", "outside_speech"})
+
+
+LOCAL_STAGES = {"none": (), "glossary": ("glossary",), "rules": ("glossary", "rules")}
+
+
+@dataclass(frozen=True)
+class Review:
+    """How a segment is flagged and corrected, the same on the batch and the live lane."""
+
+    mode: str = "none"
+    terms: Sequence[TermSpec] = ()
+    rules: Sequence[RuleSpec] = ()
+    phrases: Sequence[str] = ()
+
+    @cached_property
+    def _hallucination(self) -> Callable[[str], str | None]:
+        return hallucination_matcher(self.phrases)
+
+    @property
+    def local_stages(self) -> tuple[str, ...]:
+        """The correction stages that run here, in order (the LLM's comes after them)."""
+        return LOCAL_STAGES.get(self.mode, LOCAL_STAGES["rules"])
+
+    def flags(self, segment: dict, *, speech: Sequence[tuple[float, float]] | None) -> list[str]:
+        """The segment's own flags with every check's (``speech`` None: VAD was off)."""
+        found = segment_flags(segment, speech=speech, hallucination=self._hallucination)
+        return sorted(set(segment.get("flags", [])) | set(found))
+
+    def correct(self, stage: str, text: str) -> str:
+        if stage == "glossary":
+            return apply_glossary(text, self.terms)
+        return apply_rules(text, self.rules)
+
+
+def segment_review(
+    segment: dict, *, review: Review, speech: Sequence[tuple[float, float]] | None
+) -> dict:
+    """Flag and correct one segment of a result json, keeping its raw text beside it.
+
+    A segment flagged as a hallucination is not corrected: it is not part of the
+    transcript (see ``HALLUCINATION_FLAGS``).
+    """
+    reviewed = {**segment, "raw_text": segment.get("raw_text", segment["text"])}
+    reviewed["flags"] = review.flags(segment, speech=speech)
+    for word in reviewed.get("words") or []:
+        word["flags"] = word_flags(word)
+    if not is_hallucination(reviewed):
+        for stage in review.local_stages:
+            reviewed["text"] = review.correct(stage, reviewed["text"])
+    return reviewed
+
+
+def is_hallucination(segment: dict) -> bool:
+    return bool(HALLUCINATION_FLAGS & set(segment.get("flags", [])))
+
+
 def post_process(
     result: dict[str, Any],
     *,
@@ -151,30 +211,27 @@ def post_process(
     flag_segments: bool = True,
     llm_everything: bool = False,
 ) -> dict[str, Any]:
-    """Flag, then correct a result json in stages; keep the raw text and every change."""
+    """Flag, drop hallucinations, then correct a result json in stages; keep the raw text
+    and every change."""
     result = copy.deepcopy(result)
-    segments: list[dict] = result["segments"]
-    matcher = hallucination_matcher(phrases)
+    review = Review(mode=mode, terms=terms, rules=rules, phrases=phrases)
     vad_on = result.get("run", {}).get("decoding", {}).get("vad", False)
     speech = [(r["start"], r["end"]) for r in result.get("speech", [])] if vad_on else None
-    for segment in segments:
-        segment["raw_text"] = segment["text"]
+    segments: list[dict] = []
+    for segment in result["segments"]:
+        segment["raw_text"] = segment.get("raw_text", segment["text"])
         if flag_segments:
-            segment["flags"] = sorted(
-                set(segment.get("flags", []))
-                | set(segment_flags(segment, speech=speech, hallucination=matcher))
-            )
+            segment["flags"] = review.flags(segment, speech=speech)
         for word in segment.get("words") or []:
             word["flags"] = word_flags(word)
+        segments.append(segment)
+    suppressed = [s for s in segments if is_hallucination(s)]
+    segments = [s for s in segments if not is_hallucination(s)]
 
     stages: list[Stage] = []
-    if mode in ("glossary", "rules", "llm"):
-        stage = Stage("glossary")
-        _run_stage(stage, segments, lambda i, s: apply_glossary(s["text"], terms))
-        stages.append(stage)
-    if mode in ("rules", "llm"):
-        stage = Stage("rules")
-        _run_stage(stage, segments, lambda i, s: apply_rules(s["text"], rules))
+    for name in review.local_stages:
+        stage = Stage(name)
+        _run_stage(stage, segments, lambda i, s, name=name: review.correct(name, s["text"]))
         stages.append(stage)
     if mode == "llm":
         stage = Stage("llm")
@@ -210,10 +267,12 @@ def post_process(
             _run_stage(stage, segments, fix)
         stages.append(stage)
 
-    dropped = 0
+    dropped = len(suppressed)
+    result["segments"] = segments
+    result["suppressed_segments"] = suppressed
     if drop_flagged:
         kept = [s for s in segments if not s.get("flags")]
-        dropped = len(segments) - len(kept)
+        dropped += len(segments) - len(kept)
         result["segments"] = segments = kept
     result["text"] = " ".join(s["text"].strip() for s in segments if s["text"].strip())
     result["post_correction"] = {

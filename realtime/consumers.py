@@ -224,6 +224,14 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def stream_tick(self, message: dict) -> None:
         self.last_worker_message = time.monotonic()
 
+    async def stream_lost(self, message: dict) -> None:
+        """The worker's scheduler died: it says so at once rather than going silent."""
+        await self._end(
+            4500,
+            "worker_lost",
+            "The realtime worker failed; the transcript up to the last final is kept in the job.",
+        )
+
     async def key_revoked(self, message: dict) -> None:
         await self._end(4001, "key_revoked", "The API key of this session was revoked.")
 

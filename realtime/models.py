@@ -13,9 +13,12 @@ class StreamSegment(models.Model):
     index = models.PositiveIntegerField()
     start = models.FloatField()
     end = models.FloatField()
-    text = models.TextField()
+    text = models.TextField()  # as sent: corrected by the session's glossary and rules
+    raw_text = models.TextField(default="")  # as decoded
     words = models.JSONField(default=list)
     confidence = models.FloatField()
+    avg_logprob = models.FloatField(default=0.0)
+    compression_ratio = models.FloatField(default=0.0)
     flags = models.JSONField(default=list)
     created_at = models.DateTimeField(auto_now_add=True)
 

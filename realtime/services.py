@@ -1,6 +1,9 @@
 """Persistence of live sessions: each is a Job of kind ``stream`` with its finals in rows.
 
 Called from the realtime worker's decode thread (synchronous ORM, off the event loop).
+A final is an engine ``Segment``, flagged and corrected by the same review as a file
+job's segments (``glossary.services.segment_review``); the session's stored result is an
+engine ``Transcript`` post-processed like a file job's result.
 """
 
 from __future__ import annotations
@@ -9,16 +12,37 @@ import json
 import math
 import os
 import socket
+import zlib
+from dataclasses import asdict
 from typing import Any
 
 from django.utils import timezone
 
+from glossary.models import Glossary
+from glossary.services import (
+    Review,
+    hallucination_phrases,
+    is_hallucination,
+    post_process,
+    rule_specs,
+    segment_review,
+    term_specs,
+)
 from realtime.models import StreamSegment
 from realtime.session import FinalSegment
 from transcription import storage
+from transcription.engine import (
+    PIPELINE_VERSION,
+    Metrics,
+    RunRecord,
+    Segment,
+    Transcript,
+    Word,
+)
 from transcription.models import Job
 
-LOW_CONFIDENCE = 0.5
+# Live finals are corrected with the session's glossary and the enabled rules.
+LIVE_MODE = "rules"
 
 
 def stream_job_create(*, owner_id: int, options: dict[str, Any]) -> Job:
@@ -38,36 +62,77 @@ def stream_job_create(*, owner_id: int, options: dict[str, Any]) -> Job:
     )
 
 
-def segment_flags(segment: FinalSegment) -> list[str]:
-    return ["low_confidence"] if segment.confidence < LOW_CONFIDENCE else []
+def session_review(*, glossary_id: int | None) -> Review:
+    """The review of a session's finals: its glossary (ownership was checked when the
+    session started), the enabled rules and the hallucination phrases."""
+    glossary = Glossary.objects.filter(pk=glossary_id).first() if glossary_id else None
+    return Review(
+        mode=LIVE_MODE,
+        terms=term_specs(glossary),
+        rules=rule_specs(glossary),
+        phrases=hallucination_phrases(),
+    )
 
 
-def stream_final_save(*, job_id, segment: FinalSegment) -> dict[str, Any]:
-    """Store a final and return it as the client sees it."""
-    words = [
-        {"start": w.start, "end": w.end, "text": w.text, "probability": w.probability}
-        for w in segment.words
-    ]
-    flags = segment_flags(segment)
+def final_segment(final: FinalSegment) -> Segment:
+    """A live final as the engine's ``Segment``.
+
+    Live decoding keeps word probabilities only: the segment's log-probability is their
+    mean log; its no-speech probability is 0 because words of buffers the model called
+    silence are never committed.
+    """
+    probabilities = [max(w.probability, 1e-6) for w in final.words] or [final.confidence]
+    text = " " + final.text
+    return Segment(
+        id=final.index,
+        start=final.start,
+        end=final.end,
+        text=text,
+        avg_logprob=round(sum(math.log(p) for p in probabilities) / len(probabilities), 4),
+        no_speech_prob=0.0,
+        compression_ratio=round(_compression_ratio(text), 4),
+        temperature=0.0,
+        words=tuple(
+            Word(round(w.start, 3), round(w.end, 3), w.text, w.probability) for w in final.words
+        ),
+    )
+
+
+def _compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def stream_final_save(*, job_id, final: FinalSegment, review: Review) -> dict[str, Any] | None:
+    """Review and store a final; return it as the client sees it, or None when it is a
+    hallucination (stored with its flags, never sent)."""
+    segment = asdict(final_segment(final))
+    segment["confidence"] = round(math.exp(min(segment["avg_logprob"], 0.0)), 4)
+    reviewed = segment_review(segment, review=review, speech=None)
     StreamSegment.objects.create(
         job_id=job_id,
-        index=segment.index,
-        start=segment.start,
-        end=segment.end,
-        text=segment.text,
-        words=words,
-        confidence=segment.confidence,
-        flags=flags,
+        index=final.index,
+        start=final.start,
+        end=final.end,
+        text=reviewed["text"].strip(),
+        raw_text=reviewed["raw_text"].strip(),
+        words=reviewed["words"],
+        confidence=reviewed["confidence"],
+        avg_logprob=reviewed["avg_logprob"],
+        compression_ratio=reviewed["compression_ratio"],
+        flags=reviewed["flags"],
     )
-    Job.objects.filter(pk=job_id).update(processed_s=segment.end, heartbeat_at=timezone.now())
+    Job.objects.filter(pk=job_id).update(processed_s=final.end, heartbeat_at=timezone.now())
+    if is_hallucination(reviewed):
+        return None
     return {
-        "id": segment.index,
-        "start": segment.start,
-        "end": segment.end,
-        "text": segment.text,
-        "words": words,
-        "confidence": segment.confidence,
-        "flags": flags,
+        "id": final.index,
+        "start": final.start,
+        "end": final.end,
+        "text": reviewed["text"].strip(),
+        "words": reviewed["words"],
+        "confidence": reviewed["confidence"],
+        "flags": reviewed["flags"],
     }
 
 
@@ -78,45 +143,59 @@ def stream_jobs_heartbeat(*, job_ids: list) -> None:
         )
 
 
-def stream_result(job: Job, *, run: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
-    """The session's transcript in the same shape as a file job's result json."""
-    segments = []
-    for row in job.stream_segments.order_by("index"):
-        probabilities = [max(w["probability"], 1e-6) for w in row.words] or [row.confidence]
-        segments.append(
-            {
-                "id": row.index,
-                "start": row.start,
-                "end": row.end,
-                "text": f" {row.text}",
-                # Live decoding keeps word probabilities only; the segment's log-probability is
-                # their mean log, and no-speech/compression figures are not measured.
-                "avg_logprob": round(
-                    sum(math.log(p) for p in probabilities) / len(probabilities), 4
-                ),
-                "no_speech_prob": 0.0,
-                "compression_ratio": 0.0,
-                "temperature": 0.0,
-                "words": row.words,
-                "confidence": row.confidence,
-                "flags": row.flags,
-            }
-        )
-    duration = max((s["end"] for s in segments), default=0.0)
-    return {
-        "language": job.language or run.get("decoding", {}).get("language") or "unknown",
-        "language_probability": 1.0,
-        "duration_s": round(max(duration, metrics.get("audio_duration_s", 0.0)), 3),
-        "segments": segments,
-        "speech": [],
-        "run": run,
-        "metrics": metrics,
-        "text": " ".join(s["text"].strip() for s in segments),
-    }
+def _stored_segment(row: StreamSegment) -> Segment:
+    return Segment(
+        id=row.index,
+        start=row.start,
+        end=row.end,
+        text=" " + (row.raw_text or row.text),
+        avg_logprob=row.avg_logprob,
+        no_speech_prob=0.0,
+        compression_ratio=row.compression_ratio,
+        temperature=0.0,
+        words=tuple(Word(w["start"], w["end"], w["text"], w["probability"]) for w in row.words),
+    )
+
+
+def _run_record(run: dict[str, Any]) -> RunRecord:
+    """The session's run record; a session that died before writing one gets a blank."""
+    if run:
+        return RunRecord(**run)
+    return RunRecord(PIPELINE_VERSION, "", "", "", "", 0, "", "", 0, {}, {})
+
+
+def stream_result(
+    job: Job, *, run: dict[str, Any], metrics: Metrics, review: Review
+) -> dict[str, Any]:
+    """The session's transcript, built and post-processed as a file job's result is."""
+    segments = tuple(_stored_segment(row) for row in job.stream_segments.order_by("index"))
+    duration = max((s.end for s in segments), default=0.0)
+    transcript = Transcript(
+        language=job.language or run.get("decoding", {}).get("language") or "unknown",
+        language_probability=1.0,
+        duration_s=round(max(duration, metrics.audio_duration_s), 3),
+        segments=segments,
+        speech=(),
+        run=_run_record(run),
+        metrics=metrics,
+    )
+    return post_process(
+        transcript.to_dict(),
+        mode=review.mode,
+        terms=review.terms,
+        rules=review.rules,
+        phrases=review.phrases,
+    )
 
 
 def stream_job_finish(
-    *, job_id, run: dict[str, Any], metrics: dict[str, Any], language: str = "", note: str = ""
+    *,
+    job_id,
+    run: dict[str, Any],
+    metrics: Metrics,
+    review: Review,
+    language: str = "",
+    note: str = "",
 ) -> None:
     """Close a session's job as completed, with its result stored like a file job's."""
     job = Job.objects.get(pk=job_id)
@@ -124,9 +203,12 @@ def stream_job_finish(
         return
     if language:
         job.language = language
-    result = stream_result(job, run=run, metrics=metrics)
+    result = stream_result(job, run=run, metrics=metrics, review=review)
     path = storage.result_save(job.id, json.dumps(result, ensure_ascii=False))
-    if job.mark_completed(result_path=path, language=result["language"], run=run, metrics=metrics):
+    metrics_dict = asdict(metrics)
+    if job.mark_completed(
+        result_path=path, language=result["language"], run=run, metrics=metrics_dict
+    ):
         if note:
             Job.objects.filter(pk=job_id).update(error_code="interrupted", error_message=note)
     else:
@@ -135,20 +217,22 @@ def stream_job_finish(
 
 def stream_job_recover(*, job: Job) -> None:
     """A session whose worker died: keep what was finalised, as a completed job."""
+    review = session_review(glossary_id=job.options.get("glossary_id"))
     last = job.stream_segments.order_by("-index").values_list("end", flat=True).first() or 0.0
     stream_job_finish(
         job_id=job.id,
         run=job.run or {},
         language=job.language,
-        metrics={
-            "audio_duration_s": last,
-            "processing_time_s": 0.0,
-            "real_time_factor": 0.0,
-            "speech_duration_s": 0.0,
-            "vad_speech_coverage": None,
-            "mean_confidence": None,
-            "windows": 0,
-        },
+        review=review,
+        metrics=Metrics(
+            audio_duration_s=last,
+            processing_time_s=0.0,
+            real_time_factor=0.0,
+            speech_duration_s=0.0,
+            vad_speech_coverage=None,
+            mean_confidence=None,
+            windows=0,
+        ),
         note="The realtime worker stopped during the session; the transcript holds every "
         "final sent before that.",
     )

@@ -3,19 +3,27 @@
 Pure: no I/O, no Channels, no model. A ``StreamingSession`` is given a ``transcribe``
 function (audio, prompt → timed words) and optionally a ``speech_regions`` function (VAD);
 ``insert_audio()`` appends samples, ``process()`` re-decodes the buffer and returns what
-became final and the current partial, ``finish()`` flushes everything.
+became final and the current partial, ``finish()`` flushes everything. ``process()`` is
+``decode_request()`` (what to decode, or None) then ``apply()`` (the words heard): a
+worker serving many sessions collects every ready session's request, decodes them as one
+batch and applies each result to its session.
 
 How text settles (after whisper_streaming's OnlineASRProcessor):
+- only words that overlap speech found by VAD count (Whisper writes "Thank you." into
+  silence and trailing noise); a buffer with no speech in it is not decoded at all;
 - each step decodes the whole buffer; the words that two consecutive hypotheses agree on
   (their common prefix after what is already committed) are committed — never retracted;
   a word still unagreed ``MAX_TENTATIVE_AGE_S`` after it was spoken is committed as the
   latest hypothesis has it, so latency stays bounded;
-- committed words are grouped into the open segment, which becomes a ``final`` at a VAD
-  silence (where the not-yet-agreed words before the silence are committed too: the
-  speaker stopped), at sentence punctuation, when it grows past ``MAX_SEGMENT_S``, or once
-  its first word is ``FINAL_AFTER_S`` older than the newest audio;
+- the words committed by a step are sent as one ``final`` at the end of that step: a
+  caption does not wait for the end of a sentence that may not come (a final's lag is the
+  time to agreement, about two steps). At a VAD silence the not-yet-agreed words before
+  it are committed too: the speaker stopped;
 - after each commit the buffer is trimmed to the last committed word, keeping
   ``LEFT_CONTEXT_S`` of audio before it, and the committed text is fed back as the prompt;
+  the next hypothesis starts inside that context, so its first words are matched against
+  the committed tail by text (word times shift between decodes) and only what follows the
+  match is new;
 - the buffer never exceeds ``MAX_BUFFER_S``: past it the oldest hypothesised words are
   committed and cut, so memory is flat however long the session runs.
 """
@@ -30,14 +38,13 @@ import numpy as np
 
 SAMPLE_RATE_HZ = 16000
 MIN_CHUNK_S = 1.0  # decode again once this much new audio has arrived
+MAX_FRAGMENTS = 2  # garbled words allowed before the committed tail in a new hypothesis
+SPEECH_PAD_S = 0.2  # a word counts as heard when it comes this close to VAD speech
 MAX_BUFFER_S = 24.0  # under Whisper's 30 s window
 LEFT_CONTEXT_S = 0.5  # audio kept before the last committed word when trimming
 FINALIZE_SILENCE_S = 0.6  # a pause this long closes the open segment
-MAX_SEGMENT_S = 12.0
-FINAL_AFTER_S = 2.0  # committed words this much older than the newest audio become final
 MAX_TENTATIVE_AGE_S = 2.5  # an unagreed word this old is committed from the latest hypothesis
 PROMPT_CHARS = 200
-SENTENCE_END = re.compile(r"[.!?。？！]$")
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,14 @@ class Partial:
 
 
 @dataclass(frozen=True)
+class DecodeRequest:
+    """What the session wants decoded next: its buffer and the text before it."""
+
+    audio: np.ndarray
+    prompt: str
+
+
+@dataclass(frozen=True)
 class StepResult:
     finals: tuple[FinalSegment, ...] = ()
     partial: Partial | None = None
@@ -86,10 +101,18 @@ def _text(words: Sequence[TimedWord]) -> str:
     return "".join(w.text for w in words).strip()
 
 
+def _near_speech(word: TimedWord, regions: Sequence[tuple[float, float]]) -> bool:
+    """Whether a word (times relative to the buffer) overlaps VAD speech, padded."""
+    return any(
+        word.start < end + SPEECH_PAD_S and word.end > start - SPEECH_PAD_S
+        for start, end in regions
+    )
+
+
 class StreamingSession:
     def __init__(
         self,
-        transcribe: Transcriber,
+        transcribe: Transcriber | None,
         speech_regions: SpeechRegions | None = None,
         *,
         initial_prompt: str = "",
@@ -106,8 +129,11 @@ class StreamingSession:
         self._open: list[TimedWord] = []  # committed, not yet in a final segment
         self._tentative: list[TimedWord] = []  # last hypothesis past the committed words
         self._committed_end_s = 0.0
+        self._recent: list[TimedWord] = []  # the last committed words, final or not
         self._prompt = initial_prompt
         self._next_index = 0
+        self._regions: list[tuple[float, float]] | None = None  # VAD of the pending decode
+        self._finals: list[FinalSegment] = []  # cut before the pending decode
 
     # --- inputs -------------------------------------------------------------------------
 
@@ -134,36 +160,73 @@ class StreamingSession:
 
     def process(self) -> StepResult:
         """Decode the buffer if enough new audio arrived; commit, finalise, trim."""
-        if not self.ready:
-            return StepResult(partial=self._partial())
-        finals = self._step()
+        request = self.decode_request()
+        if request is None:
+            return self.skip()
+        return self.apply(self._decode(request))
+
+    def decode_request(self, *, finishing: bool = False) -> DecodeRequest | None:
+        """The buffer to decode now, or None when no decode is due.
+
+        A due step whose buffer holds no speech (VAD) is not decoded: its audio is
+        dropped but for ``LEFT_CONTEXT_S``, as a speaker may be starting a word there.
+        """
+        if not (self.ready or (finishing and self._new_samples > 0)):
+            return None
+        self._new_samples = 0
+        self._finals = []
+        if self._buffer.shape[0] > self._max_buffer:
+            # Audio arrived faster than steps ran: cut before decoding, so a decode never
+            # sees more than MAX_BUFFER_S (and Whisper's 30 s window).
+            self._finals += self._force_cut()
+        self._regions = self._find_speech()
+        if self._regions == [] and not (self._open or self._tentative):
+            self._trim_to(self.audio_end_s - LEFT_CONTEXT_S)
+            return None
+        return DecodeRequest(self._buffer, self._prompt[-PROMPT_CHARS:])
+
+    def skip(self) -> StepResult:
+        """The step for which ``decode_request()`` asked nothing: the partial as it is."""
+        finals, self._finals = tuple(self._finals), []
+        return StepResult(finals=finals, partial=self._partial())
+
+    def apply(self, words: Sequence[TimedWord]) -> StepResult:
+        """Take the words heard in the requested buffer (times relative to it)."""
+        finals = self._step(words)
         return StepResult(finals=tuple(finals), partial=self._partial(), decoded=True)
 
     def finish(self) -> StepResult:
         """Decode what is left and finalise everything: the session's last step."""
-        finals: list[FinalSegment] = []
-        if self._new_samples > 0 and self._buffer.shape[0] > 0:
-            finals += self._step()
+        request = self.decode_request(finishing=True)
+        return self.finish_with(self._decode(request) if request else None)
+
+    def finish_with(self, words: Sequence[TimedWord] | None) -> StepResult:
+        """Finalise everything after the caller decoded ``decode_request(finishing=True)``
+        (``words``), or found nothing to decode (None)."""
+        finals = list(self._step(words) if words is not None else self.skip().finals)
         self._open += self._tentative
         self._tentative = []
         finals += self._close_segment(self._open)
         self._trim_to(self.audio_end_s)
         return StepResult(finals=tuple(finals), partial=None, decoded=True)
 
+    def _decode(self, request: DecodeRequest) -> Sequence[TimedWord]:
+        if self._transcribe is None:
+            raise RuntimeError("this session is decoded by its caller: use decode_request()")
+        return self._transcribe(request.audio, request.prompt)
+
     # --- internals ----------------------------------------------------------------------
 
-    def _step(self) -> list[FinalSegment]:
-        self._new_samples = 0
-        finals: list[FinalSegment] = []
-        if self._buffer.shape[0] > self._max_buffer:
-            # Audio arrived faster than steps ran: cut before decoding, so a decode never
-            # sees more than MAX_BUFFER_S (and Whisper's 30 s window).
-            finals += self._force_cut()
+    def _step(self, heard: Sequence[TimedWord]) -> list[FinalSegment]:
+        finals, self._finals = self._finals, []
+        offset = self._buffer_start_s
+        regions = self._regions
         words = [
             TimedWord(
                 w.start + self._buffer_start_s, w.end + self._buffer_start_s, w.text, w.probability
             )
-            for w in self._transcribe(self._buffer, self._prompt[-PROMPT_CHARS:])
+            for w in heard
+            if regions is None or _near_speech(w, regions)
         ]
         hypothesis = self._after_committed(words)
         agreed = 0
@@ -182,39 +245,49 @@ class StreamingSession:
             self._commit(hypothesis[:agreed])
         self._tentative = hypothesis[agreed:]
 
-        silence_at = self._silence_after_speech()
+        if regions is not None:
+            regions = [(a + offset, b + offset) for a, b in regions]
+        silence_at = self._silence_after_speech(regions)
         if silence_at is not None:
             # The speaker paused: what was said before the pause is final.
             before = [w for w in self._tentative if w.end <= silence_at]
             self._commit(before)
             self._tentative = self._tentative[len(before) :]
-            finals += self._close_segment(self._open)
             self._trim_to(max(silence_at, self._committed_end_s))
-        elif self._open and (
-            SENTENCE_END.search(self._open[-1].text.strip())
-            or self._open[-1].end - self._open[0].start >= MAX_SEGMENT_S
-            # Settled words are not held back waiting for a pause that may not come.
-            or self.audio_end_s - self._open[0].end >= FINAL_AFTER_S
-        ):
-            finals += self._close_segment(self._open)
+        finals += self._close_segment(self._open)
         if self._buffer.shape[0] > self._max_buffer:
             finals += self._force_cut()
         return finals
 
     def _after_committed(self, words: list[TimedWord]) -> list[TimedWord]:
-        """Drop words of the left context that are already committed."""
-        fresh = [w for w in words if w.end > self._committed_end_s + 0.05]
-        committed_tail = self._open[-5:] if self._open else []
-        if fresh and committed_tail and abs(fresh[0].start - self._committed_end_s) < 1.0:
-            for n in range(min(len(committed_tail), len(fresh), 5), 0, -1):
-                if [_norm(w) for w in committed_tail[-n:]] == [_norm(w) for w in fresh[:n]]:
-                    return fresh[n:]
+        """Drop the words of the left context, which are already committed.
+
+        The buffer starts ``LEFT_CONTEXT_S`` before the committed end, so a hypothesis
+        opens with the last committed word or two, sometimes after a fragment of the one
+        before ("in" for the end of "limitation"). Word times move between decodes by more
+        than a short word lasts, so the words are matched by text: the longest run of the
+        committed tail found among the leading words is dropped with what precedes it,
+        then any word that still ends well inside committed audio.
+        """
+        edge = self._committed_end_s
+        head = [_norm(w) for w in words if w.start < edge][: len(self._recent) + MAX_FRAGMENTS]
+        tail = [_norm(w) for w in self._recent]
+        skip = 0
+        for n in range(min(len(tail), len(head)), 0, -1):
+            at = next((i for i in range(len(head) - n + 1) if head[i : i + n] == tail[-n:]), None)
+            if at is not None and at <= MAX_FRAGMENTS:
+                skip = at + n
+                break
+        fresh = words[skip:]
+        while fresh and fresh[0].end <= edge - LEFT_CONTEXT_S / 2:
+            fresh = fresh[1:]
         return fresh
 
     def _commit(self, words: Sequence[TimedWord]) -> None:
         if not words:
             return
         self._open += words
+        self._recent = [*self._recent, *words][-5:]
         self._committed_end_s = max(self._committed_end_s, words[-1].end)
         self._prompt = (self._prompt + "".join(w.text for w in words))[-PROMPT_CHARS:]
         self._trim_to(self._committed_end_s - LEFT_CONTEXT_S)
@@ -235,21 +308,29 @@ class StreamingSession:
         self._open = []
         return [segment]
 
-    def _silence_after_speech(self) -> float | None:
-        """Session time where a long enough pause starts after the open speech, if any."""
-        if self._speech_regions is None or not (self._open or self._tentative):
+    def _find_speech(self) -> list[tuple[float, float]] | None:
+        """Speech in the buffer (relative to it), or None without a VAD."""
+        return None if self._speech_regions is None else list(self._speech_regions(self._buffer))
+
+    def _silence_after_speech(self, regions: list[tuple[float, float]] | None) -> float | None:
+        """Session time where a long enough pause starts after the open speech, if any.
+
+        ``regions``: the step's VAD speech, in session time.
+        """
+        if regions is None or not (self._open or self._tentative):
             return None
-        regions = list(self._speech_regions(self._buffer))
-        first_word = (self._open or self._tentative)[0].start - self._buffer_start_s
+        first_word = (self._open or self._tentative)[0].start
+        start = self._buffer_start_s  # the buffer may have been trimmed since the VAD ran
+        regions = [(max(a, start), b) for a, b in regions if b > start]
         if not regions:
             # Only silence left after trimming: the speech before it has ended.
-            return self._buffer_start_s if self.buffer_s >= FINALIZE_SILENCE_S else None
-        gaps = [(0.0, regions[0][0])]  # a pause right at the start of the trimmed buffer
+            return start if self.buffer_s >= FINALIZE_SILENCE_S else None
+        gaps = [(start, regions[0][0])]  # a pause right at the start of the trimmed buffer
         gaps += [(a[1], b[0]) for a, b in zip(regions, regions[1:], strict=False)]
-        gaps.append((regions[-1][1], self.buffer_s))
-        for start, end in gaps:
-            if end - start >= FINALIZE_SILENCE_S and start > first_word:
-                return self._buffer_start_s + start
+        gaps.append((regions[-1][1], self.audio_end_s))
+        for gap_start, gap_end in gaps:
+            if gap_end - gap_start >= FINALIZE_SILENCE_S and gap_start > first_word:
+                return gap_start
         return None
 
     def _force_cut(self) -> list[FinalSegment]:

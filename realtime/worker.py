@@ -2,14 +2,22 @@
 
 Run out of process as ``manage.py runworker realtime`` (one per GPU), or, with the
 in-memory channel layer, inside the web process (``ensure_local_worker``). Consumers talk
-to it through the channel layer; it never blocks its event loop: each decode step runs in
-a one-thread executor (one model, one decode at a time), and sessions take turns, so one
-busy session cannot starve the others.
+to it through the channel layer; it never blocks its event loop: decoding runs in a
+one-thread executor (one model, one decode at a time). Every session that is due in the
+same tick is stepped together: their buffers are decoded as one batch
+(``decode_buffers``), so a GPU serves more sessions per model at about the cost of one.
+
+Nothing a session does can stop the others: a step, a storage write or a send that fails
+ends that session with an ``error`` event and the rest go on. The scheduler and the
+keep-alive are supervised: if either dies, the other is stopped and every consumer is
+told at once (``stream.lost``, close code 4500) instead of seeing ticks from a worker that
+no longer decodes.
 
 Messages in (from consumers): ``session.open`` on the shared ``realtime`` channel, then
 ``session.start``, ``session.audio``, ``session.finalize``, ``session.stop`` on this
 worker's own channel. Messages out (to a consumer's channel): ``stream.opened`` or
-``stream.refused``, then ``stream.event`` (the client's JSON) and ``stream.tick``.
+``stream.refused``, then ``stream.event`` (the client's JSON), ``stream.tick`` and, if
+the worker fails, ``stream.lost``.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import asyncio
 import dataclasses
 import functools
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,18 +35,20 @@ from typing import Any
 import numpy as np
 from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
+from channels.exceptions import ChannelFull
 from django.conf import settings
 
-from glossary.models import Glossary
-from glossary.normalize import RuleSpec, TermSpec, apply_glossary, apply_rules
-from glossary.services import glossary_bias, rule_specs, term_specs
+from glossary.services import Review, glossary_bias
 from realtime import services
 from realtime.audio import FrameDecoder
-from realtime.session import StepResult, StreamingSession, TimedWord
+from realtime.capacity import Capacity, measure_capacity
+from realtime.session import DecodeRequest, StepResult, StreamingSession, TimedWord
 from scribe.db import unit_of_work
 from transcription.engine import (
+    BufferRequest,
     LoadedModel,
-    decode_buffer,
+    Metrics,
+    decode_buffers,
     run_record,
     speech_regions,
     token_counter,
@@ -50,6 +61,48 @@ TICK_S = 2.0  # keep-alive to consumers: silence from a worker means it is gone
 HEARTBEAT_S = 5.0
 BACKLOG_WARN_S = 10.0  # audio waiting to be decoded before the client is told
 BACKLOG_MAX_S = 60.0  # past this, new frames are refused (and the client told so)
+_capacity_lock = threading.Lock()
+_capacity: Capacity | None = None
+
+
+def realtime_model() -> LoadedModel:
+    """The realtime lane's model of this process, loaded on first use."""
+    name = lane_model_name("realtime")
+    return model_load(model=name, plan=device_plan_build(model=name))
+
+
+def warm_up() -> tuple[LoadedModel, Capacity]:
+    """Load the realtime model and time its steps (which also warms it up), once per
+    process, so the first session starts at once and the session cap is measured."""
+    global _capacity
+    started = time.perf_counter()
+    model = realtime_model()
+    with _capacity_lock:
+        if _capacity is None:
+            _capacity = measure_capacity(model, max_batch=settings.SCRIBE_REALTIME_MAX_BATCH)
+            logger.info(
+                "realtime model %s ready in %.1f s", model.name, time.perf_counter() - started
+            )
+        return model, _capacity
+
+
+def session_limit(capacity: Capacity) -> int:
+    """Sessions this worker admits: the operator's number, else the measured one."""
+    return settings.SCRIBE_REALTIME_MAX_SESSIONS or capacity.sessions
+
+
+def warm_up_in_background() -> threading.Thread:
+    """Warm the realtime model up in a thread, so a process starts serving meanwhile."""
+
+    def run() -> None:
+        try:
+            warm_up()
+        except Exception:  # a missing model: sessions will report it when they start
+            logger.exception("could not load the realtime model at start-up")
+
+    thread = threading.Thread(target=run, name="realtime-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 @dataclass
@@ -68,16 +121,37 @@ class LiveSession:
     language: str | None = None
     decode_s: float = 0.0
     steps: int = 0
+    speech_s: float = 0.0
     dropped_s: float = 0.0
     warned_at: float = 0.0
     confidences: list[float] = field(default_factory=list)
     hotwords: str | None = None
-    terms: list[TermSpec] = field(default_factory=list)
-    rules: list[RuleSpec] = field(default_factory=list)
+    review: Review = field(default_factory=Review)
 
     @property
     def backlog_s(self) -> float:
         return self.inbox_samples / 16000
+
+    @property
+    def due(self) -> bool:
+        """Whether the session has work for the scheduler."""
+        if self.stream is None:
+            return False
+        return bool(self.inbox or self.stream.ready or self.finalize or self.stop)
+
+
+@dataclass
+class Step:
+    """One session's part of a scheduler tick, filled in by the decode thread."""
+
+    session: LiveSession
+    stopping: bool
+    finishing: bool
+    request: DecodeRequest | None = None
+    words: list[TimedWord] | None = None
+    result: StepResult = field(default_factory=StepResult)
+    finals: list[dict] = field(default_factory=list)
+    error: str | None = None
 
 
 class RealtimeWorker(AsyncConsumer):
@@ -86,6 +160,7 @@ class RealtimeWorker(AsyncConsumer):
         self.sessions: dict[str, LiveSession] = {}
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
         self.model: LoadedModel | None = None
+        self.capacity: Capacity | None = None
         self.wake = asyncio.Event()
         self.tasks: list[asyncio.Task] = []
         self.turn = 0
@@ -95,23 +170,27 @@ class RealtimeWorker(AsyncConsumer):
     async def session_open(self, message: dict) -> None:
         self._start_background()
         reply = message["reply_channel"]
-        limit = settings.SCRIBE_REALTIME_MAX_SESSIONS
+        if self.capacity is None:
+            try:
+                self.model, self.capacity = await self._loop_run(warm_up)
+            except Exception:  # no model: the session's start will say what is missing
+                logger.exception("the realtime model could not be loaded")
+        limit = session_limit(self.capacity) if self.capacity else 1
         if len(self.sessions) >= limit:
-            await self.channel_layer.send(
+            await self._send(
                 reply,
                 {
                     "type": "stream.refused",
                     "code": "session_limit",
-                    "message": f"This realtime worker already serves {limit} sessions "
-                    "(SCRIBE_REALTIME_MAX_SESSIONS). Retry later or add a worker.",
+                    "message": f"This realtime worker already serves {limit} sessions, as "
+                    "many as it can transcribe in real time (SCRIBE_REALTIME_MAX_SESSIONS). "
+                    "Retry later or add a worker.",
                 },
             )
             return
         session = LiveSession(message["session_id"], reply, message["owner_id"])
         self.sessions[session.session_id] = session
-        await self.channel_layer.send(
-            reply, {"type": "stream.opened", "worker_channel": self.channel_name}
-        )
+        await self._send(reply, {"type": "stream.opened", "worker_channel": self.channel_name})
 
     async def session_start(self, message: dict) -> None:
         session = self.sessions.get(message["session_id"])
@@ -120,11 +199,7 @@ class RealtimeWorker(AsyncConsumer):
         options = message["options"]
         try:
             model = await self._loop_run(self._ensure_model)
-            job = await database_sync_to_async(services.stream_job_create)(
-                owner_id=session.owner_id, options=options
-            )
-            await database_sync_to_async(_store_run)(job, model, options)
-            terms, rules = await database_sync_to_async(_glossary_of)(options.get("glossary_id"))
+            job, review = await self._loop_run(self._start_job, session, model, options)
         except Exception as exc:  # a missing model, a database outage: tell the client
             logger.exception("could not start session %s", session.session_id)
             await self._event(
@@ -141,17 +216,15 @@ class RealtimeWorker(AsyncConsumer):
         session.options = options
         session.language = options.get("language") or None
         session.decoder = FrameDecoder(options["encoding"], options["sample_rate"])
-        session.terms, session.rules = terms, rules
+        session.review = review
         bias = glossary_bias(
-            terms=terms,
+            terms=review.terms,
             extra_hotwords=options.get("hotwords") or [],
             count_tokens=token_counter(model),
         )
         session.hotwords = bias.hotwords
         session.stream = StreamingSession(
-            functools.partial(self._transcribe, session),
-            speech_regions,
-            initial_prompt=bias.initial_prompt or "",
+            None, speech_regions, initial_prompt=bias.initial_prompt or ""
         )
         await self._event(
             session, {"type": "ready", "session_id": session.session_id, "job_id": str(job.id)}
@@ -205,122 +278,237 @@ class RealtimeWorker(AsyncConsumer):
     # --- scheduling ---------------------------------------------------------------------
 
     def _start_background(self) -> None:
-        if not self.tasks:
-            self.tasks = [
-                asyncio.ensure_future(self._schedule()),
-                asyncio.ensure_future(self._keepalive()),
-            ]
+        """Start the scheduler and the keep-alive, or start them again after a failure."""
+        if self.tasks and not any(task.done() for task in self.tasks):
+            return
+        for task in self.tasks:
+            task.cancel()
+        self.tasks = [
+            asyncio.ensure_future(self._schedule()),
+            asyncio.ensure_future(self._keepalive()),
+        ]
+        for task in self.tasks:
+            task.add_done_callback(self._on_task_done)
+
+    def _on_task_done(self, task: asyncio.Task) -> None:
+        """A background task ended: the worker can no longer serve its sessions."""
+        if task.cancelled() and not any(t is task for t in self.tasks):
+            return  # replaced on purpose
+        reason = "cancelled" if task.cancelled() else repr(task.exception())
+        logger.error("realtime worker: a background task ended (%s); ending every session", reason)
+        for other in self.tasks:
+            other.cancel()  # no more ticks: consumers must not think this worker is alive
+        self.tasks = []
+        asyncio.ensure_future(self._lose_all_sessions())
+
+    async def _lose_all_sessions(self) -> None:
+        sessions, self.sessions = list(self.sessions.values()), {}
+        for session in sessions:
+            await self._send(session.reply_channel, {"type": "stream.lost"})
+            if session.job_id is not None:
+                try:
+                    await self._loop_run(
+                        self._finish_job, session, "The realtime worker failed during the session."
+                    )
+                except Exception:
+                    logger.exception("could not keep the transcript of %s", session.session_id)
 
     async def _schedule(self) -> None:
-        """Give each session with work one decode step in turn, for ever."""
+        """Step every session that has work, all due sessions together, for ever."""
         while True:
             await self.wake.wait()
             self.wake.clear()
-            busy = True
-            while busy:
-                busy = False
-                for session in self._in_turn():
-                    if session.stream is None:
-                        continue
-                    if session.inbox or session.stream.ready or session.finalize or session.stop:
-                        busy = await self._step(session) or busy
+            while await self._tick():
+                pass
 
     def _in_turn(self) -> list[LiveSession]:
         sessions = list(self.sessions.values())
         self.turn = (self.turn + 1) % max(1, len(sessions))
         return sessions[self.turn :] + sessions[: self.turn]
 
-    async def _step(self, session: LiveSession) -> bool:
-        stream = session.stream
-        assert stream is not None
-        for samples in session.inbox:
-            stream.insert_audio(samples)
-        session.inbox, session.inbox_samples = [], 0
-        stopping = session.stop  # read before the await: a stop arriving meanwhile waits
-        finishing = stopping or session.finalize
-        if not finishing and not stream.ready:
+    async def _tick(self) -> bool:
+        """One step for every due session; whether any decoded (more may be due)."""
+        steps = []
+        for session in self._in_turn():
+            if not session.due:
+                continue
+            stream = session.stream
+            assert stream is not None
+            for samples in session.inbox:
+                stream.insert_audio(samples)
+            session.inbox, session.inbox_samples = [], 0
+            stopping = session.stop  # read before the await: a stop arriving meanwhile waits
+            finishing = stopping or session.finalize
+            if finishing or stream.ready:
+                session.finalize = False
+                steps.append(Step(session, stopping=stopping, finishing=finishing))
+        if not steps:
             return False
-        session.finalize = False
         started = time.perf_counter()
-        try:
-            result, finals = await self._loop_run(self._decode_and_store, session, finishing)
-        except Exception as exc:
-            logger.exception("session %s failed", session.session_id)
+        await self._loop_run(self._run_steps, steps)
+        elapsed = time.perf_counter() - started
+        for step in steps:
+            step.session.decode_s += elapsed / len(steps)
+            await self._deliver(step)
+        return any(step.result.decoded for step in steps)
+
+    async def _deliver(self, step: Step) -> None:
+        """Send a step's results; end the session when it stops or failed."""
+        session = step.session
+        if step.error is not None:
+            await self._event(
+                session, {"type": "error", "code": "session_failed", "message": step.error}
+            )
+        for final in step.finals:
+            await self._event(session, {"type": "final", "segment": final})
+        partial = step.result.partial
+        if partial is not None and step.error is None:
             await self._event(
                 session,
                 {
-                    "type": "error",
-                    "code": "decode_failed",
-                    "message": f"Transcription failed: {exc}",
+                    "type": "partial",
+                    "text": partial.text,
+                    "start": partial.start,
+                    "end": partial.end,
                 },
             )
-            session.stop = stopping = True
-            result, finals = StepResult(), []
-        session.decode_s += time.perf_counter() - started
-        for final in finals:
-            await self._event(session, {"type": "final", "segment": final})
-        if result.partial is not None:
-            p = result.partial
-            await self._event(
-                session, {"type": "partial", "text": p.text, "start": p.start, "end": p.end}
-            )
-        if stopping:
-            await self._loop_run(self._finish_job, session)
-            await self._event(session, {"type": "closed", "job_id": str(session.job_id)})
+        if step.stopping or step.error is not None:
             self.sessions.pop(session.session_id, None)
-        return result.decoded or session.stop
+            try:
+                await self._loop_run(self._finish_job, session, step.error)
+            except Exception as exc:
+                logger.exception("could not store the transcript of %s", session.session_id)
+                await self._event(
+                    session,
+                    {
+                        "type": "error",
+                        "code": "storage_failed",
+                        "message": "The transcript could not be stored: "
+                        f"{exc}. The finals sent so far are in the job.",
+                    },
+                )
+            await self._event(session, {"type": "closed", "job_id": str(session.job_id)})
 
-    def _decode_and_store(self, session: LiveSession, finishing: bool):
-        """In the decode thread: one step, then its finals written before anyone sees them."""
-        assert session.stream is not None
-        result = session.stream.finish() if finishing else session.stream.process()
-        session.steps += result.decoded
-        finals = []
-        for segment in result.finals:
-            session.confidences.append(segment.confidence)
-            if session.terms or session.rules:
-                corrected = apply_rules(apply_glossary(segment.text, session.terms), session.rules)
-                segment = dataclasses.replace(segment, text=corrected)
-            finals.append(services.stream_final_save(job_id=session.job_id, segment=segment))
-        return result, finals
+    # --- in the decode thread -----------------------------------------------------------
 
-    def _transcribe(self, session: LiveSession, audio: np.ndarray, prompt: str):
+    def _run_steps(self, steps: list[Step]) -> None:
+        """Decode every due session's buffer as one batch, then apply and store each."""
+        for step in steps:
+            stream = step.session.stream
+            assert stream is not None
+            try:
+                step.request = stream.decode_request(finishing=step.finishing)
+            except Exception as exc:
+                self._fail(step, exc)
+        self._decode([step for step in steps if step.request is not None and step.error is None])
+        for step in steps:
+            if step.error is not None:
+                continue
+            try:
+                self._apply_and_store(step)
+            except Exception as exc:
+                self._fail(step, exc)
+
+    def _decode(self, steps: list[Step]) -> None:
+        """One batch for all; if the batch fails, each on its own, so only the session
+        that cannot be decoded fails."""
+        if not steps:
+            return
+        try:
+            self._decode_batch(steps)
+        except Exception:
+            if len(steps) == 1:
+                self._fail(steps[0], "decoding failed")
+                return
+            logger.exception("a batch of %d sessions failed; decoding them one by one", len(steps))
+            for step in steps:
+                try:
+                    self._decode_batch([step])
+                except Exception as exc:
+                    self._fail(step, exc)
+
+    def _decode_batch(self, steps: list[Step]) -> None:
         assert self.model is not None
-        decoded = decode_buffer(
-            self.model,
-            audio,
-            prompt=prompt,
-            language=session.language,
-            hotwords=session.hotwords,
-            beam_size=settings.SCRIBE_REALTIME_BEAM_SIZE,
-        )
-        if session.language is None and decoded.words:
-            session.language = decoded.language  # detected once, then kept
-        return [TimedWord(w.start, w.end, w.text, w.probability) for w in decoded.words]
+        requests = [
+            BufferRequest(
+                s.request.audio,
+                prompt=s.request.prompt,
+                language=s.session.language,
+                hotwords=s.session.hotwords,
+            )
+            for s in steps
+            if s.request is not None
+        ]
+        decoded = decode_buffers(self.model, requests, beam_size=settings.SCRIBE_REALTIME_BEAM_SIZE)
+        for step, result in zip(steps, decoded, strict=True):
+            session = step.session
+            if session.language is None and result.words:
+                session.language = result.language  # detected once, then kept
+            # A buffer the model calls silence yields no words (Whisper writes "Thank
+            # you." into silence); faster-whisper drops such windows the same way.
+            step.words = (
+                []
+                if result.silent
+                else [TimedWord(w.start, w.end, w.text, w.probability) for w in result.words]
+            )
 
-    def _finish_job(self, session: LiveSession) -> None:
+    def _apply_and_store(self, step: Step) -> None:
+        """Apply the decode to the session, then write its finals before anyone sees them."""
+        session = step.session
+        stream = session.stream
+        assert stream is not None
+        if step.finishing:
+            step.result = stream.finish_with(step.words)
+        elif step.words is not None:
+            step.result = stream.apply(step.words)
+        else:
+            step.result = stream.skip()
+        session.steps += int(step.request is not None)
+        for final in step.result.finals:
+            session.confidences.append(final.confidence)
+            session.speech_s += final.end - final.start
+            sent = services.stream_final_save(
+                job_id=session.job_id, final=final, review=session.review
+            )
+            if sent is not None:
+                step.finals.append(sent)
+
+    def _fail(self, step: Step, exc: Exception | str) -> None:
+        logger.error("session %s failed: %s", step.session.session_id, exc, exc_info=True)
+        step.error = f"This session failed and was closed: {exc}"
+
+    def _start_job(self, session: LiveSession, model: LoadedModel, options: dict):
+        job = services.stream_job_create(owner_id=session.owner_id, options=options)
+        job.run = _run_dict(model, options)
+        job.save(update_fields=["run"])
+        return job, services.session_review(glossary_id=options.get("glossary_id"))
+
+    def _finish_job(self, session: LiveSession, error: str | None = None) -> None:
         assert self.model is not None and session.stream is not None
         duration = session.stream.audio_end_s
-        metrics = {
-            "audio_duration_s": round(duration, 3),
-            "processing_time_s": round(session.decode_s, 3),
-            "real_time_factor": round(session.decode_s / duration, 4) if duration else 0.0,
-            "speech_duration_s": 0.0,
-            "vad_speech_coverage": None,
-            "mean_confidence": round(float(np.mean(session.confidences)), 4)
+        metrics = Metrics(
+            audio_duration_s=round(duration, 3),
+            processing_time_s=round(session.decode_s, 3),
+            real_time_factor=round(session.decode_s / duration, 4) if duration else 0.0,
+            speech_duration_s=round(session.speech_s, 3),
+            vad_speech_coverage=round(session.speech_s / duration, 4) if duration else None,
+            mean_confidence=round(float(np.mean(session.confidences)), 4)
             if session.confidences
             else None,
-            "windows": session.steps,
-        }
-        run = _run_dict(self.model, session.options)
+            windows=session.steps,
+        )
         services.stream_job_finish(
-            job_id=session.job_id, run=run, metrics=metrics, language=session.language or ""
+            job_id=session.job_id,
+            run=_run_dict(self.model, session.options),
+            metrics=metrics,
+            review=session.review,
+            language=session.language or "",
+            note=error or "",
         )
 
     def _ensure_model(self) -> LoadedModel:
         if self.model is None:
-            name = lane_model_name("realtime")
-            self.model = model_load(model=name, plan=device_plan_build(model=name))
+            self.model, _ = warm_up()
         return self.model
 
     async def _loop_run(self, func, *args):
@@ -328,18 +516,21 @@ class RealtimeWorker(AsyncConsumer):
             self.executor, functools.partial(_in_unit_of_work, func, *args)
         )
 
-    # --- keep-alive, warnings -------------------------------------------------------------
+    # --- keep-alive, warnings, sends ------------------------------------------------------
 
     async def _keepalive(self) -> None:
         last_heartbeat = 0.0
         while True:
             await asyncio.sleep(TICK_S)
             for session in list(self.sessions.values()):
-                await self.channel_layer.send(session.reply_channel, {"type": "stream.tick"})
+                await self._send(session.reply_channel, {"type": "stream.tick"})
             if time.monotonic() - last_heartbeat >= HEARTBEAT_S:
                 last_heartbeat = time.monotonic()
                 ids = [s.job_id for s in self.sessions.values() if s.job_id]
-                await database_sync_to_async(services.stream_jobs_heartbeat)(job_ids=ids)
+                try:
+                    await database_sync_to_async(services.stream_jobs_heartbeat)(job_ids=ids)
+                except Exception:  # the database is down: beat again next time
+                    logger.exception("realtime heartbeat failed")
 
     async def _warn(self, session: LiveSession, code: str, text: str, force: bool = False):
         now = time.monotonic()
@@ -348,9 +539,14 @@ class RealtimeWorker(AsyncConsumer):
             await self._event(session, {"type": "error", "code": code, "message": text})
 
     async def _event(self, session: LiveSession, event: dict) -> None:
-        await self.channel_layer.send(
-            session.reply_channel, {"type": "stream.event", "event": event}
-        )
+        await self._send(session.reply_channel, {"type": "stream.event", "event": event})
+
+    async def _send(self, channel: str, message: dict) -> None:
+        """Send to one consumer; a consumer that does not read is its own problem."""
+        try:
+            await self.channel_layer.send(channel, message)
+        except ChannelFull:
+            logger.warning("dropped %s to %s: its channel is full", message["type"], channel)
 
     async def _close(self, session: LiveSession) -> None:
         self.sessions.pop(session.session_id, None)
@@ -364,19 +560,8 @@ def _in_unit_of_work(func, *args):
         return func(*args)
 
 
-def _glossary_of(glossary_id: int | None) -> tuple[list[TermSpec], list[RuleSpec]]:
-    """Terms and enabled rules of a session's glossary (ownership was checked on start)."""
-    glossary = Glossary.objects.filter(pk=glossary_id).first() if glossary_id else None
-    return term_specs(glossary), rule_specs(glossary)
-
-
 def _run_dict(model: LoadedModel, options: dict) -> dict:
     return dataclasses.asdict(run_record(model, {**options, "lane": "realtime"}))
-
-
-def _store_run(job, model: LoadedModel, options: dict) -> None:
-    job.run = _run_dict(model, options)
-    job.save(update_fields=["run"])
 
 
 _local_workers: dict[int, asyncio.Task] = {}

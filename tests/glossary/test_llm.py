@@ -175,8 +175,13 @@ def test_masking_round_trips():
     assert unmask(masked, mapping) == "mail a@b.co or call +82 10 1234 5678"
 
 
-def test_flagged_segments_are_kept_and_marked_unless_dropping_is_asked_for():
-    segments = result_with(("배포는 끝났습니다", -0.1), ("시청해주셔서 감사합니다", -0.1))
+def test_hallucinations_leave_the_transcript_and_other_flags_only_mark_unless_asked():
+    segments = result_with(
+        ("배포는 끝났습니다", -0.1),
+        ("시청해주셔서 감사합니다", -0.1),
+        ("아마 그럴 겁니다", -1.5),
+        ("네 네 네 네 네 네", -0.1),
+    )
     phrases = ["시청해주셔서 감사합니다"]
 
     marked = post_process(segments, mode="none", terms=[], rules=[], phrases=phrases)
@@ -184,7 +189,12 @@ def test_flagged_segments_are_kept_and_marked_unless_dropping_is_asked_for():
         segments, mode="none", terms=[], rules=[], phrases=phrases, drop_flagged=True
     )
 
-    assert [s["flags"] for s in marked["segments"]] == [[], ["known_hallucination"]]
-    assert marked["text"] == "배포는 끝났습니다 시청해주셔서 감사합니다"
+    assert [s["flags"] for s in marked["segments"]] == [[], ["low_confidence"]]
+    assert marked["text"] == "배포는 끝났습니다 아마 그럴 겁니다"
+    assert [(s["raw_text"].strip(), s["flags"]) for s in marked["suppressed_segments"]] == [
+        ("시청해주셔서 감사합니다", ["known_hallucination"]),
+        ("네 네 네 네 네 네", ["repetition"]),
+    ]
+    assert marked["post_correction"]["dropped_segments"] == 2
     assert [s["text"].strip() for s in dropped["segments"]] == ["배포는 끝났습니다"]
-    assert dropped["post_correction"]["dropped_segments"] == 1
+    assert dropped["post_correction"]["dropped_segments"] == 3

@@ -158,7 +158,8 @@ def test_finish_flushes_everything_still_open():
 
 
 def test_committed_text_is_fed_back_as_the_prompt():
-    spoken = script((0.0, ["Kubernetes", "cluster", "upgrade", "tonight"]), word_s=0.5)
+    words = ["Kubernetes", "cluster", "upgrade", "tonight", "with", "zero", "downtime", "ok"]
+    spoken = script((0.0, words), word_s=0.5)
     model = ScriptedModel(spoken)
     session = StreamingSession(model.transcribe, model.regions, initial_prompt="Glossary:")
 

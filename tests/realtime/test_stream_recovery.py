@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from glossary.services import Review
 from realtime import services as stream_services
 from realtime.session import FinalSegment, TimedWord
 from transcription import services
@@ -33,8 +34,13 @@ def test_a_session_whose_worker_died_keeps_its_finals_as_a_completed_job(
         worker_host="gone-host",
         worker_pid=4242,
     )
-    stream_services.stream_final_save(job_id=job.id, segment=final(0, 0.0, "vLLM 서빙 시작"))
-    stream_services.stream_final_save(job_id=job.id, segment=final(1, 3.0, "latency 확인"))
+    review = Review()
+    stream_services.stream_final_save(
+        job_id=job.id, final=final(0, 0.0, "vLLM 서빙 시작"), review=review
+    )
+    stream_services.stream_final_save(
+        job_id=job.id, final=final(1, 3.0, "latency 확인"), review=review
+    )
     Job.objects.filter(pk=job.pk).update(
         heartbeat_at=timezone.now() - timedelta(seconds=settings.SCRIBE_STALE_AFTER_S + 1)
     )
@@ -58,3 +64,30 @@ def test_a_live_session_is_not_recovered(owner_key, job_settings):
 
     assert services.jobs_recover() == 0
     assert Job.objects.get(pk=job.pk).status == "processing"
+
+
+def test_a_final_that_is_a_hallucination_is_stored_flagged_but_never_sent_or_transcribed(
+    owner_key, api, job_settings, loaded_model
+):
+    key, _ = owner_key
+    job = stream_services.stream_job_create(owner_id=key.owner_id, options={})
+    Job.objects.filter(pk=job.pk).update(
+        run=dataclasses.asdict(run_record(loaded_model, {"lane": "realtime"}))
+    )
+    review = stream_services.session_review(glossary_id=None)
+
+    sent = stream_services.stream_final_save(
+        job_id=job.id, final=final(0, 0.0, "배포 끝났습니다"), review=review
+    )
+    invented = stream_services.stream_final_save(
+        job_id=job.id, final=final(1, 2.0, "시청해주셔서 감사합니다"), review=review
+    )
+    stream_services.stream_job_recover(job=Job.objects.get(pk=job.pk))
+
+    assert sent is not None and sent["text"] == "배포 끝났습니다"
+    assert invented is None
+    stored = job.stream_segments.get(index=1)
+    assert stored.flags == ["known_hallucination"]
+    result = api.get(f"/v1/jobs/{job.id}/result?format=json").json()
+    assert result["text"] == "배포 끝났습니다"
+    assert [s["flags"] for s in result["suppressed_segments"]] == [["known_hallucination"]]

@@ -27,7 +27,10 @@ from transcription.engine.pipeline import LANGUAGES, PIPELINE_VERSION, run_recor
 from transcription.engine.registry import model_size, resolve_model
 from transcription.engine.streaming import (
     BufferDecode,
+    BufferRequest,
+    StepTimings,
     decode_buffer,
+    decode_buffers,
     speech_regions,
     token_counter,
 )
@@ -45,7 +48,10 @@ from transcription.engine.types import (
 
 __all__ = [
     "BufferDecode",
+    "BufferRequest",
+    "StepTimings",
     "decode_buffer",
+    "decode_buffers",
     "speech_regions",
     "token_counter",
     "CONTENT_TYPES",

@@ -1,10 +1,22 @@
-"""Engine calls for live audio: decode a short buffer to timed words, find speech in it."""
+"""Engine calls for live audio: decode short buffers to timed words, find speech in them.
+
+The realtime lane decodes a rolling buffer per session on every step. ``decode_buffers``
+takes the buffers of every session that is ready in the same tick and runs them through
+the model as one batch — one encoder pass, one ``generate``, one alignment pass — the way
+faster-whisper's own ``BatchedInferencePipeline`` runs the windows of one file, so a GPU's
+capacity grows with the number of sessions instead of serving them one after another.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
+from faster_whisper.audio import pad_or_trim
+from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import get_suppressed_tokens, merge_punctuations
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from transcription.engine.audio import SAMPLE_RATE_HZ
@@ -14,6 +26,13 @@ from transcription.engine.types import Word
 # Enough for fast Korean (token-dense) speech; stops a hallucination loop from running to
 # Whisper's 448-token limit on every step.
 MAX_TOKENS_PER_S = 12
+WHISPER_MAX_TOKENS = 448  # prompt and output together
+# faster-whisper's own rule for a window that is silence: the model says so and is unsure
+# of what it wrote (transcribe.py, no_speech_threshold / log_prob_threshold).
+NO_SPEECH_PROB = 0.6
+NO_SPEECH_LOGPROB = -1.0
+PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 
 # Live pauses are short: a finer VAD than the batch lane's.
 STREAM_VAD = VadOptions(
@@ -22,9 +41,43 @@ STREAM_VAD = VadOptions(
 
 
 @dataclass(frozen=True)
+class BufferRequest:
+    """One session's buffer for a step: up to 30 s of 16 kHz mono float32 audio."""
+
+    audio: np.ndarray
+    prompt: str = ""
+    language: str | None = None  # None: detect it on this buffer
+    hotwords: str | None = None
+
+
+@dataclass(frozen=True)
+class StepTimings:
+    """Where a decode call's time went, in seconds (shared by the whole batch)."""
+
+    features_s: float = 0.0
+    encode_s: float = 0.0
+    generate_s: float = 0.0
+    align_s: float = 0.0
+    batch: int = 1
+
+    @property
+    def total_s(self) -> float:
+        return self.features_s + self.encode_s + self.generate_s + self.align_s
+
+
+@dataclass(frozen=True)
 class BufferDecode:
     words: tuple[Word, ...]
     language: str
+    text: str = ""
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    timings: StepTimings = field(default_factory=StepTimings)
+
+    @property
+    def silent(self) -> bool:
+        """Whether the model heard no speech (and so wrote nothing worth keeping)."""
+        return self.no_speech_prob > NO_SPEECH_PROB and self.avg_logprob < NO_SPEECH_LOGPROB
 
 
 def decode_buffer(
@@ -34,49 +87,139 @@ def decode_buffer(
     prompt: str = "",
     language: str | None = None,
     hotwords: str | None = None,
-    beam_size: int = 5,
+    beam_size: int = 1,
 ) -> BufferDecode:
-    """Decode up to 30 s of 16 kHz audio into words with times relative to its start.
+    """Decode one buffer into words with times relative to its start."""
+    request = BufferRequest(audio, prompt=prompt, language=language, hotwords=hotwords)
+    return decode_buffers(model, [request], beam_size=beam_size)[0]
 
-    Used by the realtime lane on every step: no VAD filtering (the caller decides what is
-    speech), no fallback temperatures (a wavering step is simply decoded again), and
-    faster-whisper's lazy segments are drained here, once.
+
+def decode_buffers(
+    model: LoadedModel, requests: Sequence[BufferRequest], *, beam_size: int = 1
+) -> list[BufferDecode]:
+    """Decode several buffers as batches; one result per request, in order.
+
+    No VAD filtering (the caller decides what is speech), no temperature fallback (a
+    wavering step is simply decoded again), no timestamp tokens (one decoder pass; word
+    times come from the cross-attention alignment). Buffers that share a language form one
+    batch; a buffer whose language is unknown is decoded on its own and its language
+    detected (it happens once per session).
     """
-    segments, info = model.whisper.transcribe(
-        audio,
-        language=language,
-        initial_prompt=prompt or None,
-        hotwords=hotwords,
+    results: list[BufferDecode | None] = [None] * len(requests)
+    groups: dict[str, list[int]] = {}
+    for index, request in enumerate(requests):
+        key = request.language or f"detect-{index}"
+        groups.setdefault(key, []).append(index)
+    for indices in groups.values():
+        decoded = _decode_batch(model, [requests[i] for i in indices], beam_size=beam_size)
+        for index, result in zip(indices, decoded, strict=True):
+            results[index] = result
+    return [r for r in results if r is not None]
+
+
+def _decode_batch(
+    model: LoadedModel, requests: Sequence[BufferRequest], *, beam_size: int
+) -> list[BufferDecode]:
+    whisper = model.whisper
+    multilingual = whisper.model.is_multilingual
+    started = time.perf_counter()
+    features = np.stack([pad_or_trim(whisper.feature_extractor(r.audio)) for r in requests]).astype(
+        np.float32
+    )
+    # Frames that hold audio, not padding: the alignment must not look past them.
+    hop = whisper.feature_extractor.hop_length
+    num_frames = [
+        min(whisper.feature_extractor.nb_max_frames, r.audio.shape[0] // hop) for r in requests
+    ]
+    featured = time.perf_counter()
+    encoder_output = whisper.encode(features)
+    encoded = time.perf_counter()
+
+    language = requests[0].language
+    if language is None:
+        language = (
+            whisper.model.detect_language(encoder_output)[0][0][0][2:-2] if multilingual else "en"
+        )
+    tokenizer = Tokenizer(
+        whisper.hf_tokenizer, multilingual, task="transcribe", language=language or "en"
+    )
+    prompts, lengths = [], []
+    for request in requests:
+        previous = tokenizer.encode(" " + request.prompt.strip()) if request.prompt.strip() else []
+        prompt = whisper.get_prompt(
+            tokenizer,
+            previous_tokens=previous,
+            without_timestamps=True,
+            hotwords=request.hotwords,
+        )
+        prompts.append(prompt)
+        # Never past Whisper's 448 tokens, prompt included.
+        lengths.append(min(WHISPER_MAX_TOKENS, len(prompt) + _new_tokens(request.audio)))
+    generated = whisper.model.generate(
+        encoder_output,
+        prompts,
         beam_size=beam_size,
-        word_timestamps=True,
-        vad_filter=False,
-        condition_on_previous_text=False,
-        temperature=0.0,
-        # One decoder pass over the buffer: no timestamp tokens (and no seek loop over
-        # them); word times come from cross-attention alignment.
-        without_timestamps=True,
-        max_new_tokens=_token_budget(model, audio, prompt, hotwords),
+        max_length=max(lengths),
+        return_scores=True,
+        return_no_speech_prob=True,
+        suppress_blank=True,
+        suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
     )
-    words = tuple(
-        Word(round(float(w.start), 3), round(float(w.end), 3), w.word, round(w.probability, 4))
-        for segment in segments
-        for w in (segment.words or [])
+    text_tokens = [[t for t in g.sequences_ids[0] if t < tokenizer.eot] for g in generated]
+    decoded_at = time.perf_counter()
+
+    # Every buffer of the batch is aligned in one pass; one with no text gets an end token
+    # to align (and no words), so the batch keeps its shape.
+    alignments = whisper.find_alignment(
+        tokenizer,
+        [tokens or [tokenizer.eot] for tokens in text_tokens],
+        encoder_output,
+        num_frames,
     )
-    return BufferDecode(words=words, language=info.language)
+    aligned = time.perf_counter()
+    timings = StepTimings(
+        features_s=featured - started,
+        encode_s=encoded - featured,
+        generate_s=decoded_at - encoded,
+        align_s=aligned - decoded_at,
+        batch=len(requests),
+    )
+
+    results = []
+    for request, tokens, result, alignment in zip(
+        requests, text_tokens, generated, alignments, strict=True
+    ):
+        duration_s = request.audio.shape[0] / SAMPLE_RATE_HZ
+        avg_logprob = result.scores[0] * len(result.sequences_ids[0]) / (len(tokens) + 1)
+        words: tuple[Word, ...] = ()
+        if tokens:
+            merge_punctuations(alignment, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
+            words = tuple(
+                Word(
+                    round(min(float(w["start"]), duration_s), 3),
+                    round(min(float(w["end"]), duration_s), 3),
+                    w["word"],
+                    round(float(w["probability"]), 4),
+                )
+                for w in alignment
+                if w["word"]
+            )
+        results.append(
+            BufferDecode(
+                words=words,
+                language=language or "en",
+                text=tokenizer.decode(tokens),
+                avg_logprob=round(float(avg_logprob), 4),
+                no_speech_prob=round(float(result.no_speech_prob), 4),
+                timings=timings,
+            )
+        )
+    return results
 
 
-WHISPER_MAX_TOKENS = 448  # prompt and output together
-SPECIAL_TOKENS = 6  # start-of-previous, start-of-transcript, language, task, no-timestamps…
-
-
-def _token_budget(model: LoadedModel, audio: np.ndarray, prompt: str, hotwords: str | None) -> int:
-    """New tokens allowed: enough for the audio, never past Whisper's 448 with the prompt
-    (faster-whisper keeps at most 223 prompt tokens, hotwords included)."""
-    count = token_counter(model)
-    prompt_tokens = min(223, count(" " + prompt) if prompt else 0)
-    prompt_tokens += min(223, count(" " + hotwords) if hotwords else 0)
-    wanted = 16 + int(MAX_TOKENS_PER_S * audio.shape[0] / SAMPLE_RATE_HZ)
-    return max(1, min(wanted, WHISPER_MAX_TOKENS - prompt_tokens - SPECIAL_TOKENS))
+def _new_tokens(audio: np.ndarray) -> int:
+    """New tokens allowed for a buffer: enough for its speech, not for a runaway loop."""
+    return 16 + int(MAX_TOKENS_PER_S * audio.shape[0] / SAMPLE_RATE_HZ)
 
 
 def speech_regions(audio: np.ndarray) -> list[tuple[float, float]]:
