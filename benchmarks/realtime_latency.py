@@ -27,9 +27,13 @@ For each run it prints:
 
 Targets: first partial <= 5 s, idle p95 final lag <= 5 s, busy p95 <= 1.5 × idle p95.
 
+With ``--real`` it measures the real tiny.en model instead (``realtime_real.py``): step
+time before and after, accuracy and latency against the batch lane, sessions per worker.
+
 Needs PostgreSQL on 127.0.0.1:5432, Redis on 127.0.0.1:6379 and ../shared/audio.
 
     .venv/bin/python benchmarks/realtime_latency.py [--source multilingual.mp3] [--redis-db 14]
+    .venv/bin/python benchmarks/realtime_latency.py --real --threads 2 [--sessions 1,2,4,8]
 """
 
 from __future__ import annotations
@@ -202,8 +206,17 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per worker")
     parser.add_argument("--redis-db", type=int, default=14, help="Redis db of this benchmark")
     parser.add_argument("--events-json", type=Path, help="write both runs' events here")
+    parser.add_argument("--real", action="store_true", help="measure tiny.en (realtime_real.py)")
+    parser.add_argument(
+        "--sessions", default="1,2,4,8", help="--real: concurrent streams to sweep ('' skips)"
+    )
     args = parser.parse_args()
     django_ready()
+    if args.real:
+        from realtime_real import main_real
+
+        with tempfile.TemporaryDirectory(prefix="scribe-bench-rt-real-") as tmp:
+            return main_real(args, Path(tmp))
 
     wall_started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="scribe-bench-rt-latency-") as tmp:

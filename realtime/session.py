@@ -20,7 +20,8 @@ How text settles (after whisper_streaming's OnlineASRProcessor):
   time to agreement, about two steps). At a VAD silence the not-yet-agreed words before
   it are committed too: the speaker stopped;
 - after each commit the buffer is trimmed to the last committed word, keeping
-  ``LEFT_CONTEXT_S`` of audio before it, and the committed text is fed back as the prompt;
+  the last committed word whole, and the committed text before the buffer is fed back as
+  the prompt;
   the next hypothesis starts inside that context, so its first words are matched against
   the committed tail by text (word times shift between decodes) and only what follows the
   match is new;
@@ -33,18 +34,22 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 import numpy as np
 
 SAMPLE_RATE_HZ = 16000
 MIN_CHUNK_S = 1.0  # decode again once this much new audio has arrived
+SIMILAR = 0.45  # spelling similarity (difflib ratio) of a word and its mishearing
 MAX_FRAGMENTS = 2  # garbled words allowed before the committed tail in a new hypothesis
 SPEECH_PAD_S = 0.2  # a word counts as heard when it comes this close to VAD speech
 MAX_BUFFER_S = 24.0  # under Whisper's 30 s window
-LEFT_CONTEXT_S = 0.5  # audio kept before the last committed word when trimming
+LEFT_CONTEXT_S = 0.5  # audio kept before new speech when a silent buffer is trimmed
+MAX_LEFT_CONTEXT_S = 1.0  # audio kept before the committed end: the last committed word
 FINALIZE_SILENCE_S = 0.6  # a pause this long closes the open segment
 MAX_TENTATIVE_AGE_S = 2.5  # an unagreed word this old is committed from the latest hypothesis
 PROMPT_CHARS = 200
+PROMPT_WORDS = 60  # committed words remembered for the prompt (PROMPT_CHARS is the cap)
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,12 @@ def _text(words: Sequence[TimedWord]) -> str:
     return "".join(w.text for w in words).strip()
 
 
+def _like_any(word: TimedWord, others: Sequence[str]) -> bool:
+    """Whether a word looks like one of ``others`` (normalised): a mishearing of it."""
+    text = _norm(word)
+    return any(SequenceMatcher(None, text, other).ratio() >= SIMILAR for other in others)
+
+
 def _near_speech(word: TimedWord, regions: Sequence[tuple[float, float]]) -> bool:
     """Whether a word (times relative to the buffer) overlaps VAD speech, padded."""
     return any(
@@ -130,7 +141,8 @@ class StreamingSession:
         self._tentative: list[TimedWord] = []  # last hypothesis past the committed words
         self._committed_end_s = 0.0
         self._recent: list[TimedWord] = []  # the last committed words, final or not
-        self._prompt = initial_prompt
+        self._initial_prompt = initial_prompt
+        self._said: list[TimedWord] = []  # the latest committed words, for the prompt
         self._next_index = 0
         self._regions: list[tuple[float, float]] | None = None  # VAD of the pending decode
         self._finals: list[FinalSegment] = []  # cut before the pending decode
@@ -183,7 +195,7 @@ class StreamingSession:
         if self._regions == [] and not (self._open or self._tentative):
             self._trim_to(self.audio_end_s - LEFT_CONTEXT_S)
             return None
-        return DecodeRequest(self._buffer, self._prompt[-PROMPT_CHARS:])
+        return DecodeRequest(self._buffer, self._prompt())
 
     def skip(self) -> StepResult:
         """The step for which ``decode_request()`` asked nothing: the partial as it is."""
@@ -249,8 +261,10 @@ class StreamingSession:
             regions = [(a + offset, b + offset) for a, b in regions]
         silence_at = self._silence_after_speech(regions)
         if silence_at is not None:
-            # The speaker paused: what was said before the pause is final.
-            before = [w for w in self._tentative if w.end <= silence_at]
+            # The speaker paused: what was said before the pause is final. A word that
+            # starts before the pause belongs to it: alignment often lets its end run a
+            # little past where VAD heard the pause begin.
+            before = [w for w in self._tentative if w.start < silence_at]
             self._commit(before)
             self._tentative = self._tentative[len(before) :]
             self._trim_to(max(silence_at, self._committed_end_s))
@@ -258,6 +272,12 @@ class StreamingSession:
         if self._buffer.shape[0] > self._max_buffer:
             finals += self._force_cut()
         return finals
+
+    def _prompt(self) -> str:
+        """The committed text before the buffer: words still inside it are left out, or
+        Whisper takes them as already said and skips the audio that repeats them."""
+        before = "".join(w.text for w in self._said if w.end <= self._buffer_start_s + 0.01)
+        return (self._initial_prompt + before)[-PROMPT_CHARS:]
 
     def _after_committed(self, words: list[TimedWord]) -> list[TimedWord]:
         """Drop the words of the left context, which are already committed.
@@ -267,7 +287,8 @@ class StreamingSession:
         before ("in" for the end of "limitation"). Word times move between decodes by more
         than a short word lasts, so the words are matched by text: the longest run of the
         committed tail found among the leading words is dropped with what precedes it,
-        then any word that still ends well inside committed audio.
+        then a leading word that lies mostly inside committed audio and looks like a
+        committed word.
         """
         edge = self._committed_end_s
         head = [_norm(w) for w in words if w.start < edge][: len(self._recent) + MAX_FRAGMENTS]
@@ -279,9 +300,15 @@ class StreamingSession:
                 skip = at + n
                 break
         fresh = words[skip:]
-        while fresh and fresh[0].end <= edge - LEFT_CONTEXT_S / 2:
-            fresh = fresh[1:]
-        return fresh
+        # The kept word misheard ("information" for "permission", "oh" for "so"): a
+        # leading word mostly before the edge that looks like a committed one is dropped.
+        # What comes before such a word is in committed audio too.
+        heard_again = [
+            i
+            for i, w in enumerate(fresh[:MAX_FRAGMENTS])
+            if (w.start + w.end) / 2 < edge and _like_any(w, tail)
+        ]
+        return fresh[heard_again[-1] + 1 :] if heard_again else fresh
 
     def _commit(self, words: Sequence[TimedWord]) -> None:
         if not words:
@@ -289,8 +316,10 @@ class StreamingSession:
         self._open += words
         self._recent = [*self._recent, *words][-5:]
         self._committed_end_s = max(self._committed_end_s, words[-1].end)
-        self._prompt = (self._prompt + "".join(w.text for w in words))[-PROMPT_CHARS:]
-        self._trim_to(self._committed_end_s - LEFT_CONTEXT_S)
+        self._said = [*self._said, *words][-PROMPT_WORDS:]
+        # Keep the last committed word whole before the new audio: the model hears it and
+        # writes it again (matched and dropped by text) instead of guessing at a fragment.
+        self._trim_to(max(words[-1].start, self._committed_end_s - MAX_LEFT_CONTEXT_S))
 
     def _close_segment(self, words: list[TimedWord]) -> list[FinalSegment]:
         if not words or not _text(words):

@@ -58,6 +58,19 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
 
 
 @pytest.fixture(scope="session")
+def real_model_dir() -> Path:
+    """Whisper tiny.en from the realmodel extra: skipped without it, a failure in CI."""
+    from tests.realmodel import missing_real_model_message, real_model_dir
+
+    found = real_model_dir()
+    if found is None:
+        if IN_CI:
+            pytest.fail(missing_real_model_message())
+        pytest.skip(missing_real_model_message())
+    return found
+
+
+@pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
     """A micro random-weight Whisper model in CTranslate2 format, built once per session."""
     return build_test_model(tmp_path_factory.mktemp("models") / "micro", size="micro")

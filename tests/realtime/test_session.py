@@ -3,7 +3,8 @@
 The fake audio carries its own clock: sample i has the value i, so a scripted transcriber
 knows which stretch of the session it is given and returns the words spoken there, with
 the newest words garbled ("…zz<n>", different at every call) until ``settle_s`` of audio
-has followed them, as a real model's tail wavers.
+has followed them, as a real model's tail wavers. ``Rehearsed`` instead returns set
+hypotheses in turn, for the steps where word times move between decodes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from realtime.session import (
+    LEFT_CONTEXT_S,
     MAX_BUFFER_S,
     SAMPLE_RATE_HZ,
     FinalSegment,
@@ -30,15 +32,23 @@ def script(*sentences: tuple[float, list[str]], word_s: float = 0.4) -> list[Tim
 
 
 class ScriptedModel:
-    def __init__(self, words: list[TimedWord], settle_s: float = 1.0) -> None:
-        self.words, self.settle_s = words, settle_s
+    """``invented``: words the model writes where nobody spoke (VAD finds no speech there),
+    as Whisper writes " Thank you." into silence."""
+
+    def __init__(
+        self, words: list[TimedWord], settle_s: float = 1.0, invented: list[TimedWord] = ()
+    ) -> None:
+        self.words, self.settle_s, self.invented = words, settle_s, list(invented)
         self.prompts: list[str] = []
+        self.buffer_starts: list[float] = []
+        self.written: list[str] = []  # every word returned, as written
         self.calls = 0
 
     def transcribe(self, audio: np.ndarray, prompt: str) -> list[TimedWord]:
         self.calls += 1
         self.prompts.append(prompt)
         start = audio[0] / SAMPLE_RATE_HZ
+        self.buffer_starts.append(start)
         end = start + audio.shape[0] / SAMPLE_RATE_HZ
         heard = []
         for w in self.words:
@@ -48,6 +58,13 @@ class ScriptedModel:
             heard.append(
                 TimedWord(max(w.start, start) - start, min(w.end, end) - start, text, w.probability)
             )
+        for w in self.invented:
+            if w.start < end and w.end > start:
+                heard.append(
+                    TimedWord(max(w.start, start) - start, min(w.end, end) - start, w.text)
+                )
+        heard.sort(key=lambda w: w.start)
+        self.written += [w.text for w in heard]
         return heard
 
     def regions(self, audio: np.ndarray) -> list[tuple[float, float]]:
@@ -65,13 +82,44 @@ class ScriptedModel:
         return spans
 
 
-def stream(session: StreamingSession, seconds: float, chunk_s: float = 0.5):
+class Rehearsed:
+    """A transcriber that returns set hypotheses (session time) in turn, the last one from
+    then on, each cut to the buffer it is given."""
+
+    def __init__(self, *hypotheses: list[TimedWord]) -> None:
+        self.hypotheses = hypotheses
+        self.calls = 0
+
+    def transcribe(self, audio: np.ndarray, prompt: str) -> list[TimedWord]:
+        words = self.hypotheses[min(self.calls, len(self.hypotheses) - 1)]
+        self.calls += 1
+        start = audio[0] / SAMPLE_RATE_HZ
+        end = start + audio.shape[0] / SAMPLE_RATE_HZ
+        return [
+            TimedWord(max(w.start, start) - start, min(w.end, end) - start, w.text)
+            for w in words
+            if start < w.end and w.start < end
+        ]
+
+
+def timed(*words: tuple[str, float, float]) -> list[TimedWord]:
+    return [TimedWord(start, end, f" {text}") for text, start, end in words]
+
+
+def feed(session: StreamingSession, start_s: float, end_s: float) -> None:
+    """Insert the clock-carrying audio of [start_s, end_s)."""
+    session.insert_audio(
+        np.arange(int(start_s * SAMPLE_RATE_HZ), int(end_s * SAMPLE_RATE_HZ), dtype=np.float32)
+    )
+
+
+def stream(session: StreamingSession, seconds: float, chunk_s: float = 0.5, start_s: float = 0.0):
     """Feed the clock-carrying audio in chunks, processing after each; collect results."""
     finals: list[FinalSegment] = []
     partials = []
     buffers = []
     chunk = int(chunk_s * SAMPLE_RATE_HZ)
-    for offset in range(0, int(seconds * SAMPLE_RATE_HZ), chunk):
+    for offset in range(int(start_s * SAMPLE_RATE_HZ), int(seconds * SAMPLE_RATE_HZ), chunk):
         session.insert_audio(np.arange(offset, offset + chunk, dtype=np.float32))
         result = session.process()
         finals += result.finals
@@ -157,16 +205,21 @@ def test_finish_flushes_everything_still_open():
     assert session.buffer_s == 0.0
 
 
-def test_committed_text_is_fed_back_as_the_prompt():
-    words = ["Kubernetes", "cluster", "upgrade", "tonight", "with", "zero", "downtime", "ok"]
+def test_committed_text_before_the_buffer_is_fed_back_as_the_prompt():
+    words = [f"term{i}" for i in range(16)]
     spoken = script((0.0, words), word_s=0.5)
     model = ScriptedModel(spoken)
     session = StreamingSession(model.transcribe, model.regions, initial_prompt="Glossary:")
 
-    stream(session, 4.0)
+    stream(session, 8.0)
 
     assert model.prompts[0] == "Glossary:"
-    assert any("Kubernetes cluster" in p for p in model.prompts[1:])
+    assert any("term0 term1" in p for p in model.prompts[1:])
+    # A committed word still inside the buffer is not in the prompt: Whisper would take
+    # it as said already and skip the audio that repeats it.
+    for prompt, start in zip(model.prompts, model.buffer_starts, strict=True):
+        said = {w.text.strip() for w in spoken if w.end <= start + 0.01}
+        assert set(prompt.removeprefix("Glossary:").split()) <= said
 
 
 def test_nothing_is_decoded_until_a_chunk_of_new_audio_arrived():
@@ -194,3 +247,104 @@ def test_settled_words_become_final_within_seconds_even_without_pauses():
     lags = [now - w.end for now, f in emitted for w in f.words]
     assert len(lags) > 80
     assert max(lags) <= 4.0, "no word waits for a pause that never comes"
+
+
+def test_words_the_model_writes_into_silence_are_never_committed():
+    spoken = script((0.0, ["we", "ship", "it", "today"]))  # speech ends at 1.6 s
+    filler = script((2.4, ["Thank", "you."]))  # 0.8 s into the silence after it
+    model = ScriptedModel(spoken, settle_s=0.5, invented=filler)
+    session = StreamingSession(model.transcribe, model.regions)
+
+    finals, partials, _ = stream(session, 6.0)
+    finals += session.finish().finals
+
+    assert " Thank" in model.written, "the model did write the filler into a decoded buffer"
+    assert words_of(finals) == ["we", "ship", "it", "today"]
+    assert not any("Thank" in p.text for p in partials)
+
+
+def test_a_buffer_without_speech_is_not_decoded_and_is_cut_to_its_left_context():
+    model = ScriptedModel(script((4.2, ["hello", "again"])), settle_s=0.5)
+    session = StreamingSession(model.transcribe, model.regions)
+
+    _, _, buffers = stream(session, 4.0)  # four due steps over silence
+
+    assert model.calls == 0
+    assert buffers[-1] == LEFT_CONTEXT_S
+    assert max(buffers) <= LEFT_CONTEXT_S + 0.5, "silence never piles up in the buffer"
+
+    finals, _, _ = stream(session, 7.0, start_s=4.0)
+    finals += session.finish().finals
+
+    assert model.calls > 0
+    assert words_of(finals) == ["hello", "again"]
+
+
+def test_a_short_word_after_the_committed_text_is_kept_when_its_time_moves_earlier():
+    model = Rehearsed(
+        timed(("we", 0.5, 1.0), ("deploy", 1.0, 1.6)),
+        timed(("we", 0.5, 1.0), ("deploy", 1.0, 1.6), ("it", 1.6, 1.75)),
+        # Decoded from inside the left context, "it" now ends where "deploy" did.
+        timed(("deploy", 1.1, 1.45), ("it", 1.45, 1.6), ("now", 2.4, 2.8)),
+    )
+    session = StreamingSession(model.transcribe)
+    finals = []
+    for start, end in [(0.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 5.0)]:
+        feed(session, start, end)
+        finals += session.process().finals
+    finals += session.finish().finals
+
+    assert model.calls == 4
+    assert words_of(finals) == ["we", "deploy", "it", "now"]
+
+
+def test_the_committed_words_a_new_hypothesis_repeats_are_dropped_by_their_text():
+    said = timed(
+        ("without", 0.0, 0.4),
+        ("limitation", 0.4, 1.2),
+        ("the", 1.2, 1.35),
+        ("rights", 1.35, 1.6),
+        ("to", 1.6, 1.8),
+        ("use", 1.8, 2.2),
+    )
+    model = Rehearsed(
+        said[:4],
+        said,  # agrees on "without limitation the rights", cut 0.5 s before its end
+        # The buffer now starts inside "limitation", heard as "in"; the repeated words are
+        # placed later than before, "rights" past the committed end.
+        timed(
+            ("in", 1.1, 1.2),
+            ("the", 1.3, 1.5),
+            ("rights", 1.5, 1.75),
+            ("to", 1.75, 1.95),
+            ("use", 1.95, 2.3),
+            ("copy", 2.3, 2.7),
+        ),
+    )
+    session = StreamingSession(model.transcribe)
+    finals = []
+    for start, end in [(0.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 5.0)]:
+        feed(session, start, end)
+        finals += session.process().finals
+    finals += session.finish().finals
+
+    assert model.calls == 4
+    assert words_of(finals) == ["without", "limitation", "the", "rights", "to", "use", "copy"]
+
+
+def test_words_are_sent_as_a_final_in_the_step_that_commits_them():
+    model = Rehearsed(
+        timed(("we", 0.5, 1.0), ("deploy", 1.0, 1.6)),
+        timed(("we", 0.5, 1.0), ("deploy", 1.0, 1.6), ("it", 1.6, 1.75), ("now", 2.4, 2.8)),
+    )
+    session = StreamingSession(model.transcribe)  # no VAD: no pause ever closes a segment
+
+    feed(session, 0.0, 2.0)
+    first = session.process()
+    feed(session, 2.0, 3.0)
+    second = session.process()
+
+    assert first.finals == () and first.partial is not None
+    assert first.partial.text == "we deploy"
+    assert [f.text for f in second.finals] == ["we deploy"]
+    assert second.partial is not None and second.partial.text == "it now"

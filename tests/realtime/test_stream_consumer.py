@@ -4,15 +4,20 @@ random-weight model on real speech."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import time
+from unittest import mock
 
 import numpy as np
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.core.files.storage import FileSystemStorage
 
 from accounts.services import api_key_create, api_key_revoke
 from realtime.models import StreamSegment
+from realtime.worker import RealtimeWorker
 from tests.conftest import shared_clip
 from transcription.engine.audio import decode_all
 from transcription.models import Job
@@ -57,6 +62,35 @@ async def stream_audio(comm, audio: np.ndarray, chunk_s: float = 0.5, pause_s: f
     for start in range(0, audio.shape[0], chunk):
         await comm.send_to(bytes_data=pcm16(audio[start : start + chunk]))
         await asyncio.sleep(pause_s)
+
+
+async def open_started(secret: str, count: int) -> tuple[list, list[dict]]:
+    """``count`` started sessions: their communicators and their ``ready`` events."""
+    comms, readies = [], []
+    for _ in range(count):
+        comm = communicator(secret)
+        assert (await comm.connect())[0]
+        await comm.send_json_to({"type": "start", "options": {"language": "en"}})
+        comms.append(comm)
+    for comm in comms:
+        readies.append((await receive_until(comm, "ready"))[-1])
+    return comms, readies
+
+
+def running_worker() -> RealtimeWorker:
+    """The in-process realtime worker of the running event loop.
+
+    Channels builds the consumer instance inside its application task and keeps no
+    reference to it, so it is found among live objects by the loop its tasks run on.
+    """
+    loop = asyncio.get_running_loop()
+    workers = [
+        obj
+        for obj in gc.get_objects()
+        if isinstance(obj, RealtimeWorker) and any(t.get_loop() is loop for t in obj.tasks)
+    ]
+    assert len(workers) == 1
+    return workers[0]
 
 
 def test_a_session_goes_ready_partial_final_closed_and_is_kept_as_a_job(stream_key, api):
@@ -269,3 +303,92 @@ def test_a_glossary_corrects_finals_and_anothers_glossary_is_refused(stream_key)
     finals = [e["segment"]["text"] for e in events if e["type"] == "final"]
     assert finals and all(text.endswith("[checked]") for text in finals)
     assert all(s.text.endswith("[checked]") for s in StreamSegment.objects.all())
+
+
+def test_killing_the_scheduler_closes_every_session_with_4500(stream_key, stream_settings):
+    stream_settings.SCRIBE_REALTIME_MAX_SESSIONS = 2
+    _, secret = stream_key
+    speech = decode_all(shared_clip("jfk.flac"))[: 2 * 16000]
+
+    async def lost(comm) -> tuple[dict, dict]:
+        events = await receive_until(comm, "error")  # partials and finals may come first
+        return events[-1], await comm.receive_output()
+
+    async def scenario():
+        comms, readies = await open_started(secret, 2)
+        await asyncio.gather(*(stream_audio(comm, speech) for comm in comms))
+        running_worker().tasks[0].cancel()
+        cancelled = time.monotonic()
+        # Well inside the consumers' 10 s silence watchdog, which would say the same.
+        ends = await asyncio.wait_for(asyncio.gather(*(lost(c) for c in comms)), timeout=5)
+        elapsed = time.monotonic() - cancelled
+        for _ in range(100):  # the worker keeps each transcript after telling the clients
+            jobs = await database_sync_to_async(list)(
+                Job.objects.filter(pk__in=[r["job_id"] for r in readies])
+            )
+            if all(job.status == "completed" for job in jobs):
+                break
+            await asyncio.sleep(0.1)
+        return ends, elapsed, jobs
+
+    ends, elapsed, jobs = asyncio.run(scenario())
+
+    assert [error["code"] for error, _ in ends] == ["worker_lost", "worker_lost"]
+    assert "failed" in ends[0][0]["message"], "told by the worker, not by the watchdog"
+    assert [close for _, close in ends] == [{"type": "websocket.close", "code": 4500}] * 2
+    assert elapsed < 5
+    assert [(job.status, job.error_code) for job in jobs] == [("completed", "interrupted")] * 2
+
+
+def test_a_storage_failure_in_one_session_leaves_the_other_served(stream_key, stream_settings):
+    stream_settings.SCRIBE_REALTIME_MAX_SESSIONS = 2
+    _, secret = stream_key
+    speech = decode_all(shared_clip("jfk.flac"))
+    half = speech.shape[0] // 2
+    unwritable: set[str] = set()
+    save = FileSystemStorage.save
+
+    def save_or_fail(storage, name, content, max_length=None):
+        if name in unwritable:
+            raise OSError(28, "No space left on device")
+        return save(storage, name, content, max_length)
+
+    async def scenario():
+        (first, second), readies = await open_started(secret, 2)
+        unwritable.add(f"results/{readies[0]['job_id']}.json")
+        await asyncio.gather(
+            stream_audio(first, speech[:half]), stream_audio(second, speech[:half])
+        )
+        await first.send_json_to({"type": "stop"})
+        first_events = await receive_until(first, "closed")
+        first_close = await first.receive_output()
+        # The random model's words are too few to count on an event per step: count the
+        # second session's decodes instead.
+        decoded_before = running_worker().sessions[readies[1]["session_id"]].steps
+        await stream_audio(second, speech[half:])
+        await second.send_json_to({"type": "stop"})
+        second_events = await receive_until(second, "closed")
+        return readies, first_events, first_close, decoded_before, second_events
+
+    with mock.patch.object(
+        FileSystemStorage, "save", autospec=True, side_effect=save_or_fail
+    ) as saved:
+        readies, first_events, first_close, decoded_before, second_events = asyncio.run(scenario())
+
+    assert [call.args[1] for call in saved.call_args_list].count(*unwritable) == 1
+    errors = [e for e in first_events if e["type"] == "error"]
+    assert [e["code"] for e in errors] == ["storage_failed"]
+    assert "No space left on device" in errors[0]["message"]
+    assert first_events[-1] == {"type": "closed", "job_id": readies[0]["job_id"]}
+    assert first_close == {"type": "websocket.close", "code": 1000}
+
+    kinds = [e["type"] for e in second_events]
+    assert "error" not in kinds and ("partial" in kinds or "final" in kinds)
+    assert second_events[-1] == {"type": "closed", "job_id": readies[1]["job_id"]}
+    job = Job.objects.get(pk=readies[1]["job_id"])
+    assert (job.status, job.error_code) == ("completed", "")
+    assert job.metrics["audio_duration_s"] == pytest.approx(speech.shape[0] / 16000, abs=0.01)
+    assert job.metrics["windows"] > decoded_before, "decoded after the first session failed"
+    finals = {e["segment"]["id"] for e in second_events if e["type"] == "final"}
+    assert finals <= set(StreamSegment.objects.filter(job=job).values_list("index", flat=True))
+    assert (stream_settings.MEDIA_ROOT / job.result_path).is_file()
