@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -198,6 +199,10 @@ def is_hallucination(segment: dict) -> bool:
     return bool(HALLUCINATION_FLAGS & set(segment.get("flags", [])))
 
 
+def _correct_segment(review: Review, stage: str, index: int, segment: dict) -> str:
+    return review.correct(stage, segment["text"])
+
+
 def post_process(
     result: dict[str, Any],
     *,
@@ -231,7 +236,7 @@ def post_process(
     stages: list[Stage] = []
     for name in review.local_stages:
         stage = Stage(name)
-        _run_stage(stage, segments, lambda i, s, name=name: review.correct(name, s["text"]))
+        _run_stage(stage, segments, functools.partial(_correct_segment, review, name))
         stages.append(stage)
     if mode == "llm":
         stage = Stage("llm")

@@ -79,7 +79,7 @@ def warm_up() -> tuple[LoadedModel, Capacity]:
     model = realtime_model()
     with _capacity_lock:
         if _capacity is None:
-            _capacity = measure_capacity(model, max_batch=settings.SCRIBE_REALTIME_MAX_BATCH)
+            _capacity = measure_capacity(model)
             logger.info(
                 "realtime model %s ready in %.1f s", model.name, time.perf_counter() - started
             )
@@ -508,7 +508,7 @@ class RealtimeWorker(AsyncConsumer):
 
     def _ensure_model(self) -> LoadedModel:
         if self.model is None:
-            self.model, _ = warm_up()
+            self.model, self.capacity = warm_up()
         return self.model
 
     async def _loop_run(self, func, *args):

@@ -284,8 +284,9 @@ SCRIBE_REALTIME_CHANNEL = env_str("SCRIBE_REALTIME_CHANNEL") or "realtime"
 # Live sessions per realtime worker; unset or "auto": as many as the measured step cost
 # lets run in real time (realtime/capacity.py).
 SCRIBE_REALTIME_MAX_SESSIONS = env_optional_int("SCRIBE_REALTIME_MAX_SESSIONS")
-# Sessions decoded together in one batch; 1 steps them one after another.
-SCRIBE_REALTIME_MAX_BATCH = env_int("SCRIBE_REALTIME_MAX_BATCH", 8, minimum=1)
+# Sessions decoded together in one batch; 1 steps them one after another. Unset or
+# "auto": batches of up to 8 where the worker measured that batching pays (a GPU), else 1.
+SCRIBE_REALTIME_MAX_BATCH = env_optional_int("SCRIBE_REALTIME_MAX_BATCH")
 SCRIBE_REALTIME_BEAM_SIZE = env_int("SCRIBE_REALTIME_BEAM_SIZE", 1, minimum=1)
 # Decode live sessions inside the web process: the default with the in-memory layer,
 # which cannot reach another process.

@@ -68,3 +68,37 @@ def test_killing_the_realtime_worker_ends_the_session_with_an_error(stack):
 
     assert [e["code"] for e in run.errors] == ["worker_lost"]
     assert run.close_code == 4500
+
+
+def test_the_worker_serves_new_sessions_after_its_database_connections_are_killed(stack):
+    url = f"ws://127.0.0.1:{stack.port}/v1/stream"
+    killed: list[int] = []
+
+    def kill_connections_on_first_final(event):
+        if event["type"] == "final" and not killed:
+            # What a PostgreSQL restart does to the worker: every session it holds ends.
+            rows = stack.sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'scribe-realtime' AND datname = current_database()"
+            )
+            killed.append(len(rows))
+
+    first = asyncio.run(
+        stream_file(
+            url,
+            stack.key,
+            shared_clip("jfk.flac"),
+            speed=2.0,
+            on_event=kill_connections_on_first_final,
+        )
+    )
+    second = asyncio.run(stream_file(url, stack.key, shared_clip("jfk.flac"), speed=4.0))
+
+    assert killed and killed[0] >= 1, "the worker held a connection to kill"
+    assert first.close_code == 1000 and first.events[-1]["type"] == "closed"
+    assert not first.errors, "the session in progress survives the lost connections"
+    assert second.finals, "a new session still gets finals"
+    assert second.close_code == 1000 and not second.errors
+    job_id = second.events[-1]["job_id"]
+    with stack.client() as client:
+        assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "completed"

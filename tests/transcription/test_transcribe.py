@@ -56,8 +56,9 @@ def test_it_returns_a_transcript_with_a_run_record_and_metrics(loaded_model, mod
     assert run.decoding["beam_size"] == 5 and run.decoding["vad"] is True
     metrics = transcript.metrics
     assert metrics.audio_duration_s == transcript.duration_s
+    # Both figures are rounded (to 1 ms and 4 decimals): allow for it on a fast run.
     assert metrics.real_time_factor == pytest.approx(
-        metrics.processing_time_s / metrics.audio_duration_s, rel=0.01
+        metrics.processing_time_s / metrics.audio_duration_s, rel=0.01, abs=2e-4
     )
     assert metrics.windows == 1
     assert 0 < metrics.mean_confidence <= 1
