@@ -40,12 +40,12 @@ import numpy as np
 
 SAMPLE_RATE_HZ = 16000
 MIN_CHUNK_S = 1.0  # decode again once this much new audio has arrived
-SIMILAR = 0.45  # spelling similarity (difflib ratio) of a word and its mishearing
 MAX_FRAGMENTS = 2  # garbled words allowed before the committed tail in a new hypothesis
 SPEECH_PAD_S = 0.2  # a word counts as heard when it comes this close to VAD speech
 MAX_BUFFER_S = 24.0  # under Whisper's 30 s window
 LEFT_CONTEXT_S = 0.5  # audio kept before new speech when a silent buffer is trimmed
-MAX_LEFT_CONTEXT_S = 1.0  # audio kept before the committed end: the last committed word
+KEEP_CONTEXT_S = 5.0  # committed speech kept in the buffer, whole words, as context
+MAX_WORD_S = 1.0  # a word's aligned start may run this far before its real one
 FINALIZE_SILENCE_S = 0.6  # a pause this long closes the open segment
 MAX_TENTATIVE_AGE_S = 2.5  # an unagreed word this old is committed from the latest hypothesis
 PROMPT_CHARS = 200
@@ -93,7 +93,9 @@ class StepResult:
 
 
 # (audio relative to the buffer, prompt) -> words with times relative to the buffer
-Transcriber = Callable[[np.ndarray, str], Sequence[TimedWord]]
+# None: the decode is not usable (a repetition loop); the step is skipped and the next
+# one decodes the same audio with more after it.
+Transcriber = Callable[[np.ndarray, str], Sequence[TimedWord] | None]
 # audio -> speech regions as (start_s, end_s) relative to the audio
 SpeechRegions = Callable[[np.ndarray], Sequence[tuple[float, float]]]
 
@@ -106,10 +108,8 @@ def _text(words: Sequence[TimedWord]) -> str:
     return "".join(w.text for w in words).strip()
 
 
-def _like_any(word: TimedWord, others: Sequence[str]) -> bool:
-    """Whether a word looks like one of ``others`` (normalised): a mishearing of it."""
-    text = _norm(word)
-    return any(SequenceMatcher(None, text, other).ratio() >= SIMILAR for other in others)
+def _middle(word: TimedWord) -> float:
+    return (word.start + word.end) / 2
 
 
 def _near_speech(word: TimedWord, regions: Sequence[tuple[float, float]]) -> bool:
@@ -140,7 +140,6 @@ class StreamingSession:
         self._open: list[TimedWord] = []  # committed, not yet in a final segment
         self._tentative: list[TimedWord] = []  # last hypothesis past the committed words
         self._committed_end_s = 0.0
-        self._recent: list[TimedWord] = []  # the last committed words, final or not
         self._initial_prompt = initial_prompt
         self._said: list[TimedWord] = []  # the latest committed words, for the prompt
         self._next_index = 0
@@ -180,8 +179,9 @@ class StreamingSession:
     def decode_request(self, *, finishing: bool = False) -> DecodeRequest | None:
         """The buffer to decode now, or None when no decode is due.
 
-        A due step whose buffer holds no speech (VAD) is not decoded: its audio is
-        dropped but for ``LEFT_CONTEXT_S``, as a speaker may be starting a word there.
+        A due step with no speech (VAD) since the last commit is not decoded; once such a
+        pause outlasts ``KEEP_CONTEXT_S`` the buffer is cut to its last ``LEFT_CONTEXT_S``,
+        where a speaker may be starting a word.
         """
         if not (self.ready or (finishing and self._new_samples > 0)):
             return None
@@ -192,8 +192,15 @@ class StreamingSession:
             # sees more than MAX_BUFFER_S (and Whisper's 30 s window).
             self._finals += self._force_cut()
         self._regions = self._find_speech()
-        if self._regions == [] and not (self._open or self._tentative):
-            self._trim_to(self.audio_end_s - LEFT_CONTEXT_S)
+        if (
+            self._regions is not None
+            and not (self._open or self._tentative)
+            and self._speech_after(self._regions, self._buffer_start_s) is None
+        ):
+            # Nothing said since the last commit: keep the context for a while, then
+            # let a long pause go, so silence never piles up in the buffer.
+            if self.audio_end_s - self._committed_end_s > KEEP_CONTEXT_S:
+                self._trim_to(self.audio_end_s - LEFT_CONTEXT_S)
             return None
         return DecodeRequest(self._buffer, self._prompt())
 
@@ -202,8 +209,11 @@ class StreamingSession:
         finals, self._finals = tuple(self._finals), []
         return StepResult(finals=finals, partial=self._partial())
 
-    def apply(self, words: Sequence[TimedWord]) -> StepResult:
-        """Take the words heard in the requested buffer (times relative to it)."""
+    def apply(self, words: Sequence[TimedWord] | None) -> StepResult:
+        """Take the words heard in the requested buffer (times relative to it); None
+        when the decode was not usable."""
+        if words is None:
+            return self.skip()
         finals = self._step(words)
         return StepResult(finals=tuple(finals), partial=self._partial(), decoded=True)
 
@@ -222,7 +232,7 @@ class StreamingSession:
         self._trim_to(self.audio_end_s)
         return StepResult(finals=tuple(finals), partial=None, decoded=True)
 
-    def _decode(self, request: DecodeRequest) -> Sequence[TimedWord]:
+    def _decode(self, request: DecodeRequest) -> Sequence[TimedWord] | None:
         if self._transcribe is None:
             raise RuntimeError("this session is decoded by its caller: use decode_request()")
         return self._transcribe(request.audio, request.prompt)
@@ -241,6 +251,12 @@ class StreamingSession:
             if regions is None or _near_speech(w, regions)
         ]
         hypothesis = self._after_committed(words)
+        unheard = self._speech_after(regions, offset) if not hypothesis else None
+        if unheard is not None:
+            # Speech after the committed end, yet the model wrote nothing new: after a
+            # sentence and a pause Whisper ends at the context. Drop the context, so the
+            # next decode starts at the new speech.
+            self._trim_to(max(self._committed_end_s, unheard - LEFT_CONTEXT_S))
         agreed = 0
         for old, new in zip(self._tentative, hypothesis, strict=False):
             if _norm(old) != _norm(new):
@@ -267,7 +283,6 @@ class StreamingSession:
             before = [w for w in self._tentative if w.start < silence_at]
             self._commit(before)
             self._tentative = self._tentative[len(before) :]
-            self._trim_to(max(silence_at, self._committed_end_s))
         finals += self._close_segment(self._open)
         if self._buffer.shape[0] > self._max_buffer:
             finals += self._force_cut()
@@ -280,46 +295,49 @@ class StreamingSession:
         return (self._initial_prompt + before)[-PROMPT_CHARS:]
 
     def _after_committed(self, words: list[TimedWord]) -> list[TimedWord]:
-        """Drop the words of the left context, which are already committed.
+        """Drop the words that repeat committed audio at the start of the buffer.
 
-        The buffer starts ``LEFT_CONTEXT_S`` before the committed end, so a hypothesis
-        opens with the last committed word or two, sometimes after a fragment of the one
-        before ("in" for the end of "limitation"). Word times move between decodes by more
-        than a short word lasts, so the words are matched by text: the longest run of the
-        committed tail found among the leading words is dropped with what precedes it,
-        then a leading word that lies mostly inside committed audio and looks like a
-        committed word.
+        The buffer keeps ``KEEP_CONTEXT_S`` of committed speech before the new audio, so a
+        hypothesis opens by saying it again, not always in the same words ("information
+        notice" for the kept "permission notice"). Word times move between decodes by more
+        than a short word lasts, so the hypothesis is aligned with the committed words in
+        the buffer by text; what follows the last committed word matched (and the words
+        heard for up to ``MAX_FRAGMENTS`` unmatched committed ones at the end) is new.
+        Where nothing matches, a word whose middle lies before the committed end is old.
         """
         edge = self._committed_end_s
-        head = [_norm(w) for w in words if w.start < edge][: len(self._recent) + MAX_FRAGMENTS]
-        tail = [_norm(w) for w in self._recent]
-        skip = 0
-        for n in range(min(len(tail), len(head)), 0, -1):
-            at = next((i for i in range(len(head) - n + 1) if head[i : i + n] == tail[-n:]), None)
-            if at is not None and at <= MAX_FRAGMENTS:
-                skip = at + n
-                break
-        fresh = words[skip:]
-        # The kept word misheard ("information" for "permission", "oh" for "so"): a
-        # leading word mostly before the edge that looks like a committed one is dropped.
-        # What comes before such a word is in committed audio too.
-        heard_again = [
-            i
-            for i, w in enumerate(fresh[:MAX_FRAGMENTS])
-            if (w.start + w.end) / 2 < edge and _like_any(w, tail)
+        kept = [_norm(w) for w in self._said if w.end > self._buffer_start_s + 0.01]
+        heard = [_norm(w) for w in words]
+        blocks = [
+            b
+            for b in SequenceMatcher(None, kept, heard, autojunk=False).get_matching_blocks()
+            if b.size
         ]
-        return fresh[heard_again[-1] + 1 :] if heard_again else fresh
+        if blocks and len(kept) - (blocks[-1].a + blocks[-1].size) <= MAX_FRAGMENTS:
+            last = blocks[-1]
+            cut = last.b + last.size
+            # Committed words after the match were misheard: skip what stands for them.
+            missing = len(kept) - (last.a + last.size)
+            while missing and cut < len(words) and _middle(words[cut]) < edge:
+                cut, missing = cut + 1, missing - 1
+            return words[cut:]
+        fresh = list(words)
+        while fresh and _middle(fresh[0]) < edge:
+            fresh = fresh[1:]
+        return fresh
 
     def _commit(self, words: Sequence[TimedWord]) -> None:
         if not words:
             return
         self._open += words
-        self._recent = [*self._recent, *words][-5:]
         self._committed_end_s = max(self._committed_end_s, words[-1].end)
         self._said = [*self._said, *words][-PROMPT_WORDS:]
-        # Keep the last committed word whole before the new audio: the model hears it and
-        # writes it again (matched and dropped by text) instead of guessing at a fragment.
-        self._trim_to(max(words[-1].start, self._committed_end_s - MAX_LEFT_CONTEXT_S))
+        # Keep the last seconds of committed speech, cut at a word's start: the model hears
+        # them whole and writes them again (matched and dropped by text) with the context
+        # that a short buffer lacks ("so be included" for "shall be included").
+        since = self._committed_end_s - KEEP_CONTEXT_S
+        first = next((w for w in self._said if w.start >= since), words[-1])
+        self._trim_to(max(first.start, since - MAX_WORD_S))
 
     def _close_segment(self, words: list[TimedWord]) -> list[FinalSegment]:
         if not words or not _text(words):
@@ -340,6 +358,14 @@ class StreamingSession:
     def _find_speech(self) -> list[tuple[float, float]] | None:
         """Speech in the buffer (relative to it), or None without a VAD."""
         return None if self._speech_regions is None else list(self._speech_regions(self._buffer))
+
+    def _speech_after(
+        self, regions: list[tuple[float, float]] | None, offset: float
+    ) -> float | None:
+        """Session time where speech after the committed end starts, if VAD heard any."""
+        heard_to = self._committed_end_s + SPEECH_PAD_S
+        starts = [offset + a for a, b in regions or () if offset + b > heard_to]
+        return max(starts[0], self._committed_end_s) if starts else None
 
     def _silence_after_speech(self, regions: list[tuple[float, float]] | None) -> float | None:
         """Session time where a long enough pause starts after the open speech, if any.

@@ -447,7 +447,9 @@ class RealtimeWorker(AsyncConsumer):
             # A buffer the model calls silence yields no words (Whisper writes "Thank
             # you." into silence); faster-whisper drops such windows the same way.
             step.words = (
-                []
+                None  # a repetition loop: not a hypothesis; the next step decodes again
+                if result.looping
+                else []
                 if result.silent
                 else [TimedWord(w.start, w.end, w.text, w.probability) for w in result.words]
             )

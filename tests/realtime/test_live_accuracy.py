@@ -40,8 +40,10 @@ def source(tmp_path_factory):
 
 
 def live_session(model) -> StreamingSession:
-    def heard(audio: np.ndarray, prompt: str) -> list[TimedWord]:
+    def heard(audio: np.ndarray, prompt: str) -> list[TimedWord] | None:
         decoded = decode_buffers(model, [BufferRequest(audio, prompt=prompt, language="en")])[0]
+        if decoded.looping:
+            return None
         if decoded.silent:
             return []
         return [TimedWord(w.start, w.end, w.text, w.probability) for w in decoded.words]
@@ -65,10 +67,8 @@ def test_live_captions_are_within_two_points_of_the_batch_lane(tiny_en, source):
     batch = transcribe(source, tiny_en, TranscribeOptions(language="en", beam_size=5)).text
 
     live_wer, batch_wer = wer(LIVE_REFERENCE, live), wer(LIVE_REFERENCE, batch)
-    # The benchmark holds the 2-point target (realtime_latency.py --real); this test keeps a
-    # point of slack for int8 kernels that differ between CPUs. Before the live lane was
-    # reworked the gap was 8 points.
-    assert live_wer <= batch_wer + 0.03, f"live {live_wer:.3f} vs batch {batch_wer:.3f}: {live}"
+    # Before the live lane was reworked the gap was 8 points.
+    assert live_wer <= batch_wer + 0.02, f"live {live_wer:.3f} vs batch {batch_wer:.3f}: {live}"
 
 
 def test_nothing_is_captioned_in_silence_and_trailing_noise(tiny_en):

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 
 from realtime.session import (
+    KEEP_CONTEXT_S,
     LEFT_CONTEXT_S,
     MAX_BUFFER_S,
+    MAX_WORD_S,
     SAMPLE_RATE_HZ,
     FinalSegment,
     StreamingSession,
@@ -170,10 +172,12 @@ def test_the_buffer_is_trimmed_after_each_commit():
 
     _, _, buffers = stream(session, 20.0)
 
-    # Commits happen every step once words settle, so the buffer stays near the settle
-    # delay plus the left context instead of growing with the session.
-    assert max(buffers[6:]) < 4.0
-    assert buffers[-1] < 4.0
+    # Commits happen every step once words settle, so the buffer holds the kept context
+    # (KEEP_CONTEXT_S of committed speech, from a word's start) plus the settle delay
+    # instead of growing with the session.
+    bound = KEEP_CONTEXT_S + MAX_WORD_S + 2.0
+    assert max(buffers[12:]) < bound
+    assert buffers[-1] < bound
 
 
 def test_a_session_without_pauses_or_agreement_stays_within_its_buffer():
@@ -206,12 +210,12 @@ def test_finish_flushes_everything_still_open():
 
 
 def test_committed_text_before_the_buffer_is_fed_back_as_the_prompt():
-    words = [f"term{i}" for i in range(16)]
+    words = [f"term{i}" for i in range(30)]
     spoken = script((0.0, words), word_s=0.5)
     model = ScriptedModel(spoken)
     session = StreamingSession(model.transcribe, model.regions, initial_prompt="Glossary:")
 
-    stream(session, 8.0)
+    stream(session, 15.0)
 
     assert model.prompts[0] == "Glossary:"
     assert any("term0 term1" in p for p in model.prompts[1:])
@@ -264,16 +268,17 @@ def test_words_the_model_writes_into_silence_are_never_committed():
 
 
 def test_a_buffer_without_speech_is_not_decoded_and_is_cut_to_its_left_context():
-    model = ScriptedModel(script((4.2, ["hello", "again"])), settle_s=0.5)
+    start = KEEP_CONTEXT_S + 2.2
+    model = ScriptedModel(script((start, ["hello", "again"])), settle_s=0.5)
     session = StreamingSession(model.transcribe, model.regions)
 
-    _, _, buffers = stream(session, 4.0)  # four due steps over silence
+    _, _, buffers = stream(session, start - 0.2)  # due steps over silence only
 
     assert model.calls == 0
-    assert buffers[-1] == LEFT_CONTEXT_S
-    assert max(buffers) <= LEFT_CONTEXT_S + 0.5, "silence never piles up in the buffer"
+    assert buffers[-1] <= LEFT_CONTEXT_S + 1.0
+    assert max(buffers) <= KEEP_CONTEXT_S + 1.0, "silence never piles up in the buffer"
 
-    finals, _, _ = stream(session, 7.0, start_s=4.0)
+    finals, _, _ = stream(session, start + 3.0, start_s=start - 0.2)
     finals += session.finish().finals
 
     assert model.calls > 0
@@ -348,3 +353,41 @@ def test_words_are_sent_as_a_final_in_the_step_that_commits_them():
     assert first.partial.text == "we deploy"
     assert [f.text for f in second.finals] == ["we deploy"]
     assert second.partial is not None and second.partial.text == "it now"
+
+
+class EndsAtTheContext(ScriptedModel):
+    """Whisper after a sentence and a pause: while its buffer starts with committed
+    speech, it writes that speech again and stops there."""
+
+    def __init__(self, words: list[TimedWord], sentence_end_s: float) -> None:
+        super().__init__(words, settle_s=0.5)
+        self.sentence_end_s = sentence_end_s
+
+    def transcribe(self, audio: np.ndarray, prompt: str) -> list[TimedWord]:
+        heard = super().transcribe(audio, prompt)
+        start = audio[0] / SAMPLE_RATE_HZ
+        if start < self.sentence_end_s:
+            return [w for w in heard if w.end + start <= self.sentence_end_s]
+        return heard
+
+
+def test_speech_after_a_pause_is_heard_even_when_the_kept_context_makes_the_model_stop():
+    spoken = script((0.0, ["first", "sentence", "ends"]), (4.0, ["then", "more", "follows"]))
+    model = EndsAtTheContext(spoken, sentence_end_s=1.2)
+    session = StreamingSession(model.transcribe, model.regions)
+
+    finals, _, _ = stream(session, 8.0)
+    finals += session.finish().finals
+
+    assert words_of(finals) == ["first", "sentence", "ends", "then", "more", "follows"]
+
+
+def test_the_committed_speech_before_new_audio_is_kept_as_context():
+    spoken = script((0.0, [f"word{i}" for i in range(20)]), word_s=0.5)
+    model = ScriptedModel(spoken)
+    session = StreamingSession(model.transcribe, model.regions)
+
+    stream(session, 10.0)
+
+    # Seconds of it, not a word or two: a short buffer loses the words' context.
+    assert session.buffer_s >= 3.0

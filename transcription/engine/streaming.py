@@ -16,7 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
-from faster_whisper.transcribe import get_suppressed_tokens, merge_punctuations
+from faster_whisper.transcribe import (
+    get_compression_ratio,
+    get_suppressed_tokens,
+    merge_punctuations,
+)
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from transcription.engine.audio import SAMPLE_RATE_HZ
@@ -31,6 +35,7 @@ WHISPER_MAX_TOKENS = 448  # prompt and output together
 # of what it wrote (transcribe.py, no_speech_threshold / log_prob_threshold).
 NO_SPEECH_PROB = 0.6
 NO_SPEECH_LOGPROB = -1.0
+LOOPING_COMPRESSION = 2.4  # faster-whisper's compression_ratio_threshold: a repetition loop
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 
@@ -73,6 +78,11 @@ class BufferDecode:
     avg_logprob: float = 0.0
     no_speech_prob: float = 0.0
     timings: StepTimings = field(default_factory=StepTimings)
+
+    @property
+    def looping(self) -> bool:
+        """Whether the text is a repetition loop (it compresses too well to be speech)."""
+        return get_compression_ratio(self.text) > LOOPING_COMPRESSION if self.text else False
 
     @property
     def silent(self) -> bool:
