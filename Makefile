@@ -11,7 +11,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,realmodel]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,realmodel,bench]"
 	touch $(STAMP)
 
 # make run FILE=meeting.mp3 [ARGS="--format srt --language ko"]

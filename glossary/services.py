@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -16,6 +17,10 @@ from glossary.diff import word_diff
 from glossary.flags import DEFAULT_HALLUCINATIONS, hallucination_matcher, segment_flags, word_flags
 from glossary.models import Glossary, HallucinationPhrase, LLMAuditRecord, Rule
 from glossary.normalize import RuleSpec, TermSpec, apply_glossary, apply_rules
+from glossary.soundalike import DEFAULT_THRESHOLD, SoundAlikeMatcher
+
+# A looser match than correction's: enough to offer a term to the biased decode.
+CANDIDATE_THRESHOLD = DEFAULT_THRESHOLD * 0.85
 
 MODES = ("none", "glossary", "rules", "llm")
 # Whisper's prompt holds at most 223 tokens (max_length // 2 - 1); hotwords and the
@@ -115,6 +120,56 @@ def glossary_bias(
     )
 
 
+class HotwordChoice:
+    """Chooses each window's hotwords from what a first pass heard, and remembers them.
+
+    Offering every glossary term makes Whisper write terms nobody said; offering none
+    loses the terms that were. A term is offered for a window when the first pass wrote
+    it, one of its variants, or something that sounds like it (a looser threshold than
+    correction's: the biased decode still has to hear it). The request's own hotwords are
+    always offered.
+    """
+
+    def __init__(
+        self,
+        *,
+        terms: Sequence[TermSpec],
+        extra_hotwords: Sequence[str] = (),
+        count_tokens: Callable[[str], int],
+        budget: int = HOTWORDS_BUDGET_TOKENS,
+    ) -> None:
+        self.terms = list(terms)
+        self.extra = list(extra_hotwords)
+        self.count_tokens = count_tokens
+        self.budget = budget
+        self.matcher = SoundAlikeMatcher(self.terms, threshold=CANDIDATE_THRESHOLD)
+
+    def likely(self, heard: str) -> list[str]:
+        """Glossary terms that the text says, spells as a variant, or sounds like."""
+        lowered = heard.casefold()
+        found = [
+            t.canonical
+            for t in self.terms
+            if any(
+                _said_in(spelling.casefold(), lowered) for spelling in (t.canonical, *t.variants)
+            )
+        ]
+        close = self.matcher.matches(heard)
+        found += [m.term for m in sorted(close, key=lambda m: -m.score)]
+        return list(dict.fromkeys(found))
+
+    def __call__(self, heard: str) -> str | None:
+        """The hotwords to offer after hearing ``heard`` (None: none)."""
+        wanted = list(dict.fromkeys([*self.extra, *self.likely(heard)]))
+        hot, _ = _fit(wanted, lambda ws: " " + " ".join(ws), self.count_tokens, self.budget)
+        return " ".join(hot) or None
+
+
+def _said_in(spelling: str, text: str) -> bool:
+    """Whether ``spelling`` stands in ``text`` as whole words."""
+    return re.search(rf"(?<!\w){re.escape(spelling)}(?!\w)", text) is not None
+
+
 # --- post-processing --------------------------------------------------------------------
 
 
@@ -145,7 +200,12 @@ def _run_stage(stage: Stage, segments: list[dict], fix: Callable[[int, dict], st
 HALLUCINATION_FLAGS = frozenset({"known_hallucination", "repetition", "outside_speech"})
 
 
-LOCAL_STAGES = {"none": (), "glossary": ("glossary",), "rules": ("glossary", "rules")}
+# Operators' variants first (they win), then spans that sound like a term, then rules.
+LOCAL_STAGES = {
+    "none": (),
+    "glossary": ("glossary", "soundalike"),
+    "rules": ("glossary", "soundalike", "rules"),
+}
 
 
 @dataclass(frozen=True)
@@ -161,6 +221,10 @@ class Review:
     def _hallucination(self) -> Callable[[str], str | None]:
         return hallucination_matcher(self.phrases)
 
+    @cached_property
+    def _soundalike(self) -> SoundAlikeMatcher:
+        return SoundAlikeMatcher(self.terms)
+
     @property
     def local_stages(self) -> tuple[str, ...]:
         """The correction stages that run here, in order (the LLM's comes after them)."""
@@ -174,6 +238,8 @@ class Review:
     def correct(self, stage: str, text: str) -> str:
         if stage == "glossary":
             return apply_glossary(text, self.terms)
+        if stage == "soundalike":
+            return self._soundalike.apply(text)
         return apply_rules(text, self.rules)
 
 
@@ -372,6 +438,18 @@ def job_bias(job, *, count_tokens: Callable[[str], int]) -> Bias:
     return glossary_bias(
         terms=term_specs(job_glossary(job)), extra_hotwords=hotwords, count_tokens=count_tokens
     )
+
+
+def job_hotword_choice(job, *, count_tokens: Callable[[str], int]) -> HotwordChoice | None:
+    """Per-window hotwords for a job with a glossary; None without one (its own hotwords,
+    if any, are then offered to every window)."""
+    terms = term_specs(job_glossary(job))
+    if not terms:
+        return None
+    hotwords = job.options.get("hotwords") or []
+    if isinstance(hotwords, str):
+        hotwords = hotwords.split()
+    return HotwordChoice(terms=terms, extra_hotwords=hotwords, count_tokens=count_tokens)
 
 
 def job_result_post_process(job, result: dict[str, Any], *, bias: Bias) -> dict[str, Any]:

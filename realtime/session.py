@@ -163,6 +163,11 @@ class StreamingSession:
         return self._buffer_start_s + self.buffer_s
 
     @property
+    def recent_text(self) -> str:
+        """The latest committed words and the current hypothesis: what is being said."""
+        return _text([*self._said[-20:], *self._tentative])
+
+    @property
     def ready(self) -> bool:
         """Whether enough new audio arrived for another decode to be worth it."""
         return self._new_samples >= self._min_chunk

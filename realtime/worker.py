@@ -38,7 +38,7 @@ from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
 from django.conf import settings
 
-from glossary.services import Review, glossary_bias
+from glossary.services import HotwordChoice, Review, glossary_bias
 from realtime import services
 from realtime.audio import FrameDecoder
 from realtime.capacity import Capacity, measure_capacity
@@ -126,11 +126,19 @@ class LiveSession:
     warned_at: float = 0.0
     confidences: list[float] = field(default_factory=list)
     hotwords: str | None = None
+    choice: HotwordChoice | None = None
     review: Review = field(default_factory=Review)
 
     @property
     def backlog_s(self) -> float:
         return self.inbox_samples / 16000
+
+    def step_hotwords(self) -> str | None:
+        """This step's hotwords: with a glossary, the terms the session's latest words say
+        or sound like (the previous step is this one's first pass); else the request's."""
+        if self.choice is None or self.stream is None:
+            return self.hotwords
+        return self.choice(self.stream.recent_text)
 
     @property
     def due(self) -> bool:
@@ -223,6 +231,12 @@ class RealtimeWorker(AsyncConsumer):
             count_tokens=token_counter(model),
         )
         session.hotwords = bias.hotwords
+        if review.terms:
+            session.choice = HotwordChoice(
+                terms=review.terms,
+                extra_hotwords=options.get("hotwords") or [],
+                count_tokens=token_counter(model),
+            )
         session.stream = StreamingSession(
             None, speech_regions, initial_prompt=bias.initial_prompt or ""
         )
@@ -434,7 +448,7 @@ class RealtimeWorker(AsyncConsumer):
                 s.request.audio,
                 prompt=s.request.prompt,
                 language=s.session.language,
-                hotwords=s.session.hotwords,
+                hotwords=s.session.step_hotwords(),
             )
             for s in steps
             if s.request is not None

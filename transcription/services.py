@@ -22,7 +22,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from accounts.models import Owner
-from glossary.services import Bias, job_bias, job_result_post_process
+from glossary.services import Bias, job_bias, job_hotword_choice, job_result_post_process
 from scribe.db import unit_of_work
 from transcription import storage
 from transcription.broker import pending_task_names
@@ -313,7 +313,9 @@ def job_process(*, job_id: str) -> None:
     callbacks = _JobCallbacks(job)
     try:
         loaded = _model_for(job)
-        bias = job_bias(job, count_tokens=token_counter(loaded))
+        count = token_counter(loaded)
+        bias = job_bias(job, count_tokens=count)
+        choice = job_hotword_choice(job, count_tokens=count)
         with storage.source_local_path(job.source_path, job.id) as source:
             transcript = transcribe(
                 source,
@@ -321,6 +323,7 @@ def job_process(*, job_id: str) -> None:
                 _options_for(job, bias),
                 on_progress=callbacks.on_progress,
                 should_cancel=callbacks.should_cancel,
+                select_hotwords=choice,
             )
         result = job_result_post_process(job, transcript.to_dict(words=True), bias=bias)
         result_path = storage.result_save(job.id, json.dumps(result, ensure_ascii=False))

@@ -134,7 +134,9 @@ def test_a_job_result_shows_raw_and_corrected_text_stage_diffs_flags_and_bias(ed
                 "options": json.dumps(
                     {
                         "glossary_id": gid,
-                        "hotwords": ["Grafana"],
+                        # The request's own hotwords reach every window; the glossary's
+                        # only where a first pass heard them (never, with random weights).
+                        "hotwords": ["Grafana", "vLLM", "Kubernetes"],
                         "word_timestamps": True,
                         "post_correction": {"mode": "rules"},
                     }
@@ -152,11 +154,11 @@ def test_a_job_result_shows_raw_and_corrected_text_stage_diffs_flags_and_bias(ed
     assert isinstance(segment["flags"], list)
     assert all("flags" in w for w in segment["words"])
     stages = result["post_correction"]["stages"]
-    assert [s["name"] for s in stages] == ["glossary", "rules"]
-    assert len(stages[1]["changes"]) == len(result["segments"])
+    assert [s["name"] for s in stages] == ["glossary", "soundalike", "rules"]
+    assert len(stages[2]["changes"]) == len(result["segments"])
     assert result["bias"]["hotwords"] == "Grafana vLLM Kubernetes"
     assert result["bias"]["initial_prompt"] == "FastAPI."
-    assert result["run"]["decoding"]["hotwords"] == "Grafana vLLM Kubernetes"
+    assert result["run"]["decoding"]["hotwords_per_window"] == ["Grafana vLLM Kubernetes"]
     assert result["run"]["decoding"]["initial_prompt"] == "FastAPI."
     srt = editor.get(f"/v1/jobs/{job_id}/result?format=srt").content.decode()
     assert "[checked]" in srt

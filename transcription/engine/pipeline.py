@@ -46,6 +46,7 @@ WHISPER_CHUNK_S = 30.0  # Whisper's input window, the longest batched clip
 LANGUAGES: tuple[str, ...] = tuple(_LANGUAGE_CODES)  # the codes Whisper knows
 PROMPT_CONTEXT_CHARS = 400  # previous-window text carried as the next window's prompt
 
+HotwordSelector = Callable[[str], str | None]
 ProgressCallback = Callable[[float, float | None], None]
 CancelCallback = Callable[[], bool]
 
@@ -161,6 +162,21 @@ def _decode_window(
     return restore_speech_timestamps(segments, window.regions, SAMPLE_RATE_HZ), info
 
 
+def _first_pass(
+    model: LoadedModel,
+    window: _Window,
+    options: TranscribeOptions,
+    language: str | None,
+    prompt: str | None,
+) -> str:
+    """What a quick unbiased decode of the window hears: the text hotwords are chosen from."""
+    quick = dataclasses.replace(
+        options, hotwords=None, beam_size=1, word_timestamps=False, temperature=(0.0,)
+    )
+    segments, _ = _decode_window(model, window, quick, language, prompt)
+    return "".join(segment.text for segment in segments)  # drained here, once
+
+
 def _merge_regions(regions: list[dict]) -> list[dict]:
     """Group speech regions into clips of at most Whisper's 30 s, in seconds."""
     limit = int(WHISPER_CHUNK_S * SAMPLE_RATE_HZ)
@@ -191,8 +207,14 @@ def transcribe(
     on_progress: ProgressCallback | None = None,
     should_cancel: CancelCallback | None = None,
     window_s: float = WINDOW_S,
+    select_hotwords: HotwordSelector | None = None,
 ) -> Transcript:
     """Transcribe ``path`` with ``model``.
+
+    ``select_hotwords(first_pass_text)``, when given, chooses each window's hotwords from
+    what a quick unbiased first pass of that window heard (greedy, no word timings), so
+    the biased decode is offered the terms likely said there rather than every term
+    (None: no hotwords for that window); ``options.hotwords`` is then not used.
 
     ``on_progress(processed_s, total_s)`` is called after every segment and window;
     ``total_s`` is the container's duration (None if it does not say). When
@@ -210,6 +232,7 @@ def transcribe(
     processed = 0.0
     windows = 0
     prompt = options.initial_prompt
+    window_hotwords: list[str | None] = []  # chosen per window by select_hotwords
 
     def report(seconds: float) -> None:
         nonlocal processed
@@ -231,7 +254,12 @@ def transcribe(
                 )
                 for r in window.regions
             ]
-        raw_segments, info = _decode_window(model, window, options, language, prompt)
+        window_options = options
+        if select_hotwords is not None:
+            heard = _first_pass(model, window, options, language, prompt)
+            window_options = dataclasses.replace(options, hotwords=select_hotwords(heard))
+            window_hotwords.append(window_options.hotwords)
+        raw_segments, info = _decode_window(model, window, window_options, language, prompt)
         if info is not None and language is None:
             # Detected once, on the first window with speech, then kept for the whole file.
             language = info.language
@@ -263,7 +291,7 @@ def transcribe(
         duration_s=round(duration, 3),
         segments=tuple(segments),
         speech=tuple(speech),
-        run=_run_record(model, options, language, window_s),
+        run=_run_record(model, options, language, window_s, window_hotwords),
         metrics=Metrics(
             audio_duration_s=round(duration, 3),
             processing_time_s=round(elapsed, 3),
@@ -313,11 +341,18 @@ def _to_segment(raw, index: int, start_s: float, end_s: float) -> Segment | None
 
 
 def _run_record(
-    model: LoadedModel, options: TranscribeOptions, language: str | None, window_s: float
+    model: LoadedModel,
+    options: TranscribeOptions,
+    language: str | None,
+    window_s: float,
+    window_hotwords: list[str | None],
 ) -> RunRecord:
     decoding = dataclasses.asdict(options)
     decoding["language_used"] = language
     decoding["window_s"] = window_s
+    if window_hotwords:
+        decoding["hotwords"] = None  # each window had its own
+        decoding["hotwords_per_window"] = window_hotwords
     return run_record(model, decoding)
 
 

@@ -1,151 +1,210 @@
-"""manage.py bench MANIFEST: accuracy and speed on files with reference transcripts.
+"""manage.py bench MANIFEST: accuracy, glossary terms, speed and memory per configuration.
 
-The manifest is JSON lines: {"audio": "path", "reference": "text", "language": "ko"}
-(paths relative to the manifest). With --glossary, decoding is biased by the glossary
-and its post-correction runs, and verbatim preservation of its terms is measured.
+The manifest is JSON lines ({"audio": "a.wav", "reference": "…", "language": "ko",
+"terms": ["vLLM"]}) or CSV with the columns audio, reference, language, terms (terms
+separated by ";"); audio paths are relative to the manifest. What is measured, and how, is
+described in ``transcription/bench/__init__.py``.
+
+``manage.py bench --synthesize LINES.jsonl --out DIR`` speaks {"text", "terms"} lines with
+espeak-ng into DIR and writes DIR/manifest.jsonl, a term test to bench at once.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
 
-from glossary.metrics import cer, term_preservation, wer
 from glossary.models import Glossary
-from glossary.services import (
-    MODES,
-    glossary_bias,
-    hallucination_phrases,
-    post_process,
-    rule_specs,
-    term_specs,
+from glossary.services import MODES
+from transcription.bench import (
+    BenchConfig,
+    BenchError,
+    bench_run,
+    configurations,
+    glossary_effects,
+    hybrid_verdicts,
+    manifest_read,
+    plot_available,
+    plot_write,
+    report_json,
+    speech_synthesize,
+    table_render,
 )
-from transcription.engine import EngineError, TranscribeOptions, token_counter, transcribe
-from transcription.services import DeviceOverrides, device_plan_build, lane_model_name, model_load
+from transcription.bench.synthesize import DEFAULT_VOICE, DEFAULT_WORDS_PER_MINUTE
+from transcription.services import lane_model_name
+
+
+def _listed(convert: Callable[[str], object], what: str) -> Callable[[str], list]:
+    """An argparse type for a comma-separated list."""
+
+    def parse(text: str) -> list:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        if not items:
+            raise ValueError(f"no {what} given")
+        return [convert(item) for item in items]
+
+    parse.__name__ = f"comma-separated {what}"
+    return parse
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def _batch(text: str) -> int | None:
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value or None
 
 
 class Command(BaseCommand):
-    help = "Measure WER, CER, glossary term preservation and speed on a manifest."
+    help = (
+        "Measure WER, CER, glossary term recall, false-term insertions, speed, load time and "
+        "memory over a grid of models, compute types, beam and batch sizes."
+    )
 
-    def add_arguments(self, parser):
-        parser.add_argument("manifest", type=Path)
-        parser.add_argument("--model", help="hub name or local directory (default: batch lane)")
-        parser.add_argument("--device")
-        parser.add_argument("--compute-type")
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "manifest", nargs="?", type=Path, help="JSON lines or .csv: audio, reference, …"
+        )
+        parser.add_argument(
+            "--models",
+            "--model",
+            type=_listed(str, "models"),
+            help="comma-separated hub names or local directories (default: the batch lane's)",
+        )
+        parser.add_argument(
+            "--compute-types",
+            "--compute-type",
+            type=_listed(str, "compute types"),
+            help="e.g. int8,float16 (default: what the device plan picks)",
+        )
+        parser.add_argument(
+            "--beam-sizes", type=_listed(_positive, "beam sizes"), default=[5], help="e.g. 1,5"
+        )
+        parser.add_argument(
+            "--batch-sizes",
+            type=_listed(_batch, "batch sizes"),
+            default=[None],
+            help="e.g. 0,8 (0: sequential decoding, the default)",
+        )
+        parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: SCRIBE_DEVICE)")
+        parser.add_argument("--cpu-threads", type=int, help="CPU threads for the model")
         parser.add_argument("--glossary", type=int, help="glossary id for bias and correction")
+        parser.add_argument(
+            "--compare-glossary",
+            action="store_true",
+            help="also run every configuration without the glossary",
+        )
         parser.add_argument("--post-correction", choices=MODES, default="rules")
-        parser.add_argument("--json", action="store_true", help="print JSON")
+        parser.add_argument(
+            "--repeat", type=_positive, default=1, help="runs per file; timings are the median"
+        )
+        parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        parser.add_argument("--plot", type=Path, metavar="PNG", help="write a bar chart here")
+        parser.add_argument(
+            "--synthesize",
+            type=Path,
+            metavar="LINES.jsonl",
+            help='speak {"text", "terms"} lines with espeak-ng into --out and write a manifest',
+        )
+        parser.add_argument("--out", type=Path, metavar="DIR", help="where --synthesize writes")
+        parser.add_argument(
+            "--voice", default=DEFAULT_VOICE, help=f"espeak-ng voice (default {DEFAULT_VOICE})"
+        )
+        parser.add_argument(
+            "--speed",
+            type=_positive,
+            default=DEFAULT_WORDS_PER_MINUTE,
+            help=f"espeak-ng words per minute (default {DEFAULT_WORDS_PER_MINUTE})",
+        )
 
-    def handle(self, *args, **options):
-        entries = self._manifest(options["manifest"])
-        model = options["model"] or lane_model_name("batch")
+    def handle(self, *args, **options) -> None:
+        try:
+            if options["synthesize"]:
+                self._synthesize(options)
+            else:
+                self._bench(options)
+        except BenchError as exc:
+            raise CommandError(exc.message) from None
+
+    def _synthesize(self, options: dict) -> None:
+        if options["manifest"] or options["out"] is None:
+            raise CommandError("Use --synthesize LINES.jsonl --out DIR, without a manifest.")
+        manifest = speech_synthesize(
+            lines=options["synthesize"],
+            out=options["out"],
+            voice=options["voice"],
+            words_per_minute=options["speed"],
+        )
+        self.stdout.write(f"wrote {manifest}; measure it with: manage.py bench {manifest}")
+
+    def _bench(self, options: dict) -> None:
+        if options["manifest"] is None:
+            raise CommandError("Give a manifest (or --synthesize LINES.jsonl --out DIR).")
+        if options["plot"]:
+            plot_available()  # before minutes of decoding, not after
         glossary = None
-        if options["glossary"]:
+        if options["glossary"] is not None:
             glossary = Glossary.objects.filter(pk=options["glossary"]).first()
             if glossary is None:
                 raise CommandError(f"No glossary with id {options['glossary']}.")
-        terms = term_specs(glossary)
-        try:
-            plan = device_plan_build(
-                model=model,
-                overrides=DeviceOverrides(
-                    device=options["device"], compute_type=options["compute_type"], workers=1
-                ),
-            )
-            loaded = model_load(model=model, plan=plan)
-        except EngineError as exc:
-            raise CommandError(exc.message) from None
-        bias = glossary_bias(terms=terms, count_tokens=token_counter(loaded))
-        rows = []
-        for entry in entries:
-            try:
-                transcript = transcribe(
-                    entry["audio"],
-                    loaded,
-                    TranscribeOptions(
-                        language=entry.get("language"),
-                        hotwords=bias.hotwords,
-                        initial_prompt=bias.initial_prompt,
-                    ),
-                )
-            except EngineError as exc:
-                raise CommandError(exc.message) from None
-            mode = options["post_correction"] if glossary else "none"
-            result = post_process(
-                transcript.to_dict(),
-                mode=mode,
-                terms=terms,
-                rules=rule_specs(glossary),
-                phrases=hallucination_phrases(),
-            )
-            hypothesis, reference = result["text"], entry["reference"]
-            rows.append(
-                {
-                    "audio": str(entry["audio"]),
-                    "wer": round(wer(reference, hypothesis), 4),
-                    "cer": round(cer(reference, hypothesis), 4),
-                    "term_preservation": term_preservation(
-                        reference, hypothesis, [t.canonical for t in terms]
-                    ),
-                    "real_time_factor": transcript.metrics.real_time_factor,
-                    "audio_s": transcript.duration_s,
-                }
-            )
-        summary = self._summary(rows)
-        if options["json"]:
-            self.stdout.write(
-                json.dumps(
-                    {"files": rows, "summary": summary, "model": model, "bias": bias.kept}, indent=2
-                )
-            )
-            return
-        for row in rows:
-            preserved = row["term_preservation"]
-            self.stdout.write(
-                f"{row['audio']}: WER {row['wer']:.3f}  CER {row['cer']:.3f}  terms "
-                f"{'n/a' if preserved is None else f'{preserved:.1%}'}  RTF "
-                f"{row['real_time_factor']:.3f}"
-            )
-        self.stdout.write(
-            f"all ({len(rows)} files, {summary['audio_s']:.0f} s): WER {summary['wer']:.3f}  "
-            f"CER {summary['cer']:.3f}  terms {summary['term_preservation']}  "
-            f"RTF {summary['real_time_factor']:.3f}"
+        elif options["compare_glossary"]:
+            raise CommandError("--compare-glossary needs --glossary ID.")
+        entries = manifest_read(path=options["manifest"])
+        variants = [True, False] if options["compare_glossary"] else [glossary is not None]
+        configs = configurations(
+            models=options["models"] or [lane_model_name("batch")],
+            compute_types=options["compute_types"] or [None],
+            beam_sizes=options["beam_sizes"],
+            batch_sizes=options["batch_sizes"],
+            glossary=variants,
         )
+        with tqdm(
+            total=len(configs) * len(entries) * options["repeat"],
+            unit="decode",
+            file=sys.stderr,
+            disable=not sys.stderr.isatty(),
+        ) as bar:
 
-    def _manifest(self, path: Path) -> list[dict]:
-        if not path.is_file():
-            raise CommandError(f"{path} does not exist.")
-        entries = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-                entry["audio"] = (path.parent / entry["audio"]).resolve()
-                entry["reference"] = str(entry["reference"])
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise CommandError(
-                    f'{path}:{number}: need {{"audio", "reference"}} JSON ({exc}).'
-                ) from None
-            entries.append(entry)
-        if not entries:
-            raise CommandError(f"{path} lists no files.")
-        return entries
+            def on_decode(config: BenchConfig) -> None:
+                bar.set_description(config.label, refresh=False)
+                bar.update()
 
-    @staticmethod
-    def _summary(rows: list[dict]) -> dict:
-        total = sum(r["audio_s"] for r in rows) or 1.0
-
-        def weighted(key: str) -> float:
-            return round(sum(r[key] * r["audio_s"] for r in rows) / total, 4)
-
-        preserved = [r["term_preservation"] for r in rows if r["term_preservation"] is not None]
-        return {
-            "wer": weighted("wer"),
-            "cer": weighted("cer"),
-            "real_time_factor": weighted("real_time_factor"),
-            "audio_s": round(total, 3),
-            "term_preservation": round(sum(preserved) / len(preserved), 4) if preserved else None,
-        }
+            results = bench_run(
+                entries=entries,
+                configs=configs,
+                glossary=glossary,
+                post_correction=options["post_correction"],
+                repeat=options["repeat"],
+                device=options["device"],
+                cpu_threads=options["cpu_threads"],
+                on_decode=on_decode,
+            )
+        for note in dict.fromkeys(n for r in results for n in r.notes):
+            self.stderr.write(f"note: {note}")
+        if options["plot"]:
+            audio_s = results[0].audio_s
+            title = (
+                f"scribe bench: {options['manifest'].name} "
+                f"({len(entries)} file{'s' if len(entries) != 1 else ''}, {audio_s:.0f} s of audio)"
+            )
+            self.stderr.write(f"wrote {plot_write(results, path=options['plot'], title=title)}")
+        if options["json"]:
+            report = report_json(
+                results, manifest=options["manifest"], glossary_id=options["glossary"]
+            )
+            self.stdout.write(json.dumps(report, indent=2, ensure_ascii=False))
+            return
+        self.stdout.write(table_render(results))
+        for line in [*glossary_effects(results), *hybrid_verdicts(results)]:
+            self.stdout.write(line)
