@@ -20,7 +20,7 @@ from glossary.normalize import RuleSpec, TermSpec, apply_glossary, apply_rules
 from glossary.soundalike import DEFAULT_THRESHOLD, SoundAlikeMatcher
 
 # A looser match than correction's: enough to offer a term to the biased decode.
-CANDIDATE_THRESHOLD = DEFAULT_THRESHOLD * 0.85
+CANDIDATE_THRESHOLD = DEFAULT_THRESHOLD * 0.7
 
 MODES = ("none", "glossary", "rules", "llm")
 # Whisper's prompt holds at most 223 tokens (max_length // 2 - 1); hotwords and the

@@ -154,8 +154,19 @@ def test_configurations_are_the_cartesian_product_with_each_model_precision_toge
     # Model and precision change slowest, so each pair is loaded once.
     pairs = [(c.model, c.compute_type) for c in configs]
     assert pairs == [p for p in dict.fromkeys(pairs) for _ in range(8)]
-    assert configs[0] == BenchConfig("large-v3", "int8", 1, None, True)
+    assert configs[0] == BenchConfig("large-v3", "int8", 1, None, True, "chosen")
     assert configs[-1] == BenchConfig("large-v3-turbo", "float16", 5, 8, False)
+
+
+def test_the_hotword_choice_only_varies_with_the_glossary_on():
+    configs = configurations(models=["m"], glossary=[True, False], hotwords=["chosen", "all"])
+
+    assert [(c.glossary, c.hotwords) for c in configs] == [
+        (True, "chosen"),
+        (True, "all"),
+        (False, ""),
+    ]
+    assert configs[1].label.endswith("glossary (all hotwords)")
 
 
 def test_configurations_treat_batch_size_zero_as_sequential_and_drop_repeats():
@@ -344,7 +355,7 @@ def test_bench_json_reports_accuracy_terms_speed_load_and_memory(tmp_path, model
     assert report["files"] == 1 and report["glossary"] == glossary.pk
     assert report["audio_s"] == pytest.approx(11.0, abs=0.01)
     (config,) = report["configurations"]
-    assert config["label"].endswith("· int8 · beam 5 · sequential · glossary")
+    assert config["label"].endswith("· int8 · beam 5 · sequential · glossary (chosen hotwords)")
     assert config["model"] == str(model_dir) and config["compute_type_requested"] == "int8"
     assert config["device"] == "cpu" and config["repeat"] == 2
     assert config["bias"] == ["Americans", "Kubernetes"]

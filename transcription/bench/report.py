@@ -135,10 +135,10 @@ def glossary_effects(results: Sequence[ConfigResult]) -> list[str]:
     for on in results:
         if not on.config.glossary:
             continue
-        off = found.get(dataclasses.replace(on.config, glossary=False))
+        off = found.get(dataclasses.replace(on.config, glossary=False, hotwords=""))
         if off is None:
             continue
-        label = off.config.label
+        label = f"{off.config.label}, {on.config.hotwords} hotwords"
         lines.append(
             f"glossary effect ({label}): WER {off.wer:.3f} → {on.wer:.3f}, "
             f"CER {off.cer:.3f} → {on.cer:.3f}, term recall {_percent(off.term_recall)} → "

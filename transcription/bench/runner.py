@@ -20,6 +20,7 @@ from glossary.metrics import ErrorCount, TermScore, char_errors, term_score, wor
 from glossary.models import Glossary
 from glossary.services import (
     Bias,
+    HotwordChoice,
     glossary_bias,
     hallucination_phrases,
     llm_audit,
@@ -54,6 +55,9 @@ class BenchConfig:
     beam_size: int
     batch_size: int | None  # None: sequential decoding
     glossary: bool
+    # With the glossary: "chosen" offers each window the terms a first pass heard, as jobs
+    # do; "all" offers every term the prompt holds (the fixed bias, for comparison).
+    hotwords: str = ""  # "" without the glossary
 
     @property
     def model_label(self) -> str:
@@ -67,7 +71,7 @@ class BenchConfig:
         batch = f"batch {self.batch_size}" if self.batch_size else "sequential"
         parts = [name, self.compute_type or "auto", f"beam {self.beam_size}", batch]
         if self.glossary:
-            parts.append("glossary")
+            parts.append(f"glossary ({self.hotwords} hotwords)")
         return " · ".join(parts)
 
     @property
@@ -83,18 +87,24 @@ def configurations(
     beam_sizes: Sequence[int] = (5,),
     batch_sizes: Sequence[int | None] = (None,),
     glossary: Sequence[bool] = (False,),
+    hotwords: Sequence[str] = ("chosen",),
 ) -> list[BenchConfig]:
-    """Return the cartesian product, model and precision varying slowest (one load each)."""
-    return [
-        BenchConfig(model, compute, beam, batch, with_glossary)
-        for model, compute, beam, batch, with_glossary in itertools.product(
+    """Return the cartesian product, model and precision varying slowest (one load each).
+
+    The hotword choice only varies with the glossary on.
+    """
+    configs = [
+        BenchConfig(model, compute, beam, batch, with_glossary, bias if with_glossary else "")
+        for model, compute, beam, batch, with_glossary, bias in itertools.product(
             dict.fromkeys(models),
             dict.fromkeys(compute_types),
             dict.fromkeys(beam_sizes),
             dict.fromkeys(b or None for b in batch_sizes),  # 0 and None: sequential
             dict.fromkeys(glossary),
+            dict.fromkeys(hotwords),
         )
     ]
+    return list(dict.fromkeys(configs))
 
 
 @dataclass(frozen=True)
@@ -302,6 +312,9 @@ def _decode(
 ) -> tuple[str, float, float]:
     """Transcribe and post-process one file: (text, audio seconds, seconds taken)."""
     started = time.perf_counter()
+    choice = None
+    if config.glossary and config.hotwords == "chosen":
+        choice = HotwordChoice(terms=correction.terms, count_tokens=token_counter(loaded))
     try:
         transcript = transcribe(
             entry.audio,
@@ -313,6 +326,7 @@ def _decode(
                 beam_size=config.beam_size,
                 batch_size=config.batch_size,
             ),
+            select_hotwords=choice,
         )
     except EngineError as exc:
         raise BenchError(exc.message) from None

@@ -105,6 +105,12 @@ class Command(BaseCommand):
             action="store_true",
             help="also run every configuration without the glossary",
         )
+        parser.add_argument(
+            "--hotwords",
+            default="chosen",
+            help="with the glossary: 'chosen' (each window offered the terms a first pass "
+            "heard, as jobs do), 'all' (every term the prompt holds), or 'chosen,all'",
+        )
         parser.add_argument("--post-correction", choices=MODES, default="rules")
         parser.add_argument(
             "--repeat", type=_positive, default=1, help="runs per file; timings are the median"
@@ -168,6 +174,7 @@ class Command(BaseCommand):
             beam_sizes=options["beam_sizes"],
             batch_sizes=options["batch_sizes"],
             glossary=variants,
+            hotwords=_hotword_modes(options["hotwords"]),
         )
         with tqdm(
             total=len(configs) * len(entries) * options["repeat"],
@@ -208,3 +215,11 @@ class Command(BaseCommand):
         self.stdout.write(table_render(results))
         for line in [*glossary_effects(results), *hybrid_verdicts(results)]:
             self.stdout.write(line)
+
+
+def _hotword_modes(raw: str) -> list[str]:
+    modes = [m.strip() for m in raw.split(",") if m.strip()]
+    unknown = sorted(set(modes) - {"chosen", "all"})
+    if unknown or not modes:
+        raise CommandError(f"--hotwords takes chosen, all or chosen,all; not {raw!r}.")
+    return modes
