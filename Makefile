@@ -35,6 +35,8 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy scribe transcription realtime glossary accounts
 	$(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0
+	SECRET_KEY=deploy-check-not-a-real-secret-0123456789-abcdefghijklmnopqrstuvwxyz \
+	  SCRIBE_BEHIND_TLS_PROXY=true $(BIN)/python manage.py check --deploy --fail-level WARNING
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(ARGS)
 
 lint: $(STAMP)

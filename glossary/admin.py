@@ -122,6 +122,7 @@ class LLMAuditRecordAdmin(admin.ModelAdmin):
         "key_prefix",
         "job",
         "endpoint",
+        "destination",
         "characters_sent",
         "outcome",
     )

@@ -1,10 +1,11 @@
 """Optional correction of low-confidence segments by an OpenAI-compatible model.
 
 Off by default. Text leaves the machine only to hosts on ``SCRIBE_LLM_ALLOWED_HOSTS``,
-checked before any connection is made (the endpoint comes from settings, never from a
-request). Every send is audited by the caller's ``audit`` callback. A reply that drops a
-glossary term present in the original, is empty, or is far longer or shorter, is rejected;
-any failure keeps the uncorrected text.
+checked before any connection and at every redirect by scribe's one outbound client
+(``scribe.egress``; the endpoint comes from settings, never from a request). Every send is
+audited by the caller's ``audit`` callback with the destination finally reached. A reply
+that drops a glossary term present in the original, is empty, or is far longer or shorter,
+is rejected; any failure keeps the uncorrected text.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import openai
+
+from scribe.egress import Egress, EgressRefused, refusal
 
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 PHONE = re.compile(r"(?<!\d)(\+?\d[\d\- ]{7,}\d)(?!\d)")
@@ -34,17 +37,22 @@ class LLMConfig:
         return (urlsplit(self.base_url).hostname or "").lower()
 
 
-class EgressRefused(Exception):  # noqa: N818 - a refusal, reported as such
-    pass
+# (characters sent, outcome, destination reached or refused)
+Audit = Callable[[int, str, str], None]
 
 
-def check_egress(config: LLMConfig) -> None:
-    """Refuse, before any connection, an endpoint whose host is not allowlisted."""
-    if not config.base_url or config.host not in {h.lower() for h in config.allowed_hosts}:
-        raise EgressRefused(
-            f"LLM endpoint host {config.host or '(none)'!r} is not in SCRIBE_LLM_ALLOWED_HOSTS "
-            f"({', '.join(config.allowed_hosts) or 'empty'}); nothing was sent."
-        )
+def egress_for(config: LLMConfig) -> Egress:
+    return Egress(config.allowed_hosts, setting="SCRIBE_LLM_ALLOWED_HOSTS")
+
+
+def check_egress(config: LLMConfig) -> Egress:
+    """Refuse, before any connection, an endpoint that is not allowed; return its egress."""
+    egress = egress_for(config)
+    try:
+        egress.check(config.base_url)
+    except EgressRefused as exc:
+        raise EgressRefused(f"LLM endpoint {exc}; nothing was sent.") from None
+    return egress
 
 
 def mask(text: str) -> tuple[str, dict[str, str]]:
@@ -104,10 +112,10 @@ def correct(
     language: str,
     terms: Sequence[str],
     config: LLMConfig,
-    audit: Callable[[int, str], None],
+    audit: Audit,
 ) -> Correction:
     """Ask the model to correct ``text`` (with its neighbours as context)."""
-    check_egress(config)
+    egress = check_egress(config)
     masked, mapping = mask(text) if config.mask_pii else (text, {})
     context_before = mask(before)[0] if config.mask_pii else before
     context_after = mask(after)[0] if config.mask_pii else after
@@ -122,6 +130,7 @@ def correct(
         api_key=config.api_key or "unused",
         timeout=config.timeout_s,
         max_retries=0,
+        http_client=egress.client(timeout_s=config.timeout_s),
     )
     try:
         response = client.chat.completions.create(
@@ -130,12 +139,16 @@ def correct(
             messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
         )
         reply = (response.choices[0].message.content or "").strip()
-    except openai.OpenAIError as exc:
-        outcome = f"failed: {type(exc).__name__}"
-        audit(sent, outcome)
+    except (openai.OpenAIError, EgressRefused) as exc:
+        # The text reached the endpoint; where it was sent on from is refused (a redirect).
+        refused = refusal(exc)
+        outcome = f"refused: {refused}" if refused else f"failed: {type(exc).__name__}"
+        audit(sent, outcome[:200], egress.destination)
         return Correction(None, outcome)
+    finally:
+        client.close()
     reply = unmask(reply, mapping)
     problem = validate_reply(text, reply, terms)
     outcome = f"rejected: {problem}" if problem else "accepted"
-    audit(sent, outcome)
+    audit(sent, outcome, egress.destination)
     return Correction(None if problem else reply, outcome)

@@ -118,6 +118,8 @@ class LLMAuditRecord(models.Model):
     owner = models.ForeignKey("accounts.Owner", on_delete=models.SET_NULL, null=True, blank=True)
     job = models.ForeignKey("transcription.Job", on_delete=models.SET_NULL, null=True, blank=True)
     endpoint = models.CharField(max_length=300)
+    # Where the text went: the URL finally reached, or the one refused (a redirect's).
+    destination = models.CharField(max_length=300, blank=True)
     characters_sent = models.PositiveIntegerField()
     outcome = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

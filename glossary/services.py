@@ -277,7 +277,7 @@ def post_process(
     rules: Sequence[RuleSpec],
     phrases: Sequence[str],
     llm_settings: llm.LLMConfig | None = None,
-    audit: Callable[[int, str], None] | None = None,
+    audit: llm.Audit | None = None,
     drop_flagged: bool = False,
     flag_segments: bool = True,
     llm_everything: bool = False,
@@ -325,7 +325,7 @@ def post_process(
                         language=result.get("language", ""),
                         terms=canonical,
                         config=llm_settings,
-                        audit=audit or (lambda n, o: None),
+                        audit=audit or (lambda n, o, d: None),
                     )
                 except llm.EgressRefused as exc:
                     result["llm_error"] = str(exc)
@@ -354,15 +354,16 @@ def post_process(
     return result
 
 
-def llm_audit(*, owner=None, key_prefix: str = "", job=None) -> Callable[[int, str], None]:
+def llm_audit(*, owner=None, key_prefix: str = "", job=None) -> llm.Audit:
     endpoint = settings.SCRIBE_LLM_BASE_URL
 
-    def record(characters: int, outcome: str) -> None:
+    def record(characters: int, outcome: str, destination: str) -> None:
         LLMAuditRecord.objects.create(
             owner=owner,
             key_prefix=key_prefix,
             job=job,
             endpoint=endpoint,
+            destination=destination[:300],
             characters_sent=characters,
             outcome=outcome[:200],
         )

@@ -16,6 +16,7 @@ from glossary.serializers import GlossarySerializer, TextCorrectSerializer
 class GlossaryViewSet(viewsets.ModelViewSet):
     serializer_class = GlossarySerializer
     required_scope = "glossary"
+    queryset = Glossary.objects.none()  # for the schema's types; requests use get_queryset
 
     def get_queryset(self):
         return Glossary.objects.for_owner(self.request.user.owner).prefetch_related("terms")

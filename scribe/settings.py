@@ -39,6 +39,26 @@ if not _secret:
 SECRET_KEY = _secret
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 
+# HTTPS. Behind a TLS-terminating proxy (SCRIBE_BEHIND_TLS_PROXY=true) the proxy says the
+# request came over https in X-Forwarded-Proto, plain http is redirected (health checks
+# excepted: load balancers probe them over http) and HSTS is sent. Cookies are secure
+# whenever DEBUG is off: browsers send them to http://localhost all the same.
+SCRIBE_BEHIND_TLS_PROXY = env_bool("SCRIBE_BEHIND_TLS_PROXY", False)
+if SCRIBE_BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SCRIBE_SSL_REDIRECT", SCRIBE_BEHIND_TLS_PROXY)
+SECURE_REDIRECT_EXEMPT = [r"^health/"]
+SECURE_HSTS_SECONDS = env_int(
+    "SCRIBE_HSTS_SECONDS", 31_536_000 if SCRIBE_BEHIND_TLS_PROXY else 0, minimum=0
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SCRIBE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SCRIBE_HSTS_PRELOAD", False)
+# Asking browsers to preload HSTS for a domain is hard to undo: the operator's decision
+# (SCRIBE_HSTS_PRELOAD), so `check --deploy` does not warn about a default.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+SESSION_COOKIE_SECURE = env_bool("SCRIBE_SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",

@@ -76,6 +76,7 @@ class JobListView(OwnedJobsMixin, GenericAPIView):
         return Response(job_representation(job, request), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
+        operation_id="jobs_list",
         parameters=[OpenApiParameter("status", str, enum=list(Job.Status.values))],
         responses={200: OpenApiTypes.OBJECT},
         description="The caller's jobs, newest first, paginated.",
