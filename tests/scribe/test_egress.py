@@ -132,3 +132,30 @@ def test_a_host_off_the_allowlist_is_refused_naming_the_setting():
 
     with pytest.raises(EgressRefused, match="host 127.0.0.2 is not in SCRIBE_LLM_ALLOWED_HOSTS"):
         egress.check("http://127.0.0.2:8000/v1")
+
+
+def test_the_connection_dials_the_address_that_was_checked_not_a_new_dns_answer():
+    real_getaddrinfo = socket.getaddrinfo
+    answers = iter(["127.0.0.1"])
+
+    def dns(host, port, *args, **kwargs):
+        if host != "llm.internal":
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        # Rebinding: the first answer passes the check, every later one is the metadata host.
+        address = next(answers, "169.254.169.254")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    with FakeLLM(lambda user: "ok") as llm:
+        port = llm.server.server_address[1]
+        egress = Egress(["llm.internal"])
+        with (
+            mock.patch("socket.getaddrinfo", autospec=True, side_effect=dns),
+            egress.client(timeout_s=5) as client,
+        ):
+            response = client.post(
+                f"http://llm.internal:{port}/v1/chat/completions",
+                json={"model": "m", "messages": [{"role": "user", "content": "x"}]},
+            )
+
+    assert response.status_code == 200
+    assert len(llm.requests) == 1
