@@ -115,6 +115,15 @@ def feed(session: StreamingSession, start_s: float, end_s: float) -> None:
     )
 
 
+def play(session: StreamingSession, spans: list[tuple[float, float]]) -> list[FinalSegment]:
+    """Feed each span of the clock-carrying audio and step after it; then finish."""
+    finals: list[FinalSegment] = []
+    for start, end in spans:
+        feed(session, start, end)
+        finals += session.process().finals
+    return finals + list(session.finish().finals)
+
+
 def stream(session: StreamingSession, seconds: float, chunk_s: float = 0.5, start_s: float = 0.0):
     """Feed the clock-carrying audio in chunks, processing after each; collect results."""
     finals: list[FinalSegment] = []
@@ -293,11 +302,7 @@ def test_a_short_word_after_the_committed_text_is_kept_when_its_time_moves_earli
         timed(("deploy", 1.1, 1.45), ("it", 1.45, 1.6), ("now", 2.4, 2.8)),
     )
     session = StreamingSession(model.transcribe)
-    finals = []
-    for start, end in [(0.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 5.0)]:
-        feed(session, start, end)
-        finals += session.process().finals
-    finals += session.finish().finals
+    finals = play(session, [(0.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 5.0)])
 
     assert model.calls == 4
     assert words_of(finals) == ["we", "deploy", "it", "now"]
@@ -327,11 +332,7 @@ def test_the_committed_words_a_new_hypothesis_repeats_are_dropped_by_their_text(
         ),
     )
     session = StreamingSession(model.transcribe)
-    finals = []
-    for start, end in [(0.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 5.0)]:
-        feed(session, start, end)
-        finals += session.process().finals
-    finals += session.finish().finals
+    finals = play(session, [(0.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 5.0)])
 
     assert model.calls == 4
     assert words_of(finals) == ["without", "limitation", "the", "rights", "to", "use", "copy"]
