@@ -10,7 +10,8 @@ batch and applies each result to its session.
 
 How text settles (after whisper_streaming's OnlineASRProcessor):
 - only words that overlap speech found by VAD count (Whisper writes "Thank you." into
-  silence and trailing noise); a buffer with no speech in it is not decoded at all;
+  silence and trailing noise); a step with no speech since the last commit is not
+  decoded at all;
 - each step decodes the whole buffer; the words that two consecutive hypotheses agree on
   (their common prefix after what is already committed) are committed — never retracted;
   a word still unagreed ``MAX_TENTATIVE_AGE_S`` after it was spoken is committed as the
@@ -19,12 +20,14 @@ How text settles (after whisper_streaming's OnlineASRProcessor):
   caption does not wait for the end of a sentence that may not come (a final's lag is the
   time to agreement, about two steps). At a VAD silence the not-yet-agreed words before
   it are committed too: the speaker stopped;
-- after each commit the buffer is trimmed to the last committed word, keeping
-  the last committed word whole, and the committed text before the buffer is fed back as
-  the prompt;
-  the next hypothesis starts inside that context, so its first words are matched against
-  the committed tail by text (word times shift between decodes) and only what follows the
-  match is new;
+- after each commit the buffer is trimmed to keep ``KEEP_CONTEXT_S`` of committed speech,
+  cut at a word's start, as context for the next decodes; the committed text before the
+  buffer is fed back as the prompt (text inside it is left out, or Whisper skips the audio
+  that repeats it). A new hypothesis opens by saying the kept speech again: it is aligned
+  with the committed words by text (word times shift between decodes) and only what
+  follows is new. When VAD hears speech after the committed end but the model writes
+  nothing new (Whisper stopping at the context after a sentence and a pause), the context
+  is dropped for the next decode;
 - the buffer never exceeds ``MAX_BUFFER_S``: past it the oldest hypothesised words are
   committed and cut, so memory is flat however long the session runs.
 """
@@ -40,13 +43,13 @@ import numpy as np
 
 SAMPLE_RATE_HZ = 16000
 MIN_CHUNK_S = 1.0  # decode again once this much new audio has arrived
-MAX_FRAGMENTS = 2  # garbled words allowed before the committed tail in a new hypothesis
+MAX_FRAGMENTS = 2  # committed words at the buffer's edge a new hypothesis may mishear
 SPEECH_PAD_S = 0.2  # a word counts as heard when it comes this close to VAD speech
 MAX_BUFFER_S = 24.0  # under Whisper's 30 s window
 LEFT_CONTEXT_S = 0.5  # audio kept before new speech when a silent buffer is trimmed
 KEEP_CONTEXT_S = 5.0  # committed speech kept in the buffer, whole words, as context
 MAX_WORD_S = 1.0  # a word's aligned start may run this far before its real one
-FINALIZE_SILENCE_S = 0.6  # a pause this long closes the open segment
+FINALIZE_SILENCE_S = 0.6  # a pause this long commits what was said before it
 MAX_TENTATIVE_AGE_S = 2.5  # an unagreed word this old is committed from the latest hypothesis
 PROMPT_CHARS = 200
 PROMPT_WORDS = 60  # committed words remembered for the prompt (PROMPT_CHARS is the cap)
