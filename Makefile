@@ -8,17 +8,20 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 
 .PHONY: run serve test lint typecheck bench detect clean
 
+# Silent, with its note on stderr, so a first `make run … > out.srt` holds only the transcript.
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,realmodel,bench]"
-	touch $(STAMP)
+	@echo "Setting up $(VENV) (once, or when pyproject.toml changes)…" >&2
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip >&2
+	@$(BIN)/python -m pip install --quiet -e ".[dev,realmodel,bench]" >&2
+	@touch $(STAMP)
 
-# make run FILE=meeting.mp3 [ARGS="--format srt --language ko"]
+# make run FILE=meeting.mp3 [ARGS="--format srt --language ko"] > meeting.srt
+# Silent recipe lines (@): stdout holds only the transcript.
 run: $(STAMP)
 	@test -n "$(FILE)" || { echo "usage: make run FILE=path/to/audio-or-video [ARGS='--format srt']" >&2; exit 2; }
-	$(BIN)/python manage.py migrate --verbosity 0
-	$(BIN)/python manage.py transcribe "$(FILE)" $(ARGS)
+	@$(BIN)/python manage.py migrate --verbosity 0
+	@$(BIN)/python manage.py transcribe "$(FILE)" $(ARGS)
 
 # make serve: the API on http://127.0.0.1:8000 and the batch workers, embedded defaults.
 serve: $(STAMP)

@@ -1,8 +1,11 @@
+from __future__ import annotations
+
+from django import forms
 from django.contrib import admin, messages
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
 from accounts import services
-from accounts.models import APIKey, KeyAuditEvent, Owner
+from accounts.models import APIKey, KeyAuditEvent, Owner, Scope
 
 
 @admin.register(Owner)
@@ -11,17 +14,46 @@ class OwnerAdmin(admin.ModelAdmin):
     search_fields = ("name",)
 
 
+class APIKeyForm(forms.ModelForm):
+    """Scopes as checkboxes of the known scopes, so a typo cannot grant nothing silently."""
+
+    scopes = forms.MultipleChoiceField(
+        choices=Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="What the key may do.",
+    )
+
+    class Meta:
+        model = APIKey
+        fields = ("name", "owner", "scopes", "expiry_date", "revoked")
+
+    def clean_scopes(self) -> list[str]:
+        return sorted(set(self.cleaned_data["scopes"]))
+
+
 @admin.register(APIKey)
 class ScopedAPIKeyAdmin(APIKeyModelAdmin):
+    form = APIKeyForm
     list_display = (  # type: ignore[assignment]
-        *APIKeyModelAdmin.list_display,
+        "prefix",
+        "name",
         "owner",
+        "usable",
+        "created",
+        "expiry_date",
         "scopes",
         "last_used_at",
     )
-    list_filter = (*APIKeyModelAdmin.list_filter, "owner")  # type: ignore[assignment]
-    readonly_fields = (*APIKeyModelAdmin.readonly_fields, "last_used_at", "rotated_from")
+    list_filter = (*APIKeyModelAdmin.list_filter, "revoked", "owner")  # type: ignore[assignment]
     actions = ["rotate", "revoke"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # The base admin replaces readonly_fields outright; written by the service, not people.
+        return (*super().get_readonly_fields(request, obj), "last_used_at", "rotated_from")
+
+    @admin.display(boolean=True, description="usable")
+    def usable(self, key: APIKey) -> bool:
+        return not key.revoked and not key.has_expired
 
     def save_model(self, request, obj, form, change):
         created = not obj.pk
@@ -56,6 +88,8 @@ class ScopedAPIKeyAdmin(APIKeyModelAdmin):
 
 @admin.register(KeyAuditEvent)
 class KeyAuditEventAdmin(admin.ModelAdmin):
+    """Append-only here: events are written by the services and never edited or removed."""
+
     list_display = ("created_at", "action", "key_prefix", "owner", "route", "reason", "remote_addr")
     list_filter = ("action", "owner", "created_at")
     search_fields = ("key_prefix", "route", "reason")
@@ -65,4 +99,7 @@ class KeyAuditEventAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False

@@ -14,15 +14,45 @@ from glossary.models import Glossary, HallucinationPhrase, LLMAuditRecord, Rule,
 from glossary.normalize import RuleSpec, compile_rule
 
 
+class VariantsField(forms.CharField):
+    """A list of variants typed one per line or separated by commas, not as JSON."""
+
+    widget = forms.Textarea(attrs={"rows": 2, "cols": 30})
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return "\n".join(value)
+        return value
+
+    def to_python(self, value) -> list[str]:  # type: ignore[override]
+        if isinstance(value, list):
+            return value
+        text = super().to_python(value) or ""
+        return [part.strip() for part in re.split(r"[,\n]", text) if part.strip()]
+
+
+class TermForm(forms.ModelForm):
+    variants = VariantsField(
+        required=False,
+        help_text="Spoken or misrecognised forms, one per line or separated by commas.",
+    )
+
+    class Meta:
+        model = Term
+        fields = ("glossary", "canonical", "variants", "hotword", "priority")
+
+
 class TermInline(admin.TabularInline):
     model = Term
+    form = TermForm
     extra = 1
 
 
 class CsvImportForm(forms.Form):
     glossary = forms.ModelChoiceField(queryset=Glossary.objects.all())
     file = forms.FileField(
-        help_text="Columns: canonical,variants,hotword,priority (variants separated by |)."
+        help_text="Columns: canonical,variants,hotword,priority (variants separated by |). "
+        "A glossary column, as exported, is ignored: every row goes to the glossary above."
     )
 
 
@@ -68,7 +98,11 @@ class GlossaryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Export the terms of the selected glossaries as CSV")
     def export_csv(self, request, queryset):
-        terms = Term.objects.filter(glossary__in=queryset).order_by("glossary", "-priority")
+        terms = (
+            Term.objects.filter(glossary__in=queryset)
+            .select_related("glossary__owner")
+            .order_by("glossary__name", "glossary", "-priority", "id")
+        )
         response = HttpResponse(terms_to_csv(terms), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="glossary-terms.csv"'
         return response

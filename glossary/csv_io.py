@@ -1,4 +1,8 @@
-"""Glossary terms as CSV: ``canonical,variants,hotword,priority`` with variants split by |."""
+"""Glossary terms as CSV: ``canonical,variants,hotword,priority`` with variants split by |.
+
+An export also leads with a ``glossary`` column, so terms of several glossaries stay apart;
+an import ignores it: the rows go to the glossary the operator chose.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,23 @@ from collections.abc import Iterable
 from glossary.models import Glossary, Term
 
 HEADER = ["canonical", "variants", "hotword", "priority"]
+EXPORT_HEADER = ["glossary", *HEADER]
 TRUE = {"1", "true", "yes", "y", "on"}
 
 
 def terms_to_csv(terms: Iterable[Term]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(HEADER)
+    writer.writerow(EXPORT_HEADER)
     for term in terms:
         writer.writerow(
-            [term.canonical, "|".join(term.variants), str(term.hotword).lower(), term.priority]
+            [
+                str(term.glossary),
+                term.canonical,
+                "|".join(term.variants),
+                str(term.hotword).lower(),
+                term.priority,
+            ]
         )
     return out.getvalue()
 

@@ -6,7 +6,14 @@ the same way and are passed to the client as they are.
 
 Close codes: 4401 no valid key, 4403 key without the ``stream`` scope, 4429 the worker's
 session cap is reached, 4503 no realtime worker answered, 4001 the key was revoked during
-the session, 4500 the worker stopped during the session.
+the session, 4500 the worker stopped during the session. A refused handshake is accepted
+first, then answered with an ``error`` event saying what to do and closed with its code:
+a close before accepting reaches a client only as ``HTTP 403``.
+
+``stop`` before a session has started (none was sent, or every ``start`` was refused) ends
+the connection as a finished session does: a ``closed`` event with ``job_id: null``, then
+close code 1000. There is nothing to keep, and a client that gives up after a refused
+``start`` is not left waiting on an open socket.
 """
 
 from __future__ import annotations
@@ -44,37 +51,46 @@ START_OPTIONS = {
 
 
 def validate_start(options: object) -> tuple[dict, str | None]:
-    """Return the start options with defaults, or an error message saying what to fix."""
+    """Return the start options with defaults, or one message naming every problem."""
     if not isinstance(options, dict):
         return {}, "options must be a JSON object"
+    problems = []
     unknown = sorted(set(options) - START_OPTIONS)
     if unknown:
-        return {}, f"unknown options {unknown}; known: {sorted(START_OPTIONS)}"
+        problems.append(f"unknown options {unknown}; known: {sorted(START_OPTIONS)}")
+    language = options.get("language") or ""
+    if not isinstance(language, str):
+        problems.append("language must be a language code such as 'en', or 'auto'")
+        language = ""
     clean = {
-        "language": (options.get("language") or "").lower() or None,
+        "language": language.lower() or None,
         "hotwords": options.get("hotwords") or [],
         "word_timestamps": bool(options.get("word_timestamps", True)),
         "sample_rate": options.get("sample_rate", 16000),
         "encoding": options.get("encoding", "pcm_s16le"),
     }
     if clean["language"] not in (None, "auto") and clean["language"] not in LANGUAGES:
-        return {}, f"language {clean['language']!r} is not one Whisper knows (ko, en, …)"
+        problems.append(
+            f"language {clean['language']!r} is not one Whisper knows (ko, en, …, or auto)"
+        )
     if clean["language"] == "auto":
         clean["language"] = None
     if clean["sample_rate"] not in SAMPLE_RATES:
-        return {}, f"sample_rate must be one of {list(SAMPLE_RATES)}"
+        problems.append(f"sample_rate must be one of {list(SAMPLE_RATES)}")
     if clean["encoding"] not in ENCODINGS:
-        return {}, f"encoding must be one of {sorted(ENCODINGS)}"
+        problems.append(f"encoding must be one of {sorted(ENCODINGS)}")
     if not isinstance(clean["hotwords"], list) or not all(
         isinstance(w, str) for w in clean["hotwords"]
     ):
-        return {}, "hotwords must be a list of strings"
+        problems.append("hotwords must be a list of strings")
     glossary_id = options.get("glossary_id")
     if glossary_id is not None and (
         not isinstance(glossary_id, int) or isinstance(glossary_id, bool)
     ):
-        return {}, "glossary_id must be the id of one of your glossaries"
+        problems.append("glossary_id must be the id of one of your glossaries")
     clean["glossary_id"] = glossary_id
+    if problems:
+        return {}, "; ".join(problems)
     return clean, None
 
 
@@ -82,10 +98,19 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         key = self.scope.get("api_key")
         if key is None:
-            await self.close(code=4401)
+            await self._refuse(
+                4401,
+                "unauthorized",
+                "No valid API key: send 'Authorization: Bearer <key>' (or X-API-Key, a "
+                "'key.<key>' subprotocol or ?api_key=) with a key that is not revoked.",
+            )
             return
         if not key.has_scope("stream"):
-            await self.close(code=4403)
+            await self._refuse(
+                4403,
+                "forbidden",
+                "This API key lacks the 'stream' scope: use a key created with it.",
+            )
             return
         if settings.SCRIBE_REALTIME_IN_PROCESS:
             ensure_local_worker(self.channel_layer)
@@ -112,7 +137,12 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def _refuse_if_unanswered(self) -> None:
         await asyncio.sleep(OPEN_TIMEOUT_S)
         if not self.accepted:
-            await self.close(code=4503)
+            await self._refuse(
+                4503,
+                "no_worker",
+                f"No realtime worker answered within {OPEN_TIMEOUT_S:.0f} s: start one "
+                "(manage.py runworker realtime) or retry later.",
+            )
 
     async def stream_opened(self, message: dict) -> None:
         self.open_timer.cancel()
@@ -126,7 +156,19 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     async def stream_refused(self, message: dict) -> None:
         self.open_timer.cancel()
-        await self.close(code=4429)
+        await self._refuse(
+            4429,
+            "session_limit",
+            message.get("message") or "The realtime worker is full: retry later.",
+        )
+
+    async def _refuse(self, code: int, error: str, text: str) -> None:
+        """Accept, say why, then close with ``code``: a close before accepting reaches the
+        client only as an HTTP 403, without the code or the advice."""
+        offered = self.scope.get("subprotocols") or []
+        await self.accept(SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        await self._error(error, text)
+        await self.close(code=code)
 
     async def disconnect(self, code: int) -> None:
         for task in (getattr(self, "watchdog", None), getattr(self, "open_timer", None)):
@@ -153,7 +195,11 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self._to_worker({"type": "session.finalize"})
         elif kind == "stop" and self.started:
             await self._to_worker({"type": "session.stop"})
-        elif kind in ("finalize", "stop"):
+        elif kind == "stop":
+            # Nothing started, nothing to keep: end as a finished session ends.
+            await self.send(text_data=json.dumps({"type": "closed", "job_id": None}))
+            await self.close(code=1000)
+        elif kind == "finalize":
             await self._error("not_started", 'Send {"type": "start"} first.')
         else:
             await self._error(

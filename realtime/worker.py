@@ -317,8 +317,10 @@ class RealtimeWorker(AsyncConsumer):
 
     async def _lose_all_sessions(self) -> None:
         sessions, self.sessions = list(self.sessions.values()), {}
+        # Every client first: keeping the transcripts waits for the decode thread.
         for session in sessions:
             await self._send(session.reply_channel, {"type": "stream.lost"})
+        for session in sessions:
             if session.job_id is not None:
                 try:
                     await self._loop_run(

@@ -120,6 +120,54 @@ def env_device(name: str, default: str, *, environ: Mapping[str, str] = os.envir
     raise ImproperlyConfigured(f"{name}={raw!r} is not a device: use auto, cpu, cuda or cuda:N.")
 
 
+# DRF reads only a period's first letter; scribe accepts the spellings that mean it.
+RATE_PERIODS = {
+    "s": "second",
+    "sec": "second",
+    "second": "second",
+    "m": "minute",
+    "min": "minute",
+    "minute": "minute",
+    "h": "hour",
+    "hour": "hour",
+    "d": "day",
+    "day": "day",
+}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def env_rate(name: str, default: str, *, environ: Mapping[str, str] = os.environ) -> str | None:
+    """Return a DRF rate ``N/second|minute|hour|day``, or ``None`` when set empty (no limit).
+
+    DRF parses the rate on every request, so a bad one would fail each of them instead
+    of start-up.
+    """
+    raw = env_str(name, default, environ=environ)
+    if raw is None or raw.strip() == "":
+        return None
+    count, slash, period = raw.strip().partition("/")
+    unit = RATE_PERIODS.get(period.strip().lower())
+    if not slash or not count.strip().isdigit() or int(count) < 1 or unit is None:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a rate: use N/second, N/minute, N/hour or N/day "
+            "(N a whole number from 1), or set it empty to turn the limit off."
+        )
+    return f"{int(count)}/{unit}"
+
+
+def env_log_level(name: str, default: str, *, environ: Mapping[str, str] = os.environ) -> str:
+    """Return a logging level name, whatever its case."""
+    raw = env_str(name, environ=environ)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().upper()
+    if value not in LOG_LEVELS:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a log level: use {', '.join(LOG_LEVELS)}."
+        )
+    return value
+
+
 _DB_ENGINES = {
     "postgres": "django.db.backends.postgresql",
     "postgresql": "django.db.backends.postgresql",

@@ -11,8 +11,10 @@ import sys
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import InterfaceError, OperationalError
-from django.http import JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -104,6 +106,39 @@ def database_unavailable(exc: Exception) -> tuple[dict[str, Any], int, dict[str,
     return body, status.HTTP_503_SERVICE_UNAVAILABLE, {"Retry-After": str(retry_after)}
 
 
+def is_api(request) -> bool:
+    return request.path.startswith("/v1/")
+
+
+def bad_request(request, exception=None, *args, **kwargs) -> HttpResponse:
+    """handler400: Django's own 400s (a Host not in ALLOWED_HOSTS, a malformed request)
+    reach no DRF view, so the API's envelope is given here."""
+    if not is_api(request):
+        return defaults.bad_request(request, exception)
+    return JsonResponse(
+        error_body(
+            "bad_request",
+            "The request was refused before reaching the API (for example a Host header "
+            "this server does not answer to): call it at the address the operator gave.",
+        ),
+        status=400,
+    )
+
+
+def page_not_found(request, exception=None, *args, **kwargs) -> HttpResponse:
+    """handler404: a path that matches no route (``/v1/jobs/123``: job ids are UUIDs)."""
+    if not is_api(request):
+        return defaults.page_not_found(request, exception)
+    return JsonResponse(
+        error_body(
+            "not_found",
+            f"Nothing at {request.path}: check the path against /v1/docs "
+            "(job ids are UUIDs, as POST /v1/jobs returned them).",
+        ),
+        status=404,
+    )
+
+
 def server_error(request, *args, **kwargs) -> JsonResponse:
     """handler500: the error envelope for what escaped the API's handler (middleware,
     non-DRF views); 503 with Retry-After when the cause was the database."""
@@ -122,6 +157,15 @@ def server_error(request, *args, **kwargs) -> JsonResponse:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    # DRF answers Django's Http404 and PermissionDenied as its own; convert them first so
+    # that they get the same codes (get_object_or_404 raises Http404, a bad page NotFound).
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(
+            "Nothing of yours has this id: check it, and that it was made with a key of "
+            "the same owner as this one."
+        )
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
     if isinstance(exc, DATABASE_UNAVAILABLE):
         body, http_status, headers = database_unavailable(exc)
         return Response(body, status=http_status, headers=headers)

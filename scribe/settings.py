@@ -21,7 +21,9 @@ from scribe.env import (
     env_device,
     env_int,
     env_list,
+    env_log_level,
     env_optional_int,
+    env_rate,
     env_str,
     parse_database_url,
 )
@@ -321,8 +323,8 @@ SCRIBE_LLM_ALLOWED_HOSTS = env_list("SCRIBE_LLM_ALLOWED_HOSTS", ["localhost", "1
 SCRIBE_LLM_TIMEOUT_S = env_int("SCRIBE_LLM_TIMEOUT_S", 20, minimum=1)
 SCRIBE_LLM_MASK_PII = env_bool("SCRIBE_LLM_MASK_PII", True)
 
-# Requests per key, DRF's "N/second|minute|hour|day"; empty turns the limit off.
-SCRIBE_RATE_LIMIT = env_str("SCRIBE_RATE_LIMIT", "600/minute")
+# Requests per key, "N/second|minute|hour|day"; empty turns the limit off.
+SCRIBE_RATE_LIMIT = env_rate("SCRIBE_RATE_LIMIT", "600/minute")
 # Throttle counters live in the cache: shared through Redis when there is one.
 if REDIS_URL:
     CACHES = {
@@ -350,5 +352,5 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("SCRIBE_LOG_LEVEL") or "WARNING"},
+    "root": {"handlers": ["console"], "level": env_log_level("SCRIBE_LOG_LEVEL", "WARNING")},
 }

@@ -4,6 +4,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from scribe import health
 
+handler400 = "scribe.errors.bad_request"
+handler404 = "scribe.errors.page_not_found"
 handler500 = "scribe.errors.server_error"
 
 urlpatterns = [

@@ -27,6 +27,9 @@ class JobAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False  # jobs come in through the API
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # every field is the worker's; operators only look and cancel
+
     @admin.display(description="progress")
     def progress(self, job: Job) -> str:
         percent = job.progress_percent

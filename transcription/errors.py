@@ -26,9 +26,16 @@ class MediaTooLongError(JobError):
 
     def __init__(self, duration_s: float, limit_s: int) -> None:
         super().__init__(
-            f"The audio is {duration_s / 60:.1f} minutes long; this server accepts at most "
-            f"{limit_s / 60:.0f} minutes (SCRIBE_MAX_DURATION_S). Split the file."
+            f"The audio is {_duration(duration_s)} long; this server accepts at most "
+            f"{_duration(limit_s)} (SCRIBE_MAX_DURATION_S). Split the file."
         )
+
+
+def _duration(seconds: float) -> str:
+    """Seconds under a minute (a 30 s limit is not "0 minutes"), minutes from one."""
+    if seconds < 60:
+        return f"{round(seconds, 1):g} seconds"
+    return f"{seconds / 60:.1f} minutes"
 
 
 class QueueFullError(JobError):

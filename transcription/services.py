@@ -28,6 +28,7 @@ from transcription import storage
 from transcription.broker import pending_task_names
 from transcription.engine import (
     DevicePlan,
+    DevicePlanError,
     EngineError,
     HardwareProfile,
     LoadedModel,
@@ -114,13 +115,14 @@ def job_create(*, owner: Owner, upload: TemporaryUploadedFile, options: dict[str
     Raises QueueFullError, MediaError (not audio), MediaTooLongError.
     """
     _queue_admit()  # early and unlocked: a full queue costs no probe and no copy
-    info = probe(Path(upload.temporary_file_path()))
+    source_name = Path(upload.name or "upload").name[:255]
+    info = probe(Path(upload.temporary_file_path()), name=source_name)
     if info.duration_s and info.duration_s > settings.SCRIBE_MAX_DURATION_S:
         raise MediaTooLongError(info.duration_s, settings.SCRIBE_MAX_DURATION_S)
     job = Job(
         owner=owner,
         options=options,
-        source_name=Path(upload.name or "upload").name[:255],
+        source_name=source_name,
         media_format=info.container[:100],
         media_size_bytes=info.size_bytes,
         media_duration_s=info.duration_s,
@@ -344,6 +346,17 @@ def job_process(*, job_id: str) -> None:
             )
         else:
             job.mark_cancelled()
+    except DevicePlanError as exc:
+        # The job asked for hardware this worker does not have: say so in the API's words
+        # (the engine's message names the command line's --device).
+        logger.warning("job %s failed: %s", job.id, exc.message)
+        job.mark_failed(
+            code=exc.code,
+            message=f"The worker cannot run this job on device "
+            f"{job.options.get('device')!r}: it has no such CUDA device. Submit the file "
+            'again with "device": "auto" (or without device) to run where the workers can, '
+            'or with "cpu".',
+        )
     except EngineError as exc:
         logger.warning("job %s failed: %s", job.id, exc.message)
         if exc.permanent or job.attempts >= settings.SCRIBE_JOB_MAX_ATTEMPTS:

@@ -134,6 +134,12 @@ class JobResultView(OwnedJobsMixin, GenericAPIView):
         fmt = request.query_params.get("format", "json")
         if fmt not in FORMATS:
             raise ValidationError({"format": [f"Use one of {', '.join(FORMATS)}."]})
+        if job.status in (Job.Status.CANCELLED, Job.Status.FAILED):
+            raise JobStateError(
+                f"The job was {job.status} and will have no result"
+                + (f" ({job.error_message})" if job.error_message else "")
+                + ". Submit the file again for a transcript."
+            )
         if job.status != Job.Status.COMPLETED:
             raise JobStateError(
                 f"The job is {job.status}; results exist only for completed jobs. "

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import signal
 
 import pytest
+import websockets
 
 from realtime.client import stream_file
 from tests.conftest import require_service, shared_clip
@@ -17,6 +20,12 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def stack(tmp_path, model_dir):
+    with live_stack(tmp_path, model_dir) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def live_stack(tmp_path, model_dir, **env: str):
     require_service("127.0.0.1", 5432, "PostgreSQL")
     require_service("127.0.0.1", 6379, "Redis")
     redis_db = os.getpid() % 15 + 1
@@ -26,6 +35,7 @@ def stack(tmp_path, model_dir):
         batch_workers=False,
         realtime_worker=True,
         REDIS_URL=f"redis://127.0.0.1:6379/{redis_db}",
+        **env,
     ) as running:
         running.key = running.manage(
             "create_api_key", "--owner", "live", "--scopes", "stream", "transcribe"
@@ -102,3 +112,42 @@ def test_the_worker_serves_new_sessions_after_its_database_connections_are_kille
     job_id = second.events[-1]["job_id"]
     with stack.client() as client:
         assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "completed"
+
+
+async def refused(url: str, headers: dict[str, str]) -> tuple[dict, int | None]:
+    """Connect as any client would: the error event the server sends, and its close code."""
+    async with websockets.connect(url, additional_headers=headers, open_timeout=30) as ws:
+        event = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), timeout=30)
+        return event, ws.close_code
+
+
+def test_a_real_client_receives_the_refusal_close_codes(tmp_path, model_dir):
+    with live_stack(tmp_path, model_dir, SCRIBE_REALTIME_MAX_SESSIONS="1") as stack:
+        url = f"ws://127.0.0.1:{stack.port}/v1/stream"
+        no_stream = stack.manage(
+            "create_api_key", "--owner", "batch", "--scopes", "transcribe"
+        ).strip()
+        live = stack.manage("create_api_key", "--owner", "live", "--scopes", "stream").strip()
+
+        async def scenario():
+            results = {
+                "no key": await refused(url, {}),
+                "bad key": await refused(url, {"Authorization": "Bearer sk_not_a_key"}),
+                "no stream scope": await refused(url, {"Authorization": f"Bearer {no_stream}"}),
+            }
+            bearer = {"Authorization": f"Bearer {live}"}
+            async with websockets.connect(url, additional_headers=bearer, open_timeout=30):
+                results["over the cap"] = await refused(url, bearer)
+            return results
+
+        results = asyncio.run(scenario())
+
+    assert {case: (event["code"], code) for case, (event, code) in results.items()} == {
+        "no key": ("unauthorized", 4401),
+        "bad key": ("unauthorized", 4401),
+        "no stream scope": ("forbidden", 4403),
+        "over the cap": ("session_limit", 4429),
+    }
+    assert all(event["type"] == "error" and event["message"] for event, _ in results.values())

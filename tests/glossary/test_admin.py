@@ -44,10 +44,70 @@ def test_terms_are_imported_from_and_exported_to_csv(operator, glossary):
     )
     assert exported["Content-Type"].startswith("text/csv")
     assert exported.content.decode().splitlines() == [
-        "canonical,variants,hotword,priority",
-        "vLLM,브이엘엘엠|브이 엘엘엠,true,10",
-        "Grafana,그라파나,false,0",
+        "glossary,canonical,variants,hotword,priority",
+        "infra (platform),vLLM,브이엘엘엠|브이 엘엘엠,true,10",
+        "infra (platform),Grafana,그라파나,false,0",
     ]
+
+
+def test_an_export_of_several_glossaries_names_each_terms_glossary_and_imports_back(
+    operator, glossary
+):
+    other = Glossary.objects.create(owner=glossary.owner, name="media")
+    Term.objects.create(glossary=glossary, canonical="vLLM", variants=["브이엘엘엠"], priority=5)
+    Term.objects.create(glossary=other, canonical="HLS", variants=["에이치엘에스"])
+
+    exported = operator.post(
+        "/admin/glossary/glossary/",
+        {"action": "export_csv", "_selected_action": [glossary.pk, other.pk]},
+    ).content
+
+    assert exported.decode().splitlines() == [
+        "glossary,canonical,variants,hotword,priority",
+        "infra (platform),vLLM,브이엘엘엠,true,5",
+        "media (platform),HLS,에이치엘에스,true,0",
+    ]
+    copy = Glossary.objects.create(owner=glossary.owner, name="copy")
+    upload = io.BytesIO(exported)
+    upload.name = "glossary-terms.csv"
+    response = operator.post(
+        "/admin/glossary/glossary/import-csv/", {"glossary": copy.pk, "file": upload}
+    )
+    assert response.status_code == 302
+    assert sorted(copy.terms.values_list("canonical", "variants")) == [
+        ("HLS", ["에이치엘에스"]),
+        ("vLLM", ["브이엘엘엠"]),
+    ]
+
+
+def glossary_change_form(glossary: Glossary, variants: str) -> dict:
+    return {
+        "owner": glossary.owner.pk,
+        "name": glossary.name,
+        "description": "",
+        "terms-TOTAL_FORMS": "1",
+        "terms-INITIAL_FORMS": "0",
+        "terms-MIN_NUM_FORMS": "0",
+        "terms-MAX_NUM_FORMS": "1000",
+        "terms-0-canonical": "vLLM",
+        "terms-0-variants": variants,
+        "terms-0-hotword": "on",
+        "terms-0-priority": "0",
+    }
+
+
+def test_term_variants_are_typed_one_per_line_or_separated_by_commas(operator, glossary):
+    url = f"/admin/glossary/glossary/{glossary.pk}/change/"
+
+    response = operator.post(
+        url, glossary_change_form(glossary, "브이엘엘엠, 브이 엘엘엠\nv llm\n")
+    )
+
+    assert response.status_code == 302
+    term = Term.objects.get(glossary=glossary)
+    assert term.variants == ["브이엘엘엠", "브이 엘엘엠", "v llm"]
+    page = operator.get(url).content.decode()
+    assert "브이엘엘엠\n브이 엘엘엠\nv llm</textarea>" in page
 
 
 def test_a_bad_csv_line_is_reported_and_nothing_is_imported(operator, glossary):

@@ -136,27 +136,36 @@ def test_a_session_goes_ready_partial_final_closed_and_is_kept_as_a_job(stream_k
     assert srt.status_code == 200 and srt.content.startswith(b"1\n")
 
 
+async def refusal(comm) -> tuple[dict, dict]:
+    """Accept a refused handshake: the ``error`` event it sends, then its close."""
+    connected, _ = await comm.connect()
+    assert connected, "refusals are accepted first so that their close code reaches the client"
+    error = json.loads(await comm.receive_from(timeout=10))
+    return error, await comm.receive_output(timeout=10)
+
+
 @pytest.mark.parametrize("scopes", [None, ["transcribe"]], ids=["no-key", "no-stream-scope"])
-def test_a_handshake_without_a_stream_key_is_refused(stream_settings, scopes):
+def test_a_handshake_without_a_stream_key_is_refused_with_an_error_and_a_close_code(
+    stream_settings, scopes
+):
     secret = api_key_create(owner_name="x", scopes=scopes)[1] if scopes else None
 
-    async def scenario():
-        return await communicator(secret).connect()
+    error, closed = asyncio.run(refusal(communicator(secret)))
 
-    connected, code = asyncio.run(scenario())
-
-    assert connected is False
-    assert code == (4403 if scopes else 4401)
+    assert error["type"] == "error"
+    assert error["code"] == ("forbidden" if scopes else "unauthorized")
+    assert ("'stream' scope" if scopes else "Authorization: Bearer") in error["message"]
+    assert closed == {"type": "websocket.close", "code": 4403 if scopes else 4401}
 
 
 def test_a_revoked_key_is_refused_at_the_handshake(stream_key):
     key, secret = stream_key
     api_key_revoke(key=key)
 
-    async def scenario():
-        return await communicator(secret).connect()
+    error, closed = asyncio.run(refusal(communicator(secret)))
 
-    assert asyncio.run(scenario()) == (False, 4401)
+    assert error["code"] == "unauthorized"
+    assert closed == {"type": "websocket.close", "code": 4401}
 
 
 @pytest.mark.parametrize("form", ["query", "subprotocol"])
@@ -204,11 +213,14 @@ def test_sessions_past_the_cap_are_refused_with_a_clear_code(stream_key, stream_
     async def scenario():
         first = communicator(secret)
         assert (await first.connect())[0]
-        second = await communicator(secret).connect()
+        second = await refusal(communicator(secret))
         await first.disconnect()
         return second
 
-    assert asyncio.run(scenario()) == (False, 4429)
+    error, closed = asyncio.run(scenario())
+
+    assert error["code"] == "session_limit" and "Retry later" in error["message"]
+    assert closed == {"type": "websocket.close", "code": 4429}
 
 
 def test_malformed_frames_get_errors_and_the_session_carries_on(stream_key):
@@ -247,6 +259,48 @@ def test_malformed_frames_get_errors_and_the_session_carries_on(stream_key):
     ]
     assert "sample_rate must be one of" in errors[1]["message"]
     assert events[-1]["type"] == "closed" and events[-1]["job_id"]
+
+
+def test_a_bad_start_names_every_problem_at_once(stream_key):
+    _, secret = stream_key
+
+    async def scenario():
+        comm = communicator(secret)
+        assert (await comm.connect())[0]
+        await comm.send_json_to(
+            {
+                "type": "start",
+                "options": {"sample_rate": 12345, "encoding": "mp3", "language": "xx"},
+            }
+        )
+        error = json.loads(await comm.receive_from())
+        await comm.disconnect()
+        return error
+
+    error = asyncio.run(scenario())
+
+    assert error["code"] == "bad_options"
+    for problem in ("language 'xx'", "sample_rate must be one of", "encoding must be one of"):
+        assert problem in error["message"]
+
+
+def test_stop_after_a_refused_start_closes_the_socket(stream_key):
+    _, secret = stream_key
+
+    async def scenario():
+        comm = communicator(secret)
+        assert (await comm.connect())[0]
+        await comm.send_json_to({"type": "start", "options": {"sample_rate": 12345}})
+        refused = json.loads(await comm.receive_from())
+        await comm.send_json_to({"type": "stop"})
+        closed = json.loads(await comm.receive_from())
+        return refused, closed, await comm.receive_output(timeout=10)
+
+    refused, closed, close = asyncio.run(scenario())
+
+    assert refused["code"] == "bad_options"
+    assert closed == {"type": "closed", "job_id": None}
+    assert close == {"type": "websocket.close", "code": 1000}
 
 
 def test_audio_at_48khz_float32_is_accepted(stream_key):

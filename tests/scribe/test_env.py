@@ -13,7 +13,9 @@ from scribe.env import (
     env_device,
     env_int,
     env_list,
+    env_log_level,
     env_optional_int,
+    env_rate,
     env_str,
     parse_database_url,
 )
@@ -156,3 +158,50 @@ def test_a_bad_setting_stops_manage_py_with_the_variable_named():
 
     assert result.returncode != 0
     assert "SCRIBE_MAX_DURATION_S='four hours' is not an integer" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("600/minute", "600/minute"), ("10/s", "10/second"), ("5/Day", "5/day"), ("", None)],
+)
+def test_rate_limits_accept_drfs_periods_and_empty_turns_them_off(raw, expected):
+    assert env_rate("SCRIBE_RATE_LIMIT", "1/hour", environ={"SCRIBE_RATE_LIMIT": raw}) == expected
+
+
+@pytest.mark.parametrize("raw", ["10/week", "10", "ten/minute", "0/minute", "10/"])
+def test_a_rate_limit_drf_cannot_parse_is_refused_naming_the_periods(raw):
+    with pytest.raises(ImproperlyConfigured) as refused:
+        env_rate("SCRIBE_RATE_LIMIT", "1/hour", environ={"SCRIBE_RATE_LIMIT": raw})
+
+    assert f"SCRIBE_RATE_LIMIT={raw!r} is not a rate" in str(refused.value)
+    assert "N/second, N/minute, N/hour or N/day" in str(refused.value)
+
+
+def test_log_levels_are_the_logging_names_in_any_case():
+    assert env_log_level("SCRIBE_LOG_LEVEL", "WARNING", environ={}) == "WARNING"
+    assert env_log_level("SCRIBE_LOG_LEVEL", "WARNING", environ={"SCRIBE_LOG_LEVEL": "info"}) == (
+        "INFO"
+    )
+    with pytest.raises(ImproperlyConfigured, match="SCRIBE_LOG_LEVEL='LOUD' is not a log level"):
+        env_log_level("SCRIBE_LOG_LEVEL", "WARNING", environ={"SCRIBE_LOG_LEVEL": "LOUD"})
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "message"),
+    [
+        ("SCRIBE_RATE_LIMIT", "10/week", "SCRIBE_RATE_LIMIT='10/week' is not a rate"),
+        ("SCRIBE_LOG_LEVEL", "LOUD", "SCRIBE_LOG_LEVEL='LOUD' is not a log level"),
+    ],
+)
+def test_a_bad_rate_or_log_level_stops_manage_py_check_naming_the_variable(name, raw, message):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=REPO_ROOT,
+        env={**os.environ, name: raw},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert message in result.stderr

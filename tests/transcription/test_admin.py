@@ -32,6 +32,20 @@ def test_operators_see_jobs_filtered_by_status_and_can_cancel_them(
     assert Job.objects.get(pk=job_id).status == "cancelled"
 
 
+def test_the_read_only_job_page_offers_no_save_buttons(operator, api, job_settings, tone_wav):
+    with tone_wav.open("rb") as handle:
+        job_id = api.post(
+            "/v1/jobs", {"file": handle, "options": json.dumps({})}, format="multipart"
+        ).json()["job_id"]
+
+    page = operator.get(f"/admin/transcription/job/{job_id}/change/")
+
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode()
+    assert 'name="_continue"' not in page.content.decode()
+    assert operator.post(f"/admin/transcription/job/{job_id}/change/", {}).status_code == 403
+
+
 def test_the_retention_period_is_edited_in_the_admin(operator, settings):
     settings.SCRIBE_RETENTION_DAYS = 7
     row = ServiceSettings.current()

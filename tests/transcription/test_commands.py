@@ -213,3 +213,127 @@ def test_detect_prints_a_readable_summary(models_dir):
     text = stdout.getvalue()
     assert "Plan for the batch lane: model large-v3" in text
     assert f"CPU: {len(os.sched_getaffinity(0))} cores" in text
+
+
+def test_several_formats_follow_one_format_flag_or_repeated_flags(
+    tmp_path, model_dir, models_dir, tone_wav
+):
+    out = tmp_path / "out"
+
+    call_command(
+        "transcribe",
+        str(tone_wav),
+        "--model",
+        str(model_dir),
+        "--no-vad",
+        "--format",
+        "txt",
+        "srt",
+        "--format",
+        "json",
+        "txt",
+        "--output",
+        str(out),
+        stdout=StringIO(),
+        stderr=StringIO(),
+    )
+
+    assert sorted(p.name for p in out.iterdir()) == ["tone.json", "tone.srt", "tone.txt"]
+
+
+class TerminalStringIO(StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_written_files_are_reported_as_normal_output_not_as_errors(
+    tmp_path, model_dir, models_dir, tone_wav
+):
+    stdout, stderr = TerminalStringIO(), TerminalStringIO()
+
+    call_command(
+        "transcribe",
+        str(tone_wav),
+        "--model",
+        str(model_dir),
+        "--no-vad",
+        "--output",
+        str(tmp_path / "out"),
+        "--force-color",
+        stdout=stdout,
+        stderr=stderr,
+    )
+
+    assert stdout.getvalue() == f"wrote {tmp_path / 'out' / 'tone.txt'}\n"
+    assert "wrote" not in stderr.getvalue() and "\x1b[" not in stderr.getvalue()
+
+
+def cut(clip: Path, target: Path, *, keep_bytes: int) -> Path:
+    """Write the first ``keep_bytes`` of ``clip``: a file cut off in transfer."""
+    target.write_bytes(clip.read_bytes()[:keep_bytes])
+    return target
+
+
+def test_a_truncated_file_warns_that_its_transcript_covers_only_the_start(
+    tmp_path, model_dir, models_dir, jfk
+):
+    truncated = cut(jfk, tmp_path / "jfk.flac", keep_bytes=jfk.stat().st_size // 10)
+    stdout, stderr = StringIO(), StringIO()
+
+    call_command(
+        "transcribe", str(truncated), "--model", str(model_dir), stdout=stdout, stderr=stderr
+    )
+
+    warning = stderr.getvalue()
+    assert f"warning: only 0.9 s of audio could be decoded from {truncated}" in warning
+    assert "lasts 11.0 s; the file looks truncated" in warning
+
+
+def test_a_file_cut_before_its_first_audio_frame_fails_saying_it_looks_truncated(
+    tmp_path, model_dir, jfk
+):
+    truncated = cut(jfk, tmp_path / "jfk.flac", keep_bytes=9000)
+
+    result = run_manage(
+        "transcribe",
+        str(truncated),
+        "--model",
+        str(model_dir),
+        env={"SCRIBE_MODELS_DIR": str(tmp_path)},
+    )
+
+    assert result.returncode != 0
+    assert "its container says it lasts 11.0 s: the file looks truncated" in result.stderr
+    assert result.stdout == ""
+
+
+def test_make_run_prints_only_the_transcript_on_stdout(tmp_path, model_dir, tone_wav):
+    # A fresh stamp stands in for the installed .venv, so make does not reinstall it.
+    stamp = tmp_path / "installed"
+    stamp.touch()
+    bin_dir = Path(sys.executable).parent
+
+    result = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "run",
+            f"STAMP={stamp}",
+            f"BIN={bin_dir}",
+            f"FILE={tone_wav}",
+            f"ARGS=--model {model_dir} --no-vad --format srt",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "SCRIBE_MODELS_DIR": str(tmp_path),
+            "SCRIBE_SQLITE_PATH": str(tmp_path / "db.sqlite3"),
+        },
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("1\n00:00:00,"), result.stdout

@@ -4,6 +4,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -178,7 +179,9 @@ def test_a_file_that_is_not_media_is_refused_with_415(api, job_settings, tmp_pat
     response = upload(api, notes)
 
     assert response.status_code == 415
-    assert "not an audio or video file" in response.json()["error"]["message"]
+    message = response.json()["error"]["message"]
+    assert "not an audio or video file" in message
+    assert message.startswith("Cannot read notes.mp3:"), "the caller's name, not the temp file"
 
 
 def test_an_upload_over_the_size_limit_is_refused_with_413(api, job_settings, tmp_path):
@@ -199,6 +202,43 @@ def test_audio_over_the_duration_limit_is_refused_with_413(api, job_settings, tm
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "duration_too_long"
     assert "2.0 minutes" in response.json()["error"]["message"]
+
+
+def test_a_duration_limit_under_a_minute_is_said_in_seconds(api, job_settings, tmp_path):
+    job_settings.SCRIBE_MAX_DURATION_S = 30
+    response = upload(api, write_wav(tmp_path / "long.wav", np.zeros(16000 * 45)))
+
+    assert response.status_code == 413
+    message = response.json()["error"]["message"]
+    assert "The audio is 45 seconds long" in message
+    assert "at most 30 seconds" in message
+
+
+def test_the_result_of_a_cancelled_job_says_there_will_be_none(api, job_settings, tone_wav):
+    job_id = upload(api, tone_wav).json()["job_id"]
+    api.delete(f"/v1/jobs/{job_id}")
+
+    response = api.get(f"/v1/jobs/{job_id}/result")
+
+    assert response.status_code == 409
+    message = response.json()["error"]["message"]
+    assert "was cancelled and will have no result" in message
+    assert "Poll" not in message
+
+
+def test_a_gpu_job_on_workers_without_one_fails_in_the_apis_words(api, job_settings, tone_wav):
+    # Accepted: the web process (no model, often no GPU) cannot know the workers' hardware.
+    job_id = upload(api, tone_wav, {"device": "cuda"}).json()["job_id"]
+    # The hardware edge: what CTranslate2 reports on a worker without a CUDA device.
+    with mock.patch("ctranslate2.get_cuda_device_count", autospec=True, return_value=0):
+        run_worker(job_id)
+
+    body = api.get(f"/v1/jobs/{job_id}").json()
+    assert body["status"] == "failed"
+    message = body["error"]["message"]
+    assert "no such CUDA device" in message and '"auto"' in message
+    assert "--device" not in message, "API wording, not the command line's"
+    assert files_under(job_settings.MEDIA_ROOT) == []
 
 
 def test_a_full_queue_answers_429_with_retry_after(api, job_settings, tone_wav):

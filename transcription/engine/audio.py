@@ -30,20 +30,22 @@ class MediaInfo:
     has_video: bool
 
 
-def _open(path: Path):
+def _open(path: Path, name: str | Path | None = None):
+    """Open ``path``; errors call it ``name`` (an upload's own name, not its temp file)."""
+    shown = name or path
     if not path.exists():
-        raise _media_error(path, "no such file")
+        raise _media_error(shown, "no such file")
     if path.is_dir():
-        raise _media_error(path, "it is a directory")
+        raise _media_error(shown, "it is a directory")
     if path.stat().st_size == 0:
-        raise _media_error(path, "the file is empty")
+        raise _media_error(shown, "the file is empty")
     try:
         return av.open(str(path), mode="r", metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise _media_error(path, f"not an audio or video file FFmpeg can read ({exc})") from exc
+        raise _media_error(shown, f"not an audio or video file FFmpeg can read ({exc})") from exc
 
 
-def _media_error(path: Path, reason: str):
+def _media_error(path: str | Path, reason: str):
     from transcription.engine.errors import MediaError
 
     return MediaError(
@@ -51,23 +53,22 @@ def _media_error(path: Path, reason: str):
     )
 
 
-def probe(path: Path) -> MediaInfo:
-    """Return container facts about ``path`` without decoding it; raise MediaError if unreadable."""
+def probe(path: Path, *, name: str | None = None) -> MediaInfo:
+    """Return container facts about ``path`` without decoding it; raise MediaError if unreadable.
+
+    ``name`` is what errors call the file: an upload's own name, not the server's temp file.
+    """
     from transcription.engine.errors import NoAudioStreamError
 
     path = Path(path)
-    with _open(path) as container:
+    with _open(path, name) as container:
         if not container.streams.audio:
             raise NoAudioStreamError(
-                f"{path} has no audio stream (container {container.format.name}): "
+                f"{name or path} has no audio stream (container {container.format.name}): "
                 "there is nothing to transcribe. Send a file with a sound track."
             )
         stream = container.streams.audio[0]
-        duration_s: float | None = None
-        if stream.duration is not None and stream.time_base is not None:
-            duration_s = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration_s = container.duration / av.time_base
+        duration_s = _claimed_duration_s(container, stream)
         return MediaInfo(
             path=str(path),
             size_bytes=path.stat().st_size,
@@ -78,6 +79,15 @@ def probe(path: Path) -> MediaInfo:
             channels=stream.codec_context.channels or 0,
             has_video=bool(container.streams.video),
         )
+
+
+def _claimed_duration_s(container, stream) -> float | None:
+    """Return the duration the container states (None when it does not say)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
 
 
 def stream_audio(path: Path, *, chunk_s: float = STREAM_CHUNK_S) -> Iterator[np.ndarray]:
@@ -102,6 +112,7 @@ def stream_audio(path: Path, *, chunk_s: float = STREAM_CHUNK_S) -> Iterator[np.
             raise NoAudioStreamError(f"{path} has no audio stream: there is nothing to transcribe.")
         stream = container.streams.audio[0]
         stream.thread_type = "AUTO"
+        claimed_s = _claimed_duration_s(container, stream)
         try:
             for frame in itertools.chain(_decoded_frames(container, stream), [None]):
                 for out in resampler.resample(frame):
@@ -123,6 +134,12 @@ def stream_audio(path: Path, *, chunk_s: float = STREAM_CHUNK_S) -> Iterator[np.
         yield np.concatenate(pending)
         produced += pending_samples
     if produced == 0:
+        if claimed_s:
+            raise _media_error(
+                path,
+                f"no audio could be decoded from it, though its container says it lasts "
+                f"{claimed_s:.1f} s: the file looks truncated",
+            )
         raise _media_error(path, "no audio could be decoded from it")
 
 

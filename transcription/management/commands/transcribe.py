@@ -12,6 +12,7 @@ from transcription.engine import (
     FORMATS,
     EngineError,
     TranscribeOptions,
+    probe,
     render,
     transcribe,
 )
@@ -21,6 +22,10 @@ from transcription.services import (
     lane_model_name,
     model_load,
 )
+
+# A container's duration is an estimate for some formats (VBR mp3 without a header), so
+# only a shortfall above this fraction (and above one second) counts as truncation.
+TRUNCATED_SHORTFALL = 0.1
 
 
 class Command(BaseCommand):
@@ -57,9 +62,12 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--format",
-            action="append",
+            action="extend",
+            nargs="+",
             choices=sorted(FORMATS),
-            help="output format; repeat for several (default: txt)",
+            metavar="FORMAT",
+            help="txt, srt, vtt or json; several after one --format or --format repeated "
+            "(default: txt)",
         )
         parser.add_argument(
             "--output",
@@ -70,7 +78,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         files: list[Path] = options["files"]
-        formats = options["format"] or ["txt"]
+        formats = list(dict.fromkeys(options["format"] or ["txt"]))
         model = options["model"] or lane_model_name("batch")
         overrides = DeviceOverrides(
             device=options["device"],
@@ -96,9 +104,9 @@ class Command(BaseCommand):
         except EngineError as exc:
             raise CommandError(exc.message) from None
         for reason in plan.reasons:
-            self.stderr.write(f"note: {reason}")
+            self._note(f"note: {reason}")
         if loaded.fallback:
-            self.stderr.write(f"note: {loaded.fallback}")
+            self._note(f"note: {loaded.fallback}")
 
         stems = [f.stem for f in files]
         failures: list[str] = []
@@ -110,6 +118,7 @@ class Command(BaseCommand):
                 if len(files) > 1:
                     self.stderr.write(f"error: {exc.message}")
                 continue
+            self._warn_if_truncated(path, transcript.duration_s)
             # Name outputs by stem, or by full name when two inputs share a stem.
             base = path.stem if stems.count(path.stem) == 1 else path.name
             for fmt in formats:
@@ -117,7 +126,7 @@ class Command(BaseCommand):
                 if output is not None:
                     target = output / f"{base}.{fmt}"
                     target.write_text(text, encoding="utf-8")
-                    self.stderr.write(f"wrote {target}")
+                    self.stdout.write(f"wrote {target}")
                 else:
                     if len(files) > 1 or len(formats) > 1:
                         self.stdout.write(f"==> {base}.{fmt} <==")
@@ -126,6 +135,21 @@ class Command(BaseCommand):
             if len(files) == 1:
                 raise CommandError(failures[0])
             raise CommandError(f"{len(failures)} of {len(files)} files failed")
+
+    def _note(self, message: str) -> None:
+        # stderr's default style is ERROR (red on a terminal); notes and warnings are not.
+        self.stderr.write(message, style_func=lambda text: text)
+
+    def _warn_if_truncated(self, path: Path, decoded_s: float) -> None:
+        """Warn when far less audio decoded than the container claims: a cut-off file."""
+        claimed_s = probe(path).duration_s
+        if claimed_s is None or claimed_s - decoded_s <= max(1.0, TRUNCATED_SHORTFALL * claimed_s):
+            return
+        self._note(
+            f"warning: only {decoded_s:.1f} s of audio could be decoded from {path}, whose "
+            f"container says it lasts {claimed_s:.1f} s; the file looks truncated, so the "
+            "transcript covers only the start. Check the file or send it again."
+        )
 
     def _transcribe_one(self, path: Path, loaded, decode: TranscribeOptions):
         bar = tqdm(
