@@ -16,3 +16,8 @@ class APIKeyRateThrottle(SimpleRateThrottle):
         if request.auth is not None:
             return self.cache_format % {"scope": self.scope, "ident": request.auth.prefix}
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+def throttle_window_s() -> int:
+    """Return the length of one rate-limit window in seconds (a minute when unlimited)."""
+    return int(APIKeyRateThrottle().duration or 60)

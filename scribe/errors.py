@@ -77,15 +77,21 @@ DENIALS = (
 
 
 def _record_denial(exc: Exception, context: dict[str, Any]) -> None:
-    """Every request turned away is audited: which key (prefix), which route, why."""
+    """Every request turned away is audited: which key (prefix), which route, why.
+
+    Throttled requests are the exception: one row per key per throttle window.
+    """
     from accounts.authentication import key_from_headers
-    from accounts.services import request_denied_record
+    from accounts.services import request_denied_record, request_throttled_record
 
     request = context.get("request")
     if request is None:
         return
     reason = str(getattr(exc, "detail", exc))
-    request_denied_record(
+    record = (
+        request_throttled_record if isinstance(exc, exceptions.Throttled) else request_denied_record
+    )
+    record(
         raw_key=key_from_headers(request.headers),
         route=f"{request.method} {request.path}",
         reason=f"{type(exc).__name__}: {reason}",

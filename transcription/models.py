@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 
@@ -28,6 +29,34 @@ class JobQuerySet(models.QuerySet):
         return self.queued().filter(
             models.Q(created_at__lt=job.created_at)
             | models.Q(created_at=job.created_at, id__lt=job.id)
+        )
+
+    def with_jobs_ahead(self) -> JobQuerySet:
+        """Annotate ``jobs_ahead`` (as ``ahead_of`` counts it) on queued jobs, None on others.
+
+        A correlated subquery in the same SELECT: a page of jobs costs one query, not one
+        count per queued row.
+        """
+        ahead = (
+            Job.objects.queued()
+            .filter(
+                models.Q(created_at__lt=models.OuterRef("created_at"))
+                | models.Q(created_at=models.OuterRef("created_at"), id__lt=models.OuterRef("id"))
+            )
+            .order_by()
+            .values("status")  # one group: all are queued
+            .annotate(n=models.Count("pk"))
+            .values("n")
+        )
+        return self.annotate(
+            jobs_ahead=models.Case(
+                models.When(
+                    status=Job.Status.QUEUED,
+                    then=Coalesce(models.Subquery(ahead), models.Value(0)),
+                ),
+                default=None,
+                output_field=models.IntegerField(null=True),
+            )
         )
 
     def sent_before(self, moment: datetime) -> JobQuerySet:

@@ -118,7 +118,10 @@ def job_representation(job: Job, request) -> dict[str, Any]:
         "attempts": job.attempts,
     }
     if job.status == Job.Status.QUEUED:
-        ahead = job_queue_position(job=job)
+        # The list annotates it (JobQuerySet.with_jobs_ahead); a single job counts here.
+        ahead = getattr(job, "jobs_ahead", None)
+        if ahead is None:
+            ahead = job_queue_position(job=job)
         data["queue_position"] = ahead + 1
         data["jobs_ahead"] = ahead
     elif job.status == Job.Status.PROCESSING:

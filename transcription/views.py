@@ -88,7 +88,7 @@ class JobListView(OwnedJobsMixin, GenericAPIView):
             if wanted not in Job.Status.values:
                 raise ValidationError({"status": [f"Use one of {', '.join(Job.Status.values)}."]})
             jobs = jobs.filter(status=wanted)
-        page = self.paginate_queryset(jobs)
+        page = self.paginate_queryset(jobs.with_jobs_ahead())
         return self.get_paginated_response([job_representation(j, request) for j in page])
 
 

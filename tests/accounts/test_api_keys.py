@@ -196,6 +196,27 @@ def test_rate_limits_are_per_key_with_retry_after(personas, settings):
     assert client_for(personas["teammate"][1]).get("/v1/jobs").status_code == 200
 
 
+def test_a_flood_of_throttled_requests_writes_one_audit_row_and_denials_are_still_audited(
+    personas, settings
+):
+    settings.SCRIBE_RATE_LIMIT = "3/minute"
+    from django.core.cache import cache
+
+    cache.clear()
+    key, secret = personas["owner"]
+    owner = client_for(secret)
+    for _ in range(3):
+        owner.get("/v1/jobs")
+
+    flood = [owner.get("/v1/jobs").status_code for _ in range(20)]
+    client_for(f"{key.prefix}.not-the-secret").get("/v1/jobs")
+
+    assert flood == [429] * 20
+    denied = KeyAuditEvent.objects.filter(action="denied")
+    assert denied.filter(reason__startswith="Throttled").count() == 1
+    assert denied.exclude(reason__startswith="Throttled").count() == 1
+
+
 def test_key_events_and_denied_requests_are_audited(personas, job_id):
     key, secret = personas["owner"]
     client_for(personas["wrong_scope"]).get(f"/v1/jobs/{job_id}")
