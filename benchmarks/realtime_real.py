@@ -29,19 +29,12 @@ import statistics
 import time
 from pathlib import Path
 
+from realtime_latency import percentile, verdict
+
 TARGET_FIRST_PARTIAL_S = 2.0
 TARGET_P95_S = 3.0
 TARGET_WER_POINTS = 2.0
 SILENCE_PAD_S = 0.3  # a final this far inside the silence gap is not speech
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[int(fraction * (len(ordered) - 1))] if ordered else float("nan")
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 def step_breakdown(model_dir: Path, source: Path, threads: int) -> None:
