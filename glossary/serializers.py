@@ -4,7 +4,13 @@ from django.db import transaction
 from rest_framework import serializers
 
 from glossary.models import Glossary, Term
+from scribe.exceptions import ScribeError
 from glossary.services import MODES
+
+
+class GlossaryNameTakenError(ScribeError):
+    code = "name_taken"
+    http_status = 409
 
 
 class TermSerializer(serializers.ModelSerializer):
@@ -31,7 +37,10 @@ class GlossarySerializer(serializers.ModelSerializer):
         if self.instance is not None:
             clash = clash.exclude(pk=self.instance.pk)
         if clash.exists():
-            raise serializers.ValidationError("You already have a glossary with this name.")
+            raise GlossaryNameTakenError(
+                f"You already have a glossary named {value!r}: change that one "
+                "(PUT /v1/glossaries/{id}) or choose another name."
+            )
         return value
 
     def validate_terms(self, value: list[dict]) -> list[dict]:

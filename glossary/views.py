@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
@@ -13,6 +13,18 @@ from glossary.models import Glossary
 from glossary.serializers import GlossarySerializer, TextCorrectSerializer
 
 
+# Another glossary of the caller's has the name (scribe/schema.py adds the common errors).
+NAME_TAKEN = OpenApiResponse(
+    response={"$ref": "#/components/schemas/Error"},
+    description="The caller already has a glossary with this name.",
+)
+
+
+@extend_schema_view(
+    create=extend_schema(responses={201: GlossarySerializer, 409: NAME_TAKEN}),
+    update=extend_schema(responses={200: GlossarySerializer, 409: NAME_TAKEN}),
+    partial_update=extend_schema(responses={200: GlossarySerializer, 409: NAME_TAKEN}),
+)
 class GlossaryViewSet(viewsets.ModelViewSet):
     serializer_class = GlossarySerializer
     required_scope = "glossary"

@@ -46,26 +46,20 @@ LIVE_MODE = "rules"
 
 
 def stream_job_create(*, owner_id: int, options: dict[str, Any]) -> Job:
-    now = timezone.now()
-    return Job.objects.create(
-        owner_id=owner_id,
-        kind=Job.Kind.STREAM,
-        status=Job.Status.PROCESSING,
-        options=options,
-        source_name="live stream",
-        started_at=now,
-        heartbeat_at=now,
-        attempts=1,
-        worker_host=socket.gethostname(),
-        worker_pid=os.getpid(),
-        total_s=None,
+    return Job.start_stream(
+        owner_id=owner_id, options=options, host=socket.gethostname(), pid=os.getpid()
     )
 
 
-def session_review(*, glossary_id: int | None) -> Review:
-    """The review of a session's finals: its glossary (ownership was checked when the
-    session started), the enabled rules and the hallucination phrases."""
-    glossary = Glossary.objects.filter(pk=glossary_id).first() if glossary_id else None
+def session_review(*, owner_id: int, glossary_id: int | None) -> Review:
+    """The review of a session's finals: its glossary while the session's owner owns it
+    (checked again here: recovery builds it long after the start), the enabled rules and
+    the hallucination phrases."""
+    glossary = (
+        Glossary.objects.filter(pk=glossary_id, owner_id=owner_id).first()
+        if glossary_id
+        else None
+    )
     return Review(
         mode=LIVE_MODE,
         terms=term_specs(glossary),
@@ -122,7 +116,9 @@ def stream_final_save(*, job_id, final: FinalSegment, review: Review) -> dict[st
         compression_ratio=reviewed["compression_ratio"],
         flags=reviewed["flags"],
     )
-    Job.objects.filter(pk=job_id).update(processed_s=final.end, heartbeat_at=timezone.now())
+    Job(pk=job_id, status=Job.Status.PROCESSING).record_progress(
+        processed_s=final.end, total_s=None
+    )
     if is_hallucination(reviewed):
         return None
     return {
@@ -205,19 +201,19 @@ def stream_job_finish(
         job.language = language
     result = stream_result(job, run=run, metrics=metrics, review=review)
     path = storage.result_save(job.id, json.dumps(result, ensure_ascii=False))
+    done = {"result_path": path, "language": result["language"], "run": run}
     metrics_dict = asdict(metrics)
-    if job.mark_completed(
-        result_path=path, language=result["language"], run=run, metrics=metrics_dict
-    ):
-        if note:
-            Job.objects.filter(pk=job_id).update(error_code="interrupted", error_message=note)
+    if note:
+        ended = job.mark_interrupted(**done, metrics=metrics_dict, reason=note)
     else:
+        ended = job.mark_completed(**done, metrics=metrics_dict)
+    if not ended:
         storage.delete_quietly(path)
 
 
 def stream_job_recover(*, job: Job) -> None:
     """A session whose worker died: keep what was finalised, as a completed job."""
-    review = session_review(glossary_id=job.options.get("glossary_id"))
+    review = session_review(owner_id=job.owner_id, glossary_id=job.options.get("glossary_id"))
     last = job.stream_segments.order_by("-index").values_list("end", flat=True).first() or 0.0
     stream_job_finish(
         job_id=job.id,

@@ -42,8 +42,10 @@ from glossary.services import HotwordChoice, Review, glossary_bias
 from realtime import services
 from realtime.audio import FrameDecoder
 from realtime.capacity import Capacity, measure_capacity
-from realtime.session import DecodeRequest, StepResult, StreamingSession, TimedWord
+from realtime.session import MIN_CHUNK_S, DecodeRequest, StepResult, StreamingSession, TimedWord
+from scribe import metrics as scribe_metrics
 from scribe.db import unit_of_work
+from scribe.logs import log_context
 from transcription.engine import (
     BufferRequest,
     LoadedModel,
@@ -53,6 +55,8 @@ from transcription.engine import (
     speech_regions,
     token_counter,
 )
+from transcription.placement import realtime_planned_sessions, worker_slot
+from transcription.priority import realtime_backlog_report
 from transcription.services import device_plan_build, lane_model_name, model_load
 
 logger = logging.getLogger(__name__)
@@ -61,14 +65,21 @@ TICK_S = 2.0  # keep-alive to consumers: silence from a worker means it is gone
 HEARTBEAT_S = 5.0
 BACKLOG_WARN_S = 10.0  # audio waiting to be decoded before the client is told
 BACKLOG_MAX_S = 60.0  # past this, new frames are refused (and the client told so)
+# Audio waiting beyond one step (MIN_CHUNK_S) after a tick: decoding runs late, and batch
+# workers on the same device are asked to yield (transcription/priority.py).
+LATE_BACKLOG_S = MIN_CHUNK_S
 _capacity_lock = threading.Lock()
 _capacity: Capacity | None = None
 
 
 def realtime_model() -> LoadedModel:
-    """The realtime lane's model of this process, loaded on first use."""
+    """The realtime lane's model of this process, loaded on first use: on this worker's
+    device of the host's plan for both lanes (one realtime worker per device), where the
+    plan holds its model and the memory of the sessions it decodes together."""
     name = lane_model_name("realtime")
-    return model_load(model=name, plan=device_plan_build(model=name))
+    plan = device_plan_build(model=name, lane="realtime")
+    slot = worker_slot(kind="realtime", count=plan.total_workers)
+    return model_load(model=name, plan=plan, slot=slot)
 
 
 def warm_up() -> tuple[LoadedModel, Capacity]:
@@ -80,6 +91,13 @@ def warm_up() -> tuple[LoadedModel, Capacity]:
     with _capacity_lock:
         if _capacity is None:
             _capacity = measure_capacity(model)
+            scribe_metrics.model_loaded(
+                lane="realtime",
+                model=model.name,
+                device=model.device,
+                compute_type=model.compute_type,
+                degraded=bool(model.fallback),
+            )
             logger.info(
                 "realtime model %s ready in %.1f s", model.name, time.perf_counter() - started
             )
@@ -87,8 +105,11 @@ def warm_up() -> tuple[LoadedModel, Capacity]:
 
 
 def session_limit(capacity: Capacity) -> int:
-    """Sessions this worker admits: the operator's number, else the measured one."""
-    return settings.SCRIBE_REALTIME_MAX_SESSIONS or capacity.sessions
+    """Sessions this worker admits: the operator's number, else the measured one within
+    what the device plan holds memory for (every due session is decoded in one batch)."""
+    return settings.SCRIBE_REALTIME_MAX_SESSIONS or min(
+        capacity.sessions, realtime_planned_sessions()
+    )
 
 
 def warm_up_in_background() -> threading.Thread:
@@ -172,6 +193,12 @@ class RealtimeWorker(AsyncConsumer):
         self.wake = asyncio.Event()
         self.tasks: list[asyncio.Task] = []
         self.turn = 0
+        self.reported_late = False
+
+    async def dispatch(self, message: dict) -> None:
+        # Everything a message's handler logs names its session (SCRIBE_LOG_FORMAT=json).
+        with log_context(session_id=message.get("session_id")):
+            await super().dispatch(message)
 
     # --- messages -----------------------------------------------------------------------
 
@@ -359,6 +386,7 @@ class RealtimeWorker(AsyncConsumer):
                 session.finalize = False
                 steps.append(Step(session, stopping=stopping, finishing=finishing))
         if not steps:
+            await self._report_backlog()
             return False
         started = time.perf_counter()
         await self._loop_run(self._run_steps, steps)
@@ -366,7 +394,27 @@ class RealtimeWorker(AsyncConsumer):
         for step in steps:
             step.session.decode_s += elapsed / len(steps)
             await self._deliver(step)
+        await self._report_backlog()
         return any(step.result.decoded for step in steps)
+
+    async def _report_backlog(self) -> None:
+        """Tell batch workers on this device whether live decoding runs late: audio that
+        arrived during the tick beyond one step. Renewed every late tick, cleared once."""
+        if self.model is None:
+            return
+        behind = max((s.backlog_s for s in self.sessions.values()), default=0.0)
+        late = behind > LATE_BACKLOG_S
+        if not (late or self.reported_late):
+            return
+        device = "cpu" if self.model.device == "cpu" else f"cuda:{self.model.device_index}"
+        try:
+            # A cache write (Redis, or a file) off the event loop, which never blocks.
+            await asyncio.to_thread(
+                realtime_backlog_report, device=device, backlog_s=behind if late else 0.0
+            )
+            self.reported_late = late
+        except Exception:  # a signal only: live decoding goes on without it
+            logger.warning("could not report the realtime backlog", exc_info=True)
 
     async def _deliver(self, step: Step) -> None:
         """Send a step's results; end the session when it stops or failed."""
@@ -492,14 +540,23 @@ class RealtimeWorker(AsyncConsumer):
                 step.finals.append(sent)
 
     def _fail(self, step: Step, exc: Exception | str) -> None:
-        logger.error("session %s failed: %s", step.session.session_id, exc, exc_info=True)
+        logger.error(
+            "session %s failed: %s",
+            step.session.session_id,
+            exc,
+            exc_info=True,
+            extra={"session_id": step.session.session_id, "job_id": step.session.job_id},
+        )
         step.error = f"This session failed and was closed: {exc}"
 
     def _start_job(self, session: LiveSession, model: LoadedModel, options: dict):
         job = services.stream_job_create(owner_id=session.owner_id, options=options)
         job.run = _run_dict(model, options)
         job.save(update_fields=["run"])
-        return job, services.session_review(glossary_id=options.get("glossary_id"))
+        review = services.session_review(
+            owner_id=session.owner_id, glossary_id=options.get("glossary_id")
+        )
+        return job, review
 
     def _finish_job(self, session: LiveSession, error: str | None = None) -> None:
         assert self.model is not None and session.stream is not None
@@ -540,6 +597,10 @@ class RealtimeWorker(AsyncConsumer):
         last_heartbeat = 0.0
         while True:
             await asyncio.sleep(TICK_S)
+            scribe_metrics.streams_observed(
+                sessions=len(self.sessions),
+                lag_s=max((s.backlog_s for s in self.sessions.values()), default=0.0),
+            )
             for session in list(self.sessions.values()):
                 await self._send(session.reply_channel, {"type": "stream.tick"})
             if time.monotonic() - last_heartbeat >= HEARTBEAT_S:

@@ -11,17 +11,23 @@ opening one more. See "Database connections" in README.md for the arithmetic.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 
+logger = logging.getLogger(__name__)
+
 # Seconds a new server connection may take before it counts as refused.
 CONNECT_TIMEOUT_S = 5
+
+T = TypeVar("T")
 
 
 def process_role(argv: Sequence[str] = sys.argv) -> str:
@@ -123,3 +129,41 @@ def pool_saturation() -> str | None:
             f"{waiting} waiting (raise SCRIBE_DB_POOL_MAX or add a PgBouncer)"
         )
     return None
+
+
+def transient_errors() -> tuple[type[BaseException], ...]:
+    """Errors after which the same work can succeed later: the database could not be
+    reached or dropped the connection (a restart, a failover, an administrator's kill),
+    or a lock was not granted in time. Never an integrity or programming error."""
+    from django.db import InterfaceError, OperationalError
+
+    return (OperationalError, InterfaceError)
+
+
+def retry_transient(
+    work: Callable[[], T], *, what: str, attempts: int = 4, first_delay_s: float = 0.5
+) -> T:
+    """Run ``work``; after a transient database error, take a fresh connection and try
+    again, waiting 0.5, 1, 2 … s, at most ``attempts`` times in all. The last error is
+    raised. ``work`` must be safe to repeat (scribe's conditional transitions are)."""
+    from django.db import connection
+
+    delay = first_delay_s
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except transient_errors() as exc:
+            if attempt == attempts:
+                raise
+            logger.warning(
+                "%s: database error (%s); retry %d of %d in %.1f s",
+                what,
+                exc,
+                attempt,
+                attempts - 1,
+                delay,
+            )
+            connection.close()  # a broken connection is not handed out again
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")  # the loop returns or raises

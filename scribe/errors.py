@@ -19,26 +19,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from transcription.engine import EngineError, MediaError, ModelNotFoundError
-from transcription.errors import (
-    JobError,
-    JobStateError,
-    MediaTooLongError,
-    QueueFullError,
-    ResultGoneError,
-    UploadTooLargeError,
-)
-
-DOMAIN_STATUS: list[tuple[type[Exception], int]] = [
-    (UploadTooLargeError, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE),
-    (MediaTooLongError, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE),
-    (QueueFullError, status.HTTP_429_TOO_MANY_REQUESTS),
-    (JobStateError, status.HTTP_409_CONFLICT),
-    (ResultGoneError, status.HTTP_410_GONE),
-    (MediaError, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE),
-    (ModelNotFoundError, status.HTTP_503_SERVICE_UNAVAILABLE),
-    (EngineError, status.HTTP_500_INTERNAL_SERVER_ERROR),
-]
+from scribe.exceptions import ScribeError
 
 DRF_CODES = {
     exceptions.NotAuthenticated: "not_authenticated",
@@ -177,13 +158,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(body, status=http_status, headers=headers)
     if isinstance(exc, DENIALS):
         _record_denial(exc, context)
-    for kind, http_status in DOMAIN_STATUS:
-        if isinstance(exc, kind):
-            assert isinstance(exc, JobError | EngineError)
-            response = Response(error_body(exc.code, exc.message), status=http_status)
-            if isinstance(exc, QueueFullError):
-                response["Retry-After"] = str(exc.retry_after_s)
-            return response
+    if isinstance(exc, ScribeError):
+        return Response(
+            error_body(exc.code, exc.message), status=exc.http_status, headers=exc.headers()
+        )
 
     response = drf_exception_handler(exc, context)
     if response is None:

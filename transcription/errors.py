@@ -1,18 +1,18 @@
-"""Domain errors of the jobs API; scribe.errors maps them (and the engine's) to HTTP."""
+"""Domain errors of the jobs API, each with the HTTP status scribe.errors answers it with."""
 
 from __future__ import annotations
 
+from scribe.exceptions import ScribeError
 
-class JobError(Exception):
+
+class JobError(ScribeError):
     code = "job_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    http_status = 400
 
 
 class UploadTooLargeError(JobError):
     code = "upload_too_large"
+    http_status = 413
 
     def __init__(self, limit_mb: int) -> None:
         super().__init__(
@@ -23,6 +23,7 @@ class UploadTooLargeError(JobError):
 
 class MediaTooLongError(JobError):
     code = "duration_too_long"
+    http_status = 413
 
     def __init__(self, duration_s: float, limit_s: int) -> None:
         super().__init__(
@@ -40,6 +41,7 @@ def _duration(seconds: float) -> str:
 
 class QueueFullError(JobError):
     code = "queue_full"
+    http_status = 429
 
     def __init__(self, depth: int, retry_after_s: int) -> None:
         super().__init__(
@@ -47,10 +49,26 @@ class QueueFullError(JobError):
         )
         self.retry_after_s = retry_after_s
 
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
 
 class JobStateError(JobError):
     code = "job_not_ready"
+    http_status = 409
 
 
 class ResultGoneError(JobError):
     code = "result_expired"
+    http_status = 410
+
+
+class ChannelsNeededError(JobError):
+    code = "not_multichannel"
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(
+            f'diarize: "channels" labels speakers by channel, and this file has {channels} '
+            "channel(s). Send the multi-channel original (one speaker per channel), or use "
+            '"diarize": true to tell speakers apart by voice.'
+        )

@@ -77,16 +77,20 @@ class Job(models.Model):
     States and the only legal transitions::
 
         queued ──> processing ──> completed
+          │            │    ├───> completed, interrupted   (a live stream cut short)
           │            │    └───> failed
           │            ├────────> cancelled   (cancel seen at a segment boundary)
           │            └────────> queued      (worker died; retried while attempts remain)
           ├──> queued                              (its broker message was lost: sent again)
           ├──────────────────────> cancelled  (cancelled before a worker took it)
           └──────────────────────> failed     (could not be started)
+        start_stream ──> processing            (a live session's job starts there)
+        terminal ──> terminal, result purged   (retention)
 
     completed, failed and cancelled are terminal. Transitions are conditional updates
     (``UPDATE … WHERE status = …``) so a web request and a worker racing on the same job
-    cannot both win. The source audio is deleted on entering any terminal state.
+    cannot both win; each returns whether this caller made it. The source audio is deleted
+    by the caller whose transition ended the job, and only then.
     """
 
     class Kind(models.TextChoices):
@@ -101,6 +105,8 @@ class Job(models.Model):
         CANCELLED = "cancelled"
 
     TERMINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+    # error_code of a completed live session that was cut short.
+    INTERRUPTED = "interrupted"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey("accounts.Owner", on_delete=models.CASCADE, related_name="jobs")
@@ -173,11 +179,37 @@ class Job(models.Model):
     # --- transitions (conditional updates; see the class docstring) -------------------
 
     def _transition(self, allowed: tuple[str, ...], **changes) -> bool:
-        updated = Job.objects.filter(pk=self.pk, status__in=allowed).update(**changes)
+        return self._transition_where({"status__in": allowed}, **changes)
+
+    def _transition_where(self, where: dict, **changes) -> bool:
+        updated = Job.objects.filter(pk=self.pk, **where).update(**changes)
         if updated:
             for field, value in changes.items():
                 setattr(self, field, value)
+            if changes.get("status") in self.TERMINAL:
+                # Every path to a terminal state passes here, once, in the caller that won.
+                # Imported here: webhooks' models import this module.
+                from webhooks.services import webhook_job_ended
+
+                webhook_job_ended(job=self)
         return bool(updated)
+
+    @classmethod
+    def start_stream(cls, *, owner_id: int, options: dict, host: str, pid: int) -> Job:
+        """A live session's job: it starts processing, held by the realtime worker."""
+        now = timezone.now()
+        return cls.objects.create(
+            owner_id=owner_id,
+            kind=cls.Kind.STREAM,
+            status=cls.Status.PROCESSING,
+            options=options,
+            source_name="live stream",
+            started_at=now,
+            heartbeat_at=now,
+            attempts=1,
+            worker_host=host,
+            worker_pid=pid,
+        )
 
     def mark_processing(self, *, host: str, pid: int) -> bool:
         """Claim a queued job for this worker; False if someone else has it or it ended."""
@@ -206,6 +238,39 @@ class Job(models.Model):
             metrics=metrics,
             processed_s=duration,
             total_s=duration,
+        )
+
+    def mark_interrupted(
+        self, *, result_path: str, language: str, run: dict, metrics: dict, reason: str
+    ) -> bool:
+        """Complete a live session that was cut short (its worker stopped): the transcript
+        holds what was finalised, and ``reason`` says why the rest is missing."""
+        duration = metrics.get("audio_duration_s", 0.0)
+        return self._transition(
+            (self.Status.PROCESSING,),
+            status=self.Status.COMPLETED,
+            finished_at=timezone.now(),
+            result_path=result_path,
+            language=language,
+            run=run,
+            metrics=metrics,
+            processed_s=duration,
+            total_s=duration,
+            error_code=self.INTERRUPTED,
+            error_message=reason,
+        )
+
+    @property
+    def interrupted(self) -> bool:
+        return self.status == self.Status.COMPLETED and self.error_code == self.INTERRUPTED
+
+    def purge_result(self, *, now: datetime) -> bool:
+        """Forget a terminal job's result (retention); False if it is not terminal or
+        already purged."""
+        return self._transition_where(
+            {"status__in": self.TERMINAL, "result_purged_at__isnull": True},
+            result_path="",
+            result_purged_at=now,
         )
 
     def mark_failed(self, *, code: str, message: str) -> bool:

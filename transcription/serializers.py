@@ -14,11 +14,28 @@ from scribe.env import COMPUTE_TYPES
 from transcription.engine import FORMATS, LANGUAGES
 from transcription.models import Job
 from transcription.services import LANES, job_queue_position
+from webhooks.services import CallbackRefused, callback_url_check
 
 
 def allowed_models() -> list[str]:
     """Models a request may name: the lanes and the models configured for them."""
     return sorted({*LANES, settings.SCRIBE_BATCH_MODEL, settings.SCRIBE_REALTIME_MODEL})
+
+
+class DiarizeField(serializers.Field):
+    """``true`` (pyannote), ``false``, or ``"channels"`` (a speaker per channel, no model)."""
+
+    default_error_messages = {"invalid": 'Use true, false or "channels".'}
+
+    def to_internal_value(self, data: Any) -> bool | str:
+        if isinstance(data, str):  # form fields (the OpenAI-style endpoint) are strings
+            data = {"true": True, "false": False}.get(data.strip().lower(), data.strip())
+        if data is True or data is False or data == "channels":
+            return data
+        raise serializers.ValidationError(self.error_messages["invalid"], code="invalid")
+
+    def to_representation(self, value: Any) -> Any:
+        return value
 
 
 class JobOptionsSerializer(serializers.Serializer):
@@ -32,7 +49,9 @@ class JobOptionsSerializer(serializers.Serializer):
     compute_type = serializers.ChoiceField(choices=COMPUTE_TYPES, required=False)
     timestamps = serializers.BooleanField(default=True)
     word_timestamps = serializers.BooleanField(default=False)
-    diarize = serializers.BooleanField(default=False)
+    diarize = DiarizeField(default=False)
+    min_speakers = serializers.IntegerField(required=False, min_value=1, max_value=100)
+    max_speakers = serializers.IntegerField(required=False, min_value=1, max_value=100)
     formats = serializers.ListField(
         child=serializers.ChoiceField(choices=sorted(FORMATS)), required=False, allow_empty=False
     )
@@ -46,6 +65,11 @@ class JobOptionsSerializer(serializers.Serializer):
     )
     post_correction = serializers.DictField(required=False)
     drop_flagged = serializers.BooleanField(default=False)
+    # Whisper's initial prompt (before the glossary's terms) and a fixed sampling
+    # temperature (0 or unset: Whisper's fallback), as OpenAI's endpoint takes them.
+    prompt = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    temperature = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
+    callback_url = serializers.URLField(required=False, max_length=2000)
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
@@ -77,12 +101,48 @@ class JobOptionsSerializer(serializers.Serializer):
             )
         return value
 
-    def validate_diarize(self, value: bool) -> bool:
-        if value:
+    def validate_device(self, value: str) -> str:
+        return self._operator_hardware("device", value)
+
+    def validate_compute_type(self, value: str) -> str:
+        return self._operator_hardware("compute_type", value)
+
+    @staticmethod
+    def _operator_hardware(name: str, value: str) -> str:
+        """Devices and precisions are planned by the operator for the workers' memory."""
+        if not settings.SCRIBE_ALLOW_REQUEST_HARDWARE:
             raise serializers.ValidationError(
-                "Speaker diarization is not available on this server yet."
+                f"{name} is chosen by the operator on this server: leave it out "
+                "(the operator may allow it with SCRIBE_ALLOW_REQUEST_HARDWARE=true)."
             )
         return value
+
+    def validate_diarize(self, value: bool | str) -> bool | str:
+        if value is True and not settings.SCRIBE_DIARIZATION:
+            raise serializers.ValidationError(
+                "Speaker diarization is disabled on this server (SCRIBE_DIARIZATION). Use "
+                '"channels" for a recording with one speaker per channel, or ask the operator '
+                "to install the diarize extra and enable it."
+            )
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        low, high = attrs.get("min_speakers"), attrs.get("max_speakers")
+        errors: dict[str, str] = {}
+        for name, value in (("min_speakers", low), ("max_speakers", high)):
+            if value is not None and attrs.get("diarize") is not True:
+                errors[name] = 'Applies only with "diarize": true.'
+        if low is not None and high is not None and low > high:
+            errors["max_speakers"] = f"Must be at least min_speakers ({low})."
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+    def validate_callback_url(self, value: str) -> str:
+        try:
+            return callback_url_check(url=value, owner=self.context.get("owner"))
+        except CallbackRefused as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
     def validate_glossary_id(self, value: int | None) -> int | None:
         owner = self.context.get("owner")
@@ -155,4 +215,7 @@ def job_representation(job: Job, request) -> dict[str, Any]:
             data["results"] = {fmt: f"{url}?format={fmt}" for fmt in formats}
     if job.status == Job.Status.FAILED:
         data["error"] = {"code": job.error_code, "message": job.error_message}
+    if job.interrupted:
+        # A live session cut short: its transcript holds what was finalised before.
+        data["interrupted"] = {"code": job.error_code, "message": job.error_message}
     return data

@@ -9,6 +9,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,10 +21,14 @@ from django.core.files.uploadedfile import TemporaryUploadedFile
 from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from accounts.models import Owner
 from glossary.services import Bias, job_bias, job_hotword_choice, job_result_post_process
-from scribe.db import unit_of_work
+from realtime.models import StreamSegment
+from scribe import metrics as scribe_metrics
+from scribe.db import retry_transient, transient_errors, unit_of_work
 from transcription import storage
 from transcription.broker import pending_task_names
 from transcription.engine import (
@@ -32,20 +37,30 @@ from transcription.engine import (
     EngineError,
     HardwareProfile,
     LoadedModel,
+    ModelNotFoundError,
+    Segment,
     TranscribeOptions,
+    Transcript,
     TranscriptionCancelled,
     detect_hardware,
     model_manager,
-    model_size,
-    plan_devices,
     probe,
+    resolve_model,
     token_counter,
     transcribe,
 )
-from transcription.errors import MediaTooLongError, QueueFullError
+from transcription.engine.diarization import diarize, diarizer_manager
+from transcription.engine.speakers import assign_speakers, transcribe_channels
+from transcription.errors import ChannelsNeededError, MediaTooLongError, QueueFullError
 from transcription.models import Job, ServiceSettings
+from transcription.placement import device_lanes_build, worker_slot
+from transcription.priority import BatchTurn
 
 LANES = ("batch", "realtime")
+
+# What the queue broker raises when it cannot take a message now (Redis down or
+# restarting); the database keeps the job, and recovery sends it again.
+BROKER_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError)
 
 
 def lane_model_name(lane: str) -> str:
@@ -70,18 +85,23 @@ def device_plan_build(
     model: str,
     overrides: DeviceOverrides | None = None,
     profile: HardwareProfile | None = None,
+    lane: str = "batch",
 ) -> DevicePlan:
-    """Plan devices for ``model`` from the hardware, settings and command-line overrides."""
+    """Plan devices for ``model`` in ``lane`` from the hardware, settings and command-line
+    overrides, sharing each GPU with the other lane (transcription/placement.py)."""
     overrides = overrides or DeviceOverrides()
-    return plan_devices(
-        profile or detect_hardware(),
-        model_size(model, models_dir=settings.SCRIBE_MODELS_DIR),
-        device=overrides.device or settings.SCRIBE_DEVICE,
-        compute_type=overrides.compute_type or settings.SCRIBE_COMPUTE_TYPE,
-        workers=overrides.workers or settings.SCRIBE_WORKERS,
-        cpu_threads=overrides.cpu_threads or settings.SCRIBE_CPU_THREADS,
-        max_workers_per_gpu=settings.SCRIBE_MAX_WORKERS_PER_GPU,
+    lanes = device_lanes_build(
+        batch_model=model if lane == "batch" else None,
+        device=overrides.device,
+        compute_type=overrides.compute_type,
+        workers=overrides.workers,
+        cpu_threads=overrides.cpu_threads,
+        profile=profile,
+        realtime=True if lane == "realtime" else None,
     )
+    plan = lanes.batch if lane == "batch" else lanes.realtime
+    assert plan is not None  # the realtime lane is planned when asked for
+    return plan
 
 
 def model_load(*, model: str, plan: DevicePlan, slot: int = 0) -> LoadedModel:
@@ -96,6 +116,10 @@ def model_load(*, model: str, plan: DevicePlan, slot: int = 0) -> LoadedModel:
         device_index=assignment.index,
         compute_type=assignment.compute_type,
         cpu_threads=assignment.cpu_threads,
+        # A worker keeps what its share of the plan holds: on a GPU one model of this size.
+        max_loaded=settings.SCRIBE_MAX_LOADED_MODELS,
+        footprint_mb=assignment.footprint_mb,
+        vram_budget_mb=assignment.footprint_mb,
     )
     # Report what the operator asked for ("auto", "float16"…) beside what runs.
     return dataclasses.replace(loaded, compute_type_requested=plan.compute_type_requested)
@@ -119,6 +143,8 @@ def job_create(*, owner: Owner, upload: TemporaryUploadedFile, options: dict[str
     info = probe(Path(upload.temporary_file_path()), name=source_name)
     if info.duration_s and info.duration_s > settings.SCRIBE_MAX_DURATION_S:
         raise MediaTooLongError(info.duration_s, settings.SCRIBE_MAX_DURATION_S)
+    if options.get("diarize") == "channels" and info.channels < 2:
+        raise ChannelsNeededError(info.channels)
     job = Job(
         owner=owner,
         options=options,
@@ -176,11 +202,26 @@ def _retry_after_s() -> int:
 
 
 def job_enqueue(*, job: Job) -> None:
-    """Hand the job to the workers once the surrounding transaction commits."""
+    """Hand the job to the workers once the surrounding transaction commits.
+
+    The database, not the broker, is the queue's source of truth: when the broker cannot
+    take the message (Redis restarting), the job stays queued and recovery sends it again
+    after SCRIBE_REQUEUE_AFTER_S, so the caller is not failed for it.
+    """
     job_id, name = str(job.id), _task_name(job)
-    transaction.on_commit(
-        lambda: async_task("transcription.tasks.job_run", job_id, task_name=name, group="jobs")
-    )
+
+    def send() -> None:
+        try:
+            async_task("transcription.tasks.job_run", job_id, task_name=name, group="jobs")
+        except (*BROKER_ERRORS, *transient_errors()) as exc:  # the ORM broker is the DB
+            logger.warning(
+                "job %s: the queue broker refused it (%s); recovery sends it again within %s s",
+                job_id,
+                exc,
+                settings.SCRIBE_REQUEUE_AFTER_S,
+            )
+
+    transaction.on_commit(send)
 
 
 def _task_name(job: Job) -> str:
@@ -207,6 +248,66 @@ def queue_summary() -> dict[str, Any]:
     }
 
 
+def system_status() -> dict[str, Any]:
+    """What an operator needs at a glance: hardware, plan, workers, queue, models."""
+    from django_q.status import Stat
+
+    from scribe.metrics import loaded_models
+
+    profile = detect_hardware()
+    status: dict[str, Any] = {
+        "device": dataclasses.asdict(profile),
+        "free_vram_mb": {f"cuda:{g.index}": g.free_vram_mb for g in profile.gpus},
+        "queue": queue_summary(),
+    }
+    try:
+        plan = device_plan_build(model=lane_model_name("batch"), profile=profile)
+        status["plan"] = {**dataclasses.asdict(plan), "total_workers": plan.total_workers}
+    except EngineError as exc:
+        status["plan"] = {"error": exc.message}
+    try:
+        # Cluster statistics live in the broker's cache: shared with Redis, per process
+        # (so invisible here) with the embedded ORM broker.
+        clusters = [
+            {
+                "cluster_id": str(stat.cluster_id),
+                "host": stat.host,
+                "status": stat.status,
+                "workers": len(stat.workers),
+                "uptime_s": round(stat.uptime(), 1),
+            }
+            for stat in Stat.get_all()
+        ]
+    except Exception as exc:  # the broker is down: say so, keep the rest of the page
+        clusters = [{"error": f"cluster statistics unavailable: {exc}"}]
+    status["workers"] = {
+        "batch_clusters": clusters,
+        "busy": [
+            {"host": host, "pid": pid}
+            for host, pid in Job.objects.processing()
+            .values_list("worker_host", "worker_pid")
+            .distinct()
+        ],
+        "realtime": {
+            "in_web_process": settings.SCRIBE_REALTIME_IN_PROCESS,
+            "channel": settings.SCRIBE_REALTIME_CHANNEL,
+        },
+    }
+    lanes = []
+    for lane in LANES:
+        name = lane_model_name(lane)
+        try:
+            path: str | None = str(
+                resolve_model(name, models_dir=settings.SCRIBE_MODELS_DIR, offline=True).path
+            )
+            problem = None
+        except ModelNotFoundError as exc:
+            path, problem = None, exc.message
+        lanes.append({"lane": lane, "model": name, "path": path, "problem": problem})
+    status["models"] = {"lanes": lanes, "loaded": loaded_models()}
+    return status
+
+
 def job_cancel(*, job: Job) -> Job:
     """Cancel a queued job now, or ask a processing one to stop at its next segment."""
     if job.cancel_queued():
@@ -220,6 +321,8 @@ def job_cancel(*, job: Job) -> Job:
 def job_files_delete(*, job: Job) -> None:
     """Delete the source audio and every derived file of a job (not its result)."""
     storage.job_audio_delete(job.id, job.source_path)
+    if job.kind == Job.Kind.FILE:  # a live session's finals are its transcript
+        job.stream_segments.all().delete()  # partial segments: the result has them now
     if job.source_path:
         Job.objects.filter(pk=job.pk).update(source_path="")
         job.source_path = ""
@@ -237,8 +340,11 @@ class _Heartbeat(threading.Thread):
         while not self.stopped.wait(self.interval_s):
             # A connection per beat, given back after it: none is held idle in between,
             # and one broken by a database restart is replaced at the next beat.
-            with unit_of_work():
-                self.job.record_heartbeat()
+            try:
+                with unit_of_work():
+                    self.job.record_heartbeat()
+            except transient_errors() as exc:  # the next beat tries again
+                logger.warning("job %s: heartbeat not written (%s)", self.job.id, exc)
 
     def stop(self) -> None:
         self.stopped.set()
@@ -247,21 +353,57 @@ class _Heartbeat(threading.Thread):
 
 class _JobCallbacks:
     """Progress writes at most once a second; cancel and the duration limit, checked at
-    most once a second."""
+    most once a second.
+
+    The segments decoded since the last write are written with it, as the job's partial
+    segments (``job.stream_segments``, the table live sessions keep their finals in): the
+    database is what every process sees, on SQLite as on PostgreSQL, so a web process can
+    stream them (the OpenAI endpoint's ``stream=true``) while the job runs.
+    """
 
     def __init__(self, job: Job) -> None:
         self.job = job
         self.last_write = 0.0
         self.last_poll = 0.0
         self.too_long = False
+        self.pending: list[Segment] = []
+
+    def on_segment(self, segment: Segment) -> None:
+        self.pending.append(segment)
 
     def on_progress(self, processed_s: float, total_s: float | None) -> None:
         now = time.monotonic()
         if now - self.last_write >= PROGRESS_WRITE_INTERVAL_S:
             self.last_write = now
-            self.job.record_progress(processed_s=round(processed_s, 2), total_s=total_s)
+            try:
+                self._write_partials()
+                self.job.record_progress(processed_s=round(processed_s, 2), total_s=total_s)
+            except transient_errors() as exc:  # progress is written again a second later
+                logger.warning("job %s: progress not written (%s)", self.job.id, exc)
+                db.connection.close()  # the next write takes a fresh connection
         if processed_s > settings.SCRIBE_MAX_DURATION_S:
             self.too_long = True
+
+    def _write_partials(self) -> None:
+        if not self.pending:
+            return
+        StreamSegment.objects.bulk_create(
+            [
+                StreamSegment(
+                    job_id=self.job.pk,
+                    index=s.id,
+                    start=s.start,
+                    end=s.end,
+                    text=s.text.strip(),
+                    raw_text=s.text.strip(),
+                    confidence=round(s.confidence, 4),
+                    avg_logprob=s.avg_logprob,
+                    compression_ratio=s.compression_ratio,
+                )
+                for s in self.pending
+            ]
+        )
+        self.pending = []  # kept when the write failed: sent with the next one
 
     def should_cancel(self) -> bool:
         if self.too_long:
@@ -270,18 +412,73 @@ class _JobCallbacks:
         if now - self.last_poll < CANCEL_POLL_INTERVAL_S:
             return False
         self.last_poll = now
-        return self.job.cancel_was_requested()
+        try:
+            return self.job.cancel_was_requested()
+        except transient_errors():
+            return False  # asked again at the next poll
 
 
 def _options_for(job: Job, bias: Bias) -> TranscribeOptions:
     opts = job.options
-    return TranscribeOptions(
+    options = TranscribeOptions(
         language=opts.get("language") or None,
         hotwords=bias.hotwords,
-        initial_prompt=bias.initial_prompt,
+        # The caller's own prompt first, then the glossary's terms.
+        initial_prompt=" ".join(p for p in (opts.get("prompt"), bias.initial_prompt) if p) or None,
         vad=opts.get("vad", True),
         word_timestamps=opts.get("word_timestamps", False),
         batch_size=opts.get("batch_size") or None,
+    )
+    # A fixed sampling temperature, as OpenAI's ``temperature`` asks; 0 or none keeps
+    # Whisper's fallback (0.0, then higher on a failed decode).
+    if opts.get("temperature"):
+        options = dataclasses.replace(options, temperature=(float(opts["temperature"]),))
+    return options
+
+
+def _transcript_for(
+    job: Job,
+    source: Path,
+    loaded: LoadedModel,
+    options: TranscribeOptions,
+    callbacks: _JobCallbacks,
+    choice: Callable[[str], str | None] | None,
+) -> Transcript:
+    """Transcribe the job's file, with speakers where its ``diarize`` option asks."""
+    hooks: dict[str, Any] = {
+        "on_progress": callbacks.on_progress,
+        "on_segment": callbacks.on_segment,
+        "should_cancel": callbacks.should_cancel,
+        "select_hotwords": choice,
+        "wait_turn": BatchTurn(),
+    }
+    wanted = job.options.get("diarize", False)
+    if wanted == "channels":
+        return transcribe_channels(source, loaded, options, **hooks)
+    if wanted is not True:
+        return transcribe(source, loaded, options, **hooks)
+    # Loaded first: a worker without pyannote or its weights fails the job at once, not
+    # after the transcription.
+    diarizer = diarizer_manager.get(
+        settings.SCRIBE_DIARIZATION_MODEL,
+        models_dir=settings.SCRIBE_MODELS_DIR,
+        offline=settings.SCRIBE_OFFLINE,
+        token=settings.SCRIBE_DIARIZATION_TOKEN or None,
+        device=loaded.device,
+        device_index=loaded.device_index,
+    )
+    # Word timings place a speaker change inside a segment.
+    timed = dataclasses.replace(options, word_timestamps=True)
+    transcript = transcribe(source, loaded, timed, **hooks)
+    limits = {k: job.options.get(k) for k in ("min_speakers", "max_speakers")}
+    turns = diarize(diarizer, source, should_cancel=callbacks.should_cancel, **limits)
+    transcript = assign_speakers(transcript, turns)
+    if not options.word_timestamps:
+        segments = tuple(dataclasses.replace(s, words=None) for s in transcript.segments)
+        transcript = dataclasses.replace(transcript, segments=segments)
+    decoding = {**transcript.run.decoding, "diarize": True, "diarization_model": diarizer.source}
+    return dataclasses.replace(
+        transcript, run=dataclasses.replace(transcript.run, decoding={**decoding, **limits})
     )
 
 
@@ -298,7 +495,9 @@ def _model_for(job: Job) -> LoadedModel:
     if key not in _plans:
         _plans[key] = device_plan_build(model=name, overrides=overrides)
     plan = _plans[key]
-    return model_load(model=name, plan=plan, slot=os.getpid())
+    return model_load(
+        model=name, plan=plan, slot=worker_slot(kind="batch", count=plan.total_workers)
+    )
 
 
 def job_process(*, job_id: str) -> None:
@@ -314,27 +513,28 @@ def job_process(*, job_id: str) -> None:
     heartbeat.start()
     callbacks = _JobCallbacks(job)
     try:
+        job.stream_segments.all().delete()  # partial segments of an attempt that died
         loaded = _model_for(job)
         count = token_counter(loaded)
         bias = job_bias(job, count_tokens=count)
         choice = job_hotword_choice(job, count_tokens=count)
         with storage.source_local_path(job.source_path, job.id) as source:
-            transcript = transcribe(
-                source,
-                loaded,
-                _options_for(job, bias),
-                on_progress=callbacks.on_progress,
-                should_cancel=callbacks.should_cancel,
-                select_hotwords=choice,
+            transcript = _transcript_for(
+                job, source, loaded, _options_for(job, bias), callbacks, choice
             )
         result = job_result_post_process(job, transcript.to_dict(words=True), bias=bias)
         result_path = storage.result_save(job.id, json.dumps(result, ensure_ascii=False))
-        if not job.mark_completed(
-            result_path=result_path,
-            language=transcript.language,
-            run=result["run"],
-            metrics=result["metrics"],
-        ):
+        # Hours of work end here: a database blip must not throw them away.
+        completed = retry_transient(
+            lambda: job.mark_completed(
+                result_path=result_path,
+                language=transcript.language,
+                run=result["run"],
+                metrics=result["metrics"],
+            ),
+            what=f"job {job.id}: storing its completion",
+        )
+        if not completed:
             storage.delete_quietly(result_path)  # cancelled or failed meanwhile
     except TranscriptionCancelled:
         if callbacks.too_long:
@@ -363,6 +563,8 @@ def job_process(*, job_id: str) -> None:
             job.mark_failed(code=exc.code, message=exc.message)
         elif job.mark_requeued():
             job_enqueue(job=job)
+    except transient_errors() as exc:
+        _job_retry_later(job, exc)
     except Exception as exc:
         logger.exception("job %s failed unexpectedly", job.id)
         job.mark_failed(
@@ -372,9 +574,45 @@ def job_process(*, job_id: str) -> None:
         )
     finally:
         heartbeat.stop()
-        job.refresh_from_db()
-        if job.is_terminal:
-            job_files_delete(job=job)
+        try:
+            job.refresh_from_db()
+            if job.is_terminal:
+                job_files_delete(job=job)
+                _job_observe(job)
+        except transient_errors():
+            pass  # the job is not ended by this worker; recovery or a retry will end it
+
+
+def _job_observe(job: Job) -> None:
+    """Record a finished job in this worker process's Prometheus metrics."""
+    duration = (
+        (job.finished_at - job.started_at).total_seconds()
+        if job.finished_at and job.started_at
+        else None
+    )
+    scribe_metrics.job_finished(status=job.status, duration_s=duration, metrics=job.metrics)
+
+
+def _job_retry_later(job: Job, exc: BaseException) -> None:
+    """A transient database error stopped the job: put it back in the queue while
+    attempts remain, rather than failing it for good. When the database is still
+    unreachable the job stays processing, and recovery retries it once its heartbeat is
+    stale."""
+    logger.warning("job %s stopped by a database error (%s); retrying it", job.id, exc)
+    try:
+        if job.attempts >= settings.SCRIBE_JOB_MAX_ATTEMPTS:
+            retry_transient(
+                lambda: job.mark_failed(
+                    code="service_unavailable",
+                    message=f"The database failed {job.attempts} times while this job ran "
+                    f"({exc}). Submit the file again; tell the operator if it persists.",
+                ),
+                what=f"job {job.id}: failing it",
+            )
+        elif retry_transient(job.mark_requeued, what=f"job {job.id}: requeueing it"):
+            job_enqueue(job=job)
+    except transient_errors():
+        logger.warning("job %s: left for recovery (the database is still unreachable)", job.id)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -470,8 +708,10 @@ def job_results_purge(*, now: datetime | None = None) -> int:
     cutoff = now - ServiceSettings.current().retention()
     purged = 0
     for job in Job.objects.finished_before(cutoff).filter(result_purged_at__isnull=True):
-        storage.delete_quietly(job.result_path)
+        result_path = job.result_path
+        if not job.purge_result(now=now):
+            continue  # another purge took it
+        storage.delete_quietly(result_path)
         job_files_delete(job=job)  # a crash may have left audio behind
-        Job.objects.filter(pk=job.pk).update(result_path="", result_purged_at=now)
         purged += 1
     return purged

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
@@ -21,6 +21,11 @@ from transcription.errors import JobStateError, ResultGoneError
 from transcription.models import Job
 from transcription.serializers import JobOptionsSerializer, job_representation
 from transcription.uploads import LimitedUploadHandler
+
+# An answer in the error shape (scribe/schema.py adds the common ones to every operation).
+ERROR = OpenApiResponse(
+    response={"$ref": "#/components/schemas/Error"}, description="See error.message."
+)
 
 
 class OwnedJobsMixin:
@@ -44,6 +49,7 @@ class JobListView(OwnedJobsMixin, GenericAPIView):
         request={
             "multipart/form-data": {
                 "type": "object",
+                "required": ["file"],
                 "properties": {
                     "file": {"type": "string", "format": "binary"},
                     "options": {"type": "string", "description": "JSON object of job options"},
@@ -100,7 +106,7 @@ class JobDetailView(OwnedJobsMixin, GenericAPIView):
         return Response(job_representation(self.get_object(), request))
 
     @extend_schema(
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, 409: ERROR},
         description="Cancel: a queued job at once, a processing one at the next segment boundary.",
     )
     def delete(self, request, job_id):
@@ -127,6 +133,8 @@ class JobResultView(OwnedJobsMixin, GenericAPIView):
         responses={
             (200, "application/json"): OpenApiTypes.OBJECT,
             (200, "text/plain"): OpenApiTypes.STR,
+            409: ERROR,
+            410: ERROR,
         },
     )
     def get(self, request, job_id):
@@ -166,3 +174,13 @@ class SystemQueueView(GenericAPIView):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         return Response(services.queue_summary())
+
+
+class SystemView(GenericAPIView):
+    """Hardware, device plan, workers, queue depth and models (``admin`` scope)."""
+
+    required_scope = "admin"
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        return Response(services.system_status())

@@ -5,10 +5,13 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
+from accounts.models import Owner
 from accounts.services import api_key_create
 from glossary.models import Glossary, Rule
+from glossary.services import job_bias, job_hotword_choice, job_result_post_process
 from tests.conftest import shared_clip
 from transcription import services
+from transcription.models import Job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -77,10 +80,12 @@ def test_bad_glossaries_get_field_errors(editor):
     editor.post("/v1/glossaries", GLOSSARY, format="json")
     twice = {"name": "other", "terms": [{"canonical": "vLLM"}, {"canonical": "vLLM"}]}
 
-    same_name = editor.post("/v1/glossaries", GLOSSARY, format="json").json()
+    same_name = editor.post("/v1/glossaries", GLOSSARY, format="json")
     repeated = editor.post("/v1/glossaries", twice, format="json").json()
 
-    assert "already have a glossary" in same_name["error"]["fields"]["name"][0]
+    assert same_name.status_code == 409  # a conflict with what exists, not a bad field
+    assert same_name.json()["error"]["code"] == "name_taken"
+    assert "already have a glossary named" in same_name.json()["error"]["message"]
     assert "listed twice: vLLM" in repeated["error"]["fields"]["terms"][0]
 
 
@@ -204,3 +209,23 @@ def test_job_options_refuse_another_owners_glossary_and_unconfigured_llm(editor,
 
     assert "No glossary of yours" in foreign["error"]["fields"]["options"]["glossary_id"][0]
     assert "not configured" in llm["error"]["fields"]["options"]["post_correction"][0]
+
+
+def test_a_job_uses_its_glossary_only_while_its_owner_owns_it(editor):
+    gid = editor.post("/v1/glossaries", GLOSSARY, format="json").json()["id"]
+    job = Job.objects.create(
+        owner=Glossary.objects.get(pk=gid).owner,
+        options={"glossary_id": gid, "post_correction": {"mode": "glossary"}},
+    )
+    segment = {"id": 0, "start": 0.0, "end": 2.0, "text": " 브이엘엘엠 서빙", "words": None}
+    result = {"language": "ko", "segments": [segment], "speech": [], "run": {}}
+    assert job_bias(job, count_tokens=len).hotwords == "vLLM Kubernetes"
+
+    # The glossary changes hands after the job was accepted: the job runs without it.
+    Glossary.objects.filter(pk=gid).update(owner=Owner.objects.create(name="search-team"))
+    bias = job_bias(job, count_tokens=len)
+    processed = job_result_post_process(job, result, bias=bias)
+
+    assert (bias.hotwords, bias.initial_prompt) == (None, None)
+    assert job_hotword_choice(job, count_tokens=len) is None
+    assert processed["segments"][0]["text"] == " 브이엘엘엠 서빙"

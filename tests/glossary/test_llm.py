@@ -9,8 +9,9 @@ import pytest
 from glossary.llm import LLMConfig, mask, unmask
 from glossary.models import LLMAuditRecord
 from glossary.normalize import TermSpec
-from glossary.services import llm_audit, post_process
+from glossary.services import Bias, job_result_post_process, llm_audit, post_process
 from tests.glossary.fake_llm import FakeLLM
+from transcription.models import Job
 
 pytestmark = pytest.mark.django_db
 
@@ -198,3 +199,23 @@ def test_hallucinations_leave_the_transcript_and_other_flags_only_mark_unless_as
     assert marked["post_correction"]["dropped_segments"] == 2
     assert [s["text"].strip() for s in dropped["segments"]] == ["배포는 끝났습니다"]
     assert dropped["post_correction"]["dropped_segments"] == 3
+
+
+@pytest.mark.parametrize(
+    ("options", "texts"),
+    [
+        ({}, ["배포는 끝났습니다", "아마 그럴 겁니다"]),
+        ({"drop_flagged": True}, ["배포는 끝났습니다"]),
+    ],
+)
+def test_a_jobs_drop_flagged_option_decides_whether_its_flagged_segments_stay(
+    owner_key, options, texts
+):
+    job = Job.objects.create(owner=owner_key[0].owner, options=options)
+    # The second segment is flagged low_confidence (see the test above).
+    result = result_with(("배포는 끝났습니다", -0.1), ("아마 그럴 겁니다", -1.5))
+
+    processed = job_result_post_process(job, result, bias=Bias(None, None))
+
+    assert [s["text"].strip() for s in processed["segments"]] == texts
+    assert processed["post_correction"]["dropped_segments"] == 2 - len(texts)

@@ -16,6 +16,7 @@ from realtime.session import (
     KEEP_CONTEXT_S,
     LEFT_CONTEXT_S,
     MAX_BUFFER_S,
+    MAX_TENTATIVE_AGE_S,
     MAX_WORD_S,
     SAMPLE_RATE_HZ,
     FinalSegment,
@@ -392,3 +393,35 @@ def test_the_committed_speech_before_new_audio_is_kept_as_context():
 
     # Seconds of it, not a word or two: a short buffer loses the words' context.
     assert session.buffer_s >= 3.0
+
+
+def test_a_word_the_hypotheses_never_agree_on_is_final_once_it_is_max_tentative_age_old():
+    # Each decode hears the word differently: only its age can commit it, as the latest
+    # hypothesis has it. It ends at 0.5 s: 2.5 s old (MAX_TENTATIVE_AGE_S) at 3.0 s.
+    model = Rehearsed(timed(("won", 0.0, 0.5)), timed(("one", 0.0, 0.5)), timed(("juan", 0.0, 0.5)))
+    session = StreamingSession(model.transcribe)  # no VAD: no pause ever commits it
+
+    steps = []
+    for start in (0.0, 1.0, 2.0):
+        feed(session, start, start + 1.0)
+        steps.append(session.process())
+
+    assert MAX_TENTATIVE_AGE_S == 2.5
+    assert [s.finals for s in steps[:2]] == [(), ()]
+    assert [s.partial.text for s in steps[:2] if s.partial] == ["won", "one"]
+    assert [f.text for f in steps[2].finals] == ["juan"]
+
+
+def test_a_hypothesis_that_rewords_the_kept_context_entirely_adds_only_what_follows_it():
+    model = Rehearsed(
+        timed(("we", 0.5, 1.0), ("deploy", 1.0, 1.6)),
+        timed(("we", 0.5, 1.0), ("deploy", 1.0, 1.6), ("it", 1.6, 1.75), ("now", 2.4, 2.8)),
+        # No word of the kept "we deploy" is heard the same: nothing aligns by text, so
+        # the words before the committed end (1.6 s) are taken for it by their times.
+        timed(("whee", 0.5, 1.0), ("deplore", 1.0, 1.6), ("it", 1.6, 1.75), ("now", 2.4, 2.8)),
+    )
+    session = StreamingSession(model.transcribe)
+    finals = play(session, [(0.0, 2.0), (2.0, 3.0), (3.0, 4.0)])
+
+    assert model.calls == 3
+    assert words_of(finals) == ["we", "deploy", "it", "now"]

@@ -66,6 +66,26 @@ def test_a_live_session_is_not_recovered(owner_key, job_settings):
     assert Job.objects.get(pk=job.pk).status == "processing"
 
 
+def test_the_realtime_heartbeat_keeps_live_sessions_from_recovery_and_skips_ended_ones(
+    owner_key, job_settings, settings
+):
+    key, _ = owner_key
+    live = stream_services.stream_job_create(owner_id=key.owner_id, options={})
+    ended = stream_services.stream_job_create(owner_id=key.owner_id, options={})
+    silent_since = timezone.now() - timedelta(seconds=settings.SCRIBE_STALE_AFTER_S + 5)
+    Job.objects.filter(pk__in=[live.pk, ended.pk]).update(
+        heartbeat_at=silent_since, worker_host="another-host"
+    )
+    Job.objects.filter(pk=ended.pk).update(status=Job.Status.COMPLETED)
+
+    stream_services.stream_jobs_heartbeat(job_ids=[live.id, ended.id])
+
+    assert timezone.now() - Job.objects.get(pk=live.pk).heartbeat_at < timedelta(seconds=5)
+    assert Job.objects.get(pk=ended.pk).heartbeat_at == silent_since
+    assert services.jobs_recover() == 0
+    assert Job.objects.get(pk=live.pk).status == "processing"
+
+
 def test_a_final_that_is_a_hallucination_is_stored_flagged_but_never_sent_or_transcribed(
     owner_key, api, job_settings, loaded_model
 ):
@@ -74,7 +94,7 @@ def test_a_final_that_is_a_hallucination_is_stored_flagged_but_never_sent_or_tra
     Job.objects.filter(pk=job.pk).update(
         run=dataclasses.asdict(run_record(loaded_model, {"lane": "realtime"}))
     )
-    review = stream_services.session_review(glossary_id=None)
+    review = stream_services.session_review(owner_id=key.owner_id, glossary_id=None)
 
     sent = stream_services.stream_final_save(
         job_id=job.id, final=final(0, 0.0, "배포 끝났습니다"), review=review
@@ -91,3 +111,19 @@ def test_a_final_that_is_a_hallucination_is_stored_flagged_but_never_sent_or_tra
     result = api.get(f"/v1/jobs/{job.id}/result?format=json").json()
     assert result["text"] == "배포 끝났습니다"
     assert [s["flags"] for s in result["suppressed_segments"]] == [["known_hallucination"]]
+
+
+def test_a_sessions_glossary_applies_only_while_its_owner_owns_it(owner_key, job_settings):
+    from accounts.models import Owner
+    from glossary.models import Glossary, Term
+
+    key, _ = owner_key
+    glossary = Glossary.objects.create(owner_id=key.owner_id, name="infra")
+    Term.objects.create(glossary=glossary, canonical="Kubernetes", variants=["쿠버네티스"])
+
+    owned = stream_services.session_review(owner_id=key.owner_id, glossary_id=glossary.pk)
+    Glossary.objects.filter(pk=glossary.pk).update(owner=Owner.objects.create(name="other"))
+    handed_over = stream_services.session_review(owner_id=key.owner_id, glossary_id=glossary.pk)
+
+    assert [t.canonical for t in owned.terms] == ["Kubernetes"]
+    assert handed_over.terms == []

@@ -159,3 +159,23 @@ def test_the_connection_dials_the_address_that_was_checked_not_a_new_dns_answer(
 
     assert response.status_code == 200
     assert len(llm.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil-llm.example/v1",  # ends with the allowed name
+        "https://api.llm.example/v1",  # a subdomain of it
+        "https://llm.example.evil.test/v1",  # starts with it
+        "https://llm.exampl/v1",  # inside it
+    ],
+)
+def test_only_the_exact_allowed_host_passes_not_names_that_contain_it(url):
+    egress = Egress(["llm.example"], setting="SCRIBE_LLM_ALLOWED_HOSTS")
+    public = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("203.0.113.7", 443))]
+
+    # DNS would answer for any of them: only the name check stands in the way.
+    with mock.patch("socket.getaddrinfo", autospec=True, return_value=public):
+        egress.check("https://LLM.example/v1")
+        with pytest.raises(EgressRefused, match="is not in SCRIBE_LLM_ALLOWED_HOSTS"):
+            egress.check(url)

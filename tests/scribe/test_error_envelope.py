@@ -70,3 +70,18 @@ def test_pages_outside_the_api_keep_djangos_own_400_and_404():
 
     assert "application/json" not in page_not_found(request)["Content-Type"]
     assert "application/json" not in bad_request(request)["Content-Type"]
+
+
+def test_options_on_an_upload_route_and_an_empty_multipart_body_answer_in_shape(
+    secret, job_settings
+):
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+    options = Client().options("/v1/jobs", **auth)
+    empty = Client().post(
+        "/v1/jobs", data=b"", content_type="multipart/form-data; boundary=xyz", **auth
+    )
+
+    assert options.status_code == 200, options.content[:300]
+    assert "POST" in options["Allow"]
+    assert empty.status_code == 400
+    assert "file" in envelope(empty)["fields"]

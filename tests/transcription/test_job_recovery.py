@@ -173,3 +173,48 @@ def test_the_recovery_log_names_the_dead_worker(job, caplog):
         services.jobs_recover()
 
     assert f"worker {socket.gethostname()}/{pid} is gone" in caplog.text
+
+
+def test_the_heartbeat_of_a_running_job_keeps_it_from_being_taken_for_dead(job, settings):
+    import os
+    import time
+
+    claim(job, pid=os.getpid(), host="another-host", seconds_ago=settings.SCRIBE_STALE_AFTER_S + 5)
+    silent_since = Job.objects.get(pk=job.pk).heartbeat_at
+
+    heartbeat = services._Heartbeat(job, interval_s=0.05)
+    heartbeat.start()
+    try:
+        deadline = time.monotonic() + 10
+        while Job.objects.get(pk=job.pk).heartbeat_at == silent_since:
+            assert time.monotonic() < deadline, "no heartbeat was written"
+            time.sleep(0.05)
+    finally:
+        heartbeat.stop()
+
+    assert timezone.now() - Job.objects.get(pk=job.pk).heartbeat_at < timedelta(seconds=5)
+    assert services.jobs_recover() == 0
+    assert Job.objects.get(pk=job.pk).status == "processing"
+
+
+def test_a_worker_elsewhere_is_not_taken_for_dead_by_a_pid_missing_on_this_host(job):
+    # Its PID means nothing here: only its heartbeat says whether it is alive.
+    claim(job, pid=dead_pid(), host="another-host")
+
+    assert services.jobs_recover() == 0
+    assert Job.objects.get(pk=job.pk).status == "processing"
+
+
+def test_a_job_already_taken_by_one_worker_is_not_claimed_by_another(job):
+    second = Job.objects.get(pk=job.pk)  # a redelivered task, read while it was queued
+
+    assert job.mark_processing(host="worker-a", pid=101) is True
+    assert second.mark_processing(host="worker-b", pid=202) is False
+
+    row = Job.objects.get(pk=job.pk)
+    assert (row.status, row.attempts, row.worker_host, row.worker_pid) == (
+        "processing",
+        1,
+        "worker-a",
+        101,
+    )

@@ -226,7 +226,22 @@ def test_the_result_of_a_cancelled_job_says_there_will_be_none(api, job_settings
     assert "Poll" not in message
 
 
+def test_hardware_is_the_operators_unless_requests_are_allowed_to_choose(
+    api, job_settings, tone_wav
+):
+    response = upload(api, tone_wav, {"device": "cpu", "compute_type": "int8", "model": "x"})
+
+    assert response.status_code == 400
+    fields = response.json()["error"]["fields"]["options"]
+    assert set(fields) == {"device", "compute_type", "model"}
+    assert "SCRIBE_ALLOW_REQUEST_HARDWARE" in fields["device"][0]
+    assert "not served here" in fields["model"][0]
+    job_settings.SCRIBE_ALLOW_REQUEST_HARDWARE = True
+    assert upload(api, tone_wav, {"device": "cpu", "compute_type": "int8"}).status_code == 202
+
+
 def test_a_gpu_job_on_workers_without_one_fails_in_the_apis_words(api, job_settings, tone_wav):
+    job_settings.SCRIBE_ALLOW_REQUEST_HARDWARE = True
     # Accepted: the web process (no model, often no GPU) cannot know the workers' hardware.
     job_id = upload(api, tone_wav, {"device": "cuda"}).json()["job_id"]
     # The hardware edge: what CTranslate2 reports on a worker without a CUDA device.

@@ -9,6 +9,7 @@ import pytest
 from transcription.engine import ModelNotFoundError, model_manager, resolve_model
 from transcription.engine.registry import count_parameters, model_size, parameters_millions
 from transcription.engine.testmodel import SIZES, build_tokenizer
+from transcription.models import Job
 
 
 def test_a_missing_model_offline_names_the_model_the_places_searched_and_the_fix(tmp_path):
@@ -118,3 +119,33 @@ def test_the_manager_keeps_separate_models_per_compute_type(model_dir, tmp_path)
     assert (int8.compute_type, fp32.compute_type) == ("int8_float32", "float32")
     digest = hashlib.sha256((model_dir / "model.bin").read_bytes()).hexdigest()
     assert int8.checksum == fp32.checksum == f"sha256:{digest}"
+
+
+def finish(job: Job) -> bool:
+    return job.mark_completed(
+        result_path="results/x.json", language="en", run={}, metrics={"audio_duration_s": 3.0}
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", [Job.Status.CANCELLED, Job.Status.FAILED, Job.Status.QUEUED])
+def test_a_job_that_left_processing_while_its_worker_finished_is_not_completed(owner_key, status):
+    # The worker's copy still says processing; the row was cancelled, failed or requeued.
+    job = Job.objects.create(owner=owner_key[0].owner, status=Job.Status.PROCESSING)
+    Job.objects.filter(pk=job.pk).update(status=status)
+
+    assert finish(job) is False
+
+    row = Job.objects.get(pk=job.pk)
+    assert (row.status, row.result_path, row.finished_at) == (status, "", None)
+
+
+@pytest.mark.django_db
+def test_a_processing_job_is_completed_once(owner_key):
+    job = Job.objects.create(owner=owner_key[0].owner, status=Job.Status.PROCESSING)
+    stale = Job.objects.get(pk=job.pk)  # a second worker's copy, read before the first won
+
+    assert finish(job) is True
+    assert finish(stale) is False
+    row = Job.objects.get(pk=job.pk)
+    assert (row.status, row.result_path, row.total_s) == ("completed", "results/x.json", 3.0)

@@ -6,20 +6,23 @@ runner whether retrying the same input could ever succeed.
 
 from __future__ import annotations
 
+from scribe.exceptions import ScribeError
 
-class EngineError(Exception):
+
+class EngineError(ScribeError):
     """An engine failure with a message fit to show a user."""
 
     code = "engine_error"
+    http_status = 500
 
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
-        self.message = message
         self.permanent = permanent
 
 
 class ModelNotFoundError(EngineError):
     code = "model_not_found"
+    http_status = 503
 
     def __init__(self, message: str) -> None:
         super().__init__(message, permanent=True)
@@ -29,6 +32,7 @@ class MediaError(EngineError):
     """The input cannot be read as audio: corrupt, empty, not media, or no audio stream."""
 
     code = "unsupported_media"
+    http_status = 415
 
     def __init__(self, message: str) -> None:
         super().__init__(message, permanent=True)
