@@ -3,9 +3,15 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from rest_framework_api_key.admin import APIKeyModelAdmin
+from rest_framework_api_key.models import APIKey as UnscopedAPIKey
 
 from accounts import services
-from accounts.models import APIKey, KeyAuditEvent, Owner, Scope
+from accounts.models import APIKey, KeyAuditEvent, Owner, Scope, validate_scopes
+
+# drf-api-key registers an admin for its own concrete key model, which scribe never uses:
+# the index would list a second, always empty "API keys" beside the scoped ones.
+if admin.site.is_registered(UnscopedAPIKey):
+    admin.site.unregister(UnscopedAPIKey)
 
 
 @admin.register(Owner)
@@ -28,7 +34,7 @@ class APIKeyForm(forms.ModelForm):
         fields = ("name", "owner", "scopes", "expiry_date", "revoked")
 
     def clean_scopes(self) -> list[str]:
-        return sorted(set(self.cleaned_data["scopes"]))
+        return validate_scopes(self.cleaned_data["scopes"])
 
 
 @admin.register(APIKey)
@@ -41,7 +47,7 @@ class ScopedAPIKeyAdmin(APIKeyModelAdmin):
         "usable",
         "created",
         "expiry_date",
-        "scopes",
+        "scope_list",
         "last_used_at",
     )
     list_filter = (*APIKeyModelAdmin.list_filter, "revoked", "owner")  # type: ignore[assignment]
@@ -50,6 +56,10 @@ class ScopedAPIKeyAdmin(APIKeyModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # The base admin replaces readonly_fields outright; written by the service, not people.
         return (*super().get_readonly_fields(request, obj), "last_used_at", "rotated_from")
+
+    @admin.display(description="scopes")
+    def scope_list(self, key: APIKey) -> str:
+        return ", ".join(key.scopes)  # not the JSON list's repr, which wraps in the column
 
     @admin.display(boolean=True, description="usable")
     def usable(self, key: APIKey) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 
@@ -24,6 +25,22 @@ class Scope(models.TextChoices):
     STREAM = "stream", "stream (WebSocket)"
     GLOSSARY = "glossary", "glossary (manage glossaries)"
     ADMIN = "admin", "admin (system endpoints)"
+
+
+def validate_scopes(scopes: list[str]) -> list[str]:
+    """Return the scopes sorted and deduplicated; refuse unknown ones and an empty list.
+
+    The one rule for every way a key is made: the admin form, the services, the CLI.
+    """
+    unknown = sorted(set(scopes) - set(Scope.values))
+    if unknown:
+        raise ValidationError(
+            f"Unknown scope(s): {', '.join(unknown)}. "
+            f"Use one or more of: {', '.join(Scope.values)}."
+        )
+    if not scopes:
+        raise ValidationError(f"A key needs at least one scope: {', '.join(Scope.values)}.")
+    return sorted(set(scopes))
 
 
 def default_scopes() -> list[str]:

@@ -10,7 +10,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import APIKey, KeyAuditEvent, Owner
+from accounts.models import APIKey, KeyAuditEvent, Owner, validate_scopes
 from accounts.throttling import throttle_window_s
 
 ROTATION_GRACE = timedelta(hours=24)
@@ -24,10 +24,14 @@ def key_group(key: APIKey) -> str:
 
 @transaction.atomic
 def api_key_create(*, owner_name: str, scopes: list[str], name: str = "") -> tuple[APIKey, str]:
-    """Create a key for ``owner_name`` (creating the owner if new); return it and its secret."""
+    """Create a key for ``owner_name`` (creating the owner if new); return it and its secret.
+
+    Raises ``ValidationError`` for an unknown scope or none, as the admin form does.
+    """
+    scopes = validate_scopes(scopes)
     owner, _ = Owner.objects.get_or_create(name=owner_name)
     key, secret = APIKey.objects.create_key(
-        owner=owner, scopes=sorted(set(scopes)), name=name or f"{owner_name} key"
+        owner=owner, scopes=scopes, name=name or f"{owner_name} key"
     )
     assert isinstance(key, APIKey)  # the manager is typed for the abstract base
     KeyAuditEvent.objects.create(

@@ -63,6 +63,8 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 INSTALLED_APPS = [
     "daphne",
+    # System checks of the deployment as a whole (scribe/checks.py).
+    "scribe.apps.ScribeConfig",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -79,11 +81,15 @@ INSTALLED_APPS = [
     "transcription",
     "realtime",
     "glossary",
+    "webhooks",
+    "openai_compat",
     "django_q",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The admin's and /v1/docs' static files, served by the web process itself (no nginx).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -153,6 +159,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Unset: the embedded django-q2 ORM broker and in-memory channel layer.
 REDIS_URL = env_str("REDIS_URL") or None
 
+# How the processes are laid out: "embedded" (one machine, the defaults above may be
+# used) or "distributed" (web and workers in separate containers or hosts, as
+# docker/compose.yml runs them): then SQLite and the in-memory channel layer are refused
+# at start-up (scribe/checks.py), since processes that share no memory or disk would
+# silently not see each other's jobs and live sessions.
+SCRIBE_TOPOLOGY = env_choice("SCRIBE_TOPOLOGY", "embedded", {"embedded", "distributed"})
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -166,7 +179,14 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+# `collectstatic` writes here (the images do it at build time, compressed); WhiteNoise
+# serves it. Without it (a fresh clone, `make serve`) WhiteNoise serves the apps' own
+# static directories, so the admin is styled with DEBUG off either way.
+STATIC_ROOT = Path(env_str("SCRIBE_STATIC_ROOT") or VAR_DIR / "static")
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # else WhiteNoise warns in every process
+# From the apps only until collectstatic has run: their files would shadow the collected,
+# compressed copies.
+WHITENOISE_USE_FINDERS = not (STATIC_ROOT / "admin").is_dir()
 MEDIA_ROOT = Path(env_str("SCRIBE_MEDIA_ROOT") or VAR_DIR / "media")
 MEDIA_URL = "media/"
 
@@ -182,7 +202,21 @@ SCRIBE_DEVICE = env_device("SCRIBE_DEVICE", "auto")
 SCRIBE_COMPUTE_TYPE = env_choice("SCRIBE_COMPUTE_TYPE", "auto", set(COMPUTE_TYPES))
 SCRIBE_WORKERS = env_optional_int("SCRIBE_WORKERS")
 SCRIBE_CPU_THREADS = env_optional_int("SCRIBE_CPU_THREADS")
-SCRIBE_MAX_WORKERS_PER_GPU = env_int("SCRIBE_MAX_WORKERS_PER_GPU", 2, minimum=1)
+# Unset or "auto": one batch worker per GPU, more when a footprint measured there fits them.
+SCRIBE_MAX_WORKERS_PER_GPU = env_optional_int("SCRIBE_MAX_WORKERS_PER_GPU")
+# The lanes this host's device plan makes room for; "batch" alone on a host that runs no
+# realtime worker, so its batch workers get the whole GPU.
+SCRIBE_LANES = env_list("SCRIBE_LANES", ["batch", "realtime"])
+if not SCRIBE_LANES or set(SCRIBE_LANES) - {"batch", "realtime"}:
+    raise ImproperlyConfigured(
+        f"SCRIBE_LANES={','.join(SCRIBE_LANES)!r}: list one or both of batch, realtime."
+    )
+# Models one process keeps loaded (least recently used goes first); on a GPU also bounded
+# by the process's share of the device plan.
+SCRIBE_MAX_LOADED_MODELS = env_int("SCRIBE_MAX_LOADED_MODELS", 2, minimum=1)
+# Hardware is the operator's: a job request may name a device or compute type only when
+# this is on (models are always limited to the served set).
+SCRIBE_ALLOW_REQUEST_HARDWARE = env_bool("SCRIBE_ALLOW_REQUEST_HARDWARE", False)
 
 SCRIBE_MAX_UPLOAD_MB = env_int("SCRIBE_MAX_UPLOAD_MB", 2048, minimum=1)
 SCRIBE_MAX_DURATION_S = env_int("SCRIBE_MAX_DURATION_S", 4 * 3600, minimum=1)
@@ -261,7 +295,8 @@ else:
     }
 STORAGES = {
     "default": _default_storage,
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Not the manifest storage: it fails every page when collectstatic has not run.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 # Uploads stream to a temporary file as they arrive, never into memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 0
@@ -275,6 +310,9 @@ REST_FRAMEWORK = {
         "accounts.permissions.HasScope",
     ],
     "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.APIKeyRateThrottle"],
+    # JSON bodies; the upload endpoints declare multipart themselves.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_METADATA_CLASS": "scribe.schema.OptionsMetadata",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -313,6 +351,9 @@ SCRIBE_REALTIME_BEAM_SIZE = env_int("SCRIBE_REALTIME_BEAM_SIZE", 1, minimum=1)
 # Decode live sessions inside the web process: the default with the in-memory layer,
 # which cannot reach another process.
 SCRIBE_REALTIME_IN_PROCESS = env_bool("SCRIBE_REALTIME_IN_PROCESS", not REDIS_URL)
+# Streams before batch: batch workers on a device the realtime worker shares wait between
+# segments while it reports a backlog (transcription/priority.py).
+SCRIBE_REALTIME_PRIORITY = env_bool("SCRIBE_REALTIME_PRIORITY", True)
 
 # --- LLM correction (off unless SCRIBE_LLM_BASE_URL is set) ------------------------------
 SCRIBE_LLM_BASE_URL = env_str("SCRIBE_LLM_BASE_URL") or ""
@@ -323,6 +364,38 @@ SCRIBE_LLM_ALLOWED_HOSTS = env_list("SCRIBE_LLM_ALLOWED_HOSTS", ["localhost", "1
 SCRIBE_LLM_TIMEOUT_S = env_int("SCRIBE_LLM_TIMEOUT_S", 20, minimum=1)
 SCRIBE_LLM_MASK_PII = env_bool("SCRIBE_LLM_MASK_PII", True)
 
+# --- speaker diarization (pyannote, the diarize extra) -----------------------------------
+# auto: on where this process can find pyannote.audio (set true where only the workers
+# have the extra). Off, "diarize": true is refused at submission; "channels" needs no model.
+_diarization = env_choice("SCRIBE_DIARIZATION", "auto", {"auto", "true", "false"})
+if _diarization == "auto":
+    import importlib.util
+
+    try:
+        SCRIBE_DIARIZATION = importlib.util.find_spec("pyannote.audio") is not None
+    except ImportError:  # no pyannote namespace at all
+        SCRIBE_DIARIZATION = False
+else:
+    SCRIBE_DIARIZATION = _diarization == "true"
+# A directory holding a pyannote pipeline (config.yaml), or a hub id fetched into
+# SCRIBE_MODELS_DIR/pyannote on first use (not with SCRIBE_OFFLINE).
+SCRIBE_DIARIZATION_MODEL = (
+    env_str("SCRIBE_DIARIZATION_MODEL") or "pyannote/speaker-diarization-community-1"
+)
+SCRIBE_DIARIZATION_TOKEN = env_str("SCRIBE_DIARIZATION_TOKEN") or ""  # or _FILE
+
+# --- webhooks (a job's callback_url; refused unless its host is listed) ------------------
+SCRIBE_WEBHOOK_ALLOWED_HOSTS = env_list("SCRIBE_WEBHOOK_ALLOWED_HOSTS", [])
+SCRIBE_WEBHOOK_TIMEOUT_S = env_int("SCRIBE_WEBHOOK_TIMEOUT_S", 10, minimum=1)
+SCRIBE_WEBHOOK_MAX_ATTEMPTS = env_int("SCRIBE_WEBHOOK_MAX_ATTEMPTS", 6, minimum=1)
+# Retry n waits SCRIBE_WEBHOOK_RETRY_BASE_S * 2**(n-1): 30 s, 1, 2, 4, 8 min by default.
+SCRIBE_WEBHOOK_RETRY_BASE_S = env_int("SCRIBE_WEBHOOK_RETRY_BASE_S", 30, minimum=1)
+# Where callers reach this API: result links in a webhook's body (a worker has no request).
+SCRIBE_PUBLIC_URL = env_str("SCRIBE_PUBLIC_URL") or "http://127.0.0.1:8000"
+
+# POST /v1/audio/transcriptions (without stream) waits this long for its job, then answers
+# 504 pointing to /v1/jobs/{id}; under the openai SDK's 600 s default timeout.
+SCRIBE_OPENAI_WAIT_S = env_int("SCRIBE_OPENAI_WAIT_S", 540, minimum=1)
 # Requests per key, "N/second|minute|hour|day"; empty turns the limit off.
 SCRIBE_RATE_LIMIT = env_rate("SCRIBE_RATE_LIMIT", "600/minute")
 # Throttle counters live in the cache: shared through Redis when there is one.
@@ -336,6 +409,16 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Signals between the processes of one host (the realtime worker's backlog, its VRAM
+# claim): Redis when there is one, else files, which every local process can read.
+CACHES["coordination"] = (
+    {**CACHES["default"], "KEY_PREFIX": f"{SCRIBE_DEPLOYMENT}-coordination"}
+    if REDIS_URL
+    else {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(VAR_DIR / "coordination"),
+    }
+)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "scribe",
@@ -345,12 +428,34 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Request bodies get their own components: required fields and minimum lengths hold.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation's error answers, in the one error shape (scribe/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "scribe.schema.document_errors",
+    ],
 }
 
+# /metrics needs an admin-scoped key unless this is on (a scraper on a private network).
+SCRIBE_METRICS_PUBLIC = env_bool("SCRIBE_METRICS_PUBLIC", False)
+
+# "json": one object per line carrying job_id / session_id (scribe/logs.py).
+SCRIBE_LOG_FORMAT = env_choice("SCRIBE_LOG_FORMAT", "plain", {"plain", "json"})
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "scribe.logs.JsonFormatter"},
+    },
+    "filters": {"context": {"()": "scribe.logs.ContextFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": SCRIBE_LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_log_level("SCRIBE_LOG_LEVEL", "WARNING")},
 }

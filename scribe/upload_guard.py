@@ -12,6 +12,7 @@ import json
 
 from django.conf import settings
 
+from openai_compat.errors import openai_error
 from scribe.errors import error_body
 from transcription.errors import UploadTooLargeError
 from transcription.uploads import ENVELOPE_BYTES, max_upload_bytes
@@ -28,7 +29,7 @@ class UploadSizeGuard:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return await self._refuse(send)
+            return await self._refuse(send, scope)
 
         received = 0
         over = False
@@ -54,12 +55,16 @@ class UploadSizeGuard:
 
         await self.app(scope, counting_receive, tracking_send)
         if over and not started:
-            await self._refuse(send)
+            await self._refuse(send, scope)
 
     @staticmethod
-    async def _refuse(send) -> None:
+    async def _refuse(send, scope) -> None:
         error = UploadTooLargeError(settings.SCRIBE_MAX_UPLOAD_MB)
-        body = json.dumps(error_body(error.code, error.message)).encode()
+        if scope["path"].startswith("/v1/audio/"):  # OpenAI's clients read OpenAI's shape
+            payload = openai_error(413, error.code, error.message)
+        else:
+            payload = error_body(error.code, error.message)
+        body = json.dumps(payload).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from scribe import health
+from scribe.metrics import MetricsView
 
 handler400 = "scribe.errors.bad_request"
 handler404 = "scribe.errors.page_not_found"
@@ -12,8 +13,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
+    path("metrics", MetricsView.as_view(), name="metrics"),
     path("v1/", include("transcription.urls")),
     path("v1/", include("glossary.urls")),
+    path("v1/", include("openai_compat.urls")),
     path("v1/schema", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path(
         "v1/docs",

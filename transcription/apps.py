@@ -3,7 +3,11 @@ from __future__ import annotations
 import logging
 
 from django.apps import AppConfig
+from django.conf import settings
+from django.core import checks
 from django.db.models.signals import post_migrate
+
+from scribe.db import process_role
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ def warm_up_worker(sender, proc_name, **kwargs) -> None:
     Runs after the worker process has started, never in the cluster's parent (CUDA does
     not survive fork). A missing model is logged; its jobs then fail with the same message.
     """
+    from scribe import metrics as scribe_metrics
     from scribe.db import unit_of_work
     from transcription import services
     from transcription.engine import EngineError
@@ -45,7 +50,14 @@ def warm_up_worker(sender, proc_name, **kwargs) -> None:
         services.jobs_recover()
     try:
         model = services.lane_model_name("batch")
-        services.model_load(model=model, plan=services.device_plan_build(model=model))
+        loaded = services.model_load(model=model, plan=services.device_plan_build(model=model))
+        scribe_metrics.model_loaded(
+            lane="batch",
+            model=loaded.name,
+            device=loaded.device,
+            compute_type=loaded.compute_type,
+            degraded=bool(loaded.fallback),
+        )
     except EngineError as exc:
         logger.error("worker %s could not load its model: %s", proc_name, exc.message)
 
@@ -56,6 +68,31 @@ def release_connections(sender, **kwargs) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+# The lanes whose model a worker process loads, by process role (scribe.db.process_role).
+WORKER_LANES = {"qcluster": ("batch",), "realtime": ("realtime",)}
+
+
+@checks.register("models")
+def workers_have_their_models(app_configs, **kwargs):
+    """A batch or realtime worker refuses to start without its model on disk."""
+    from transcription.engine.bundles import lane_model_missing
+    from transcription.services import lane_model_name
+
+    errors = []
+    for lane in WORKER_LANES.get(process_role(), ()):
+        missing = lane_model_missing(lane_model_name(lane), models_dir=settings.SCRIBE_MODELS_DIR)
+        if missing:
+            errors.append(
+                checks.Error(
+                    f"The {lane} worker has no model to load: {missing}",
+                    hint=f"Fetch it (manage.py models fetch {lane}, with network access) or "
+                    "import an offline copy (manage.py models import PATH --name NAME).",
+                    id="transcription.E001",
+                )
+            )
+    return errors
 
 
 class TranscriptionConfig(AppConfig):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from scribe.logs import log_context
 from transcription import services
 
 
 def job_run(job_id: str) -> None:
-    services.job_process(job_id=job_id)
+    with log_context(job_id=job_id):
+        services.job_process(job_id=job_id)
 
 
 def jobs_recover() -> int:

@@ -6,5 +6,6 @@ urlpatterns = [
     path("jobs", views.JobListView.as_view(), name="job-list"),
     path("jobs/<uuid:job_id>", views.JobDetailView.as_view(), name="job-detail"),
     path("jobs/<uuid:job_id>/result", views.JobResultView.as_view(), name="job-result"),
+    path("system", views.SystemView.as_view(), name="system"),
     path("system/queue", views.SystemQueueView.as_view(), name="system-queue"),
 ]

@@ -109,3 +109,22 @@ def test_the_key_list_shows_revoked_and_expired_keys_as_not_usable(operator):
     assert 'alt="True"' in rows[live.prefix]
     for key in (revoked, expired):
         assert 'alt="True"' not in rows[key.prefix] and 'alt="False"' in rows[key.prefix]
+
+
+def test_the_admin_index_lists_api_keys_once(operator):
+    page = operator.get("/admin/").content.decode()
+
+    assert page.count(">API keys<") == 1
+    assert "/admin/rest_framework_api_key/" not in page
+
+
+def test_keys_made_outside_the_admin_follow_the_same_scope_rule(db):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match="Unknown scope\\(s\\): bogus"):
+        api_key_create(owner_name="reports", scopes=["transcribe", "bogus"])
+    with pytest.raises(ValidationError, match="at least one scope"):
+        api_key_create(owner_name="reports", scopes=[])
+    assert not APIKey.objects.exists()
+    key, _ = api_key_create(owner_name="reports", scopes=["stream", "transcribe", "stream"])
+    assert key.scopes == ["stream", "transcribe"]
