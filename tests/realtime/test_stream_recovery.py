@@ -51,6 +51,8 @@ def test_a_session_whose_worker_died_keeps_its_finals_as_a_completed_job(
     assert job.status == "completed" and job.error_code == "interrupted"
     body = api.get(f"/v1/jobs/{job.id}").json()
     assert body["kind"] == "stream" and body["status"] == "completed"
+    assert body["interrupted"]["code"] == "interrupted"
+    assert "realtime worker stopped" in body["interrupted"]["message"]
     srt = api.get(f"/v1/jobs/{job.id}/result?format=srt").content.decode()
     assert srt == (
         "1\n00:00:00,000 --> 00:00:01,500\nvLLM 서빙 시작\n\n"
