@@ -17,6 +17,7 @@ from glossary.diff import word_diff
 from glossary.flags import DEFAULT_HALLUCINATIONS, hallucination_matcher, segment_flags, word_flags
 from glossary.models import Glossary, HallucinationPhrase, LLMAuditRecord, Rule
 from glossary.normalize import RuleSpec, TermSpec, apply_glossary, apply_rules
+from glossary.offering import TermOffer
 from glossary.soundalike import DEFAULT_THRESHOLD, SoundAlikeMatcher
 
 # A looser match than correction's: enough to offer a term to the biased decode.
@@ -125,9 +126,11 @@ class HotwordChoice:
 
     Offering every glossary term makes Whisper write terms nobody said; offering none
     loses the terms that were. A term is offered for a window when the first pass wrote
-    it, one of its variants, or something that sounds like it (a looser threshold than
-    correction's: the biased decode still has to hear it). The request's own hotwords are
-    always offered.
+    it, one of its variants, or something that sounds like it: Latin text through
+    ``glossary.offering`` (built for recall: letter names, number words, no first-sound
+    rule), Hangul through the sound-alike matcher at a looser threshold than correction's.
+    The biased decode still has to hear the term. The request's own hotwords are always
+    offered.
     """
 
     def __init__(
@@ -143,6 +146,7 @@ class HotwordChoice:
         self.count_tokens = count_tokens
         self.budget = budget
         self.matcher = SoundAlikeMatcher(self.terms, threshold=CANDIDATE_THRESHOLD)
+        self.offer = TermOffer(self.terms)
 
     def likely(self, heard: str) -> list[str]:
         """Glossary terms that the text says, spells as a variant, or sounds like."""
@@ -154,9 +158,20 @@ class HotwordChoice:
                 _said_in(spelling.casefold(), lowered) for spelling in (t.canonical, *t.variants)
             )
         ]
+        found += self.offer(heard)
         close = self.matcher.matches(heard)
         found += [m.term for m in sorted(close, key=lambda m: -m.score)]
         return list(dict.fromkeys(found))
+
+    def prompt(self) -> str | None:
+        """The initial prompt beside per-window hotwords: only the terms the operator keeps
+        out of hotwords (``hotword: false``). The others are offered where a first pass
+        heard them; listing them all in the prompt as well invites terms nobody said."""
+        context = [t.canonical for t in self.terms if not t.hotword]
+        kept, _ = _fit(
+            context, lambda ws: " " + ", ".join(ws) + ".", self.count_tokens, PROMPT_BUDGET_TOKENS
+        )
+        return (", ".join(kept) + ".") if kept else None
 
     def __call__(self, heard: str) -> str | None:
         """The hotwords to offer after hearing ``heard`` (None: none)."""

@@ -461,6 +461,10 @@ def _tokens(text: str) -> list[_Token]:
     return tokens
 
 
+def _is_acronym(word: str) -> bool:
+    return len(word) > 1 and word.isalpha() and word.isupper()
+
+
 def _is_hangul(char: str) -> bool:
     return "\uac00" <= char <= "\ud7a3"
 
@@ -547,6 +551,12 @@ class SoundAlikeMatcher:
         # for a Hangul word); and for Hangul, where a transliteration may end in it (before
         # particles), with the respellings up to there.
         latin = [[_NOT_ALNUM.sub("", t.text).lower()] for t in tokens]
+        # How each word sounds: an acronym Whisper wrote is said by its letter names ("DCR"
+        # is "dee see ar", not Docker); its letters still count for an exact match.
+        said = [
+            ["".join(LETTER_NAMES[c] for c in spelling[0])] if _is_acronym(t.text) else spelling
+            for t, spelling in zip(tokens, latin, strict=True)
+        ]
         respelled = [
             _respelled(romanisations(t.text) if t.hangul else latin[i])
             for i, t in enumerate(tokens)
@@ -562,7 +572,7 @@ class SoundAlikeMatcher:
         found: list[_Candidate] = []
         for first, head in enumerate(tokens):
             # Spellings of the span's words before the last one, as letters and respelled.
-            before_latin, before_hangul = [""], [""]
+            before_latin, before_said, before_hangul = [""], [""], [""]
             hangul, numeric = False, True
             for last in range(first, min(first + len(self._buckets) - 1, len(tokens))):
                 token = tokens[last]
@@ -598,8 +608,10 @@ class SoundAlikeMatcher:
                         hangul=False,
                         single_word=words == 1 and not (acronym or has_digit),
                         exact_only=exact_only,
+                        fuzzy=_joined(before_said, said[last]),
                     )  # fmt: skip
                 before_latin = _joined(before_latin, latin[last])
+                before_said = _joined(before_said, said[last])
                 before_hangul = _joined(before_hangul, respelled[last])
         return found
 
@@ -613,24 +625,39 @@ class SoundAlikeMatcher:
         hangul: bool,
         single_word: bool,
         exact_only: bool,
+        fuzzy: list[str] | None = None,
     ) -> list[_Candidate]:
-        """Score one span against the forms; ``spellings`` are respelled when ``hangul``."""
+        """Score one span against the forms; ``spellings`` are respelled when ``hangul``.
+
+        ``fuzzy``, when given, is how the span sounds: only these are scored for a near
+        match, the other ``spellings`` only for an exact one.
+        """
         bar = self.threshold + (WORD_MARGIN if single_word else 0.0)
         # The score is the mean of two similarities of at most 1, so a spelling similarity
         # under this cannot reach the bar; rapidfuzz returns 0 for it without the full work.
         least_spelling = min(max(2 * bar - 1, 0.0), 1.0)
         buckets = self._buckets[words]
         best: dict[int, float] = {}
-        for spoken in spellings:
+        # (spelling, spellings whose first sound picks the forms, scored for a near match)
+        entries: list[tuple[str, tuple[str, ...], bool]] = []
+        for k, spoken in enumerate(spellings):
+            sound = fuzzy[k] if fuzzy is not None and k < len(fuzzy) else spoken
+            if sound != spoken:
+                # Spoken letters blur at the onset ("CRPC" for gRPC), so the letters' first
+                # sound picks forms as well as the letter names'.
+                entries.append((spoken, (spoken,), False))
+            entries.append((sound, (spoken, sound), True))
+        for spoken, lead_from, near in entries:
             if not spoken:
                 continue
             phonetic_key = None  # worked out once a form gets that far
-            lead = _loan_key(spoken[:LEAD_CHARS])[:1] or _loan_key(spoken)[:1]
-            for form in buckets.get((hangul, lead), ()):
+            leads = _dedupe(_loan_key(x[:LEAD_CHARS])[:1] or _loan_key(x)[:1] for x in lead_from)
+            forms = [form for lead in leads for form in buckets.get((hangul, lead), ())]
+            for form in forms:
                 target = form.as_hangul if hangul else form.letters
                 if spoken == target:
                     score = 1.0
-                elif exact_only or self._short[form.term]:
+                elif exact_only or not near or self._short[form.term]:
                     continue
                 else:
                     spelling = Indel.normalized_similarity(

@@ -264,9 +264,10 @@ class RealtimeWorker(AsyncConsumer):
                 extra_hotwords=options.get("hotwords") or [],
                 count_tokens=token_counter(model),
             )
-        session.stream = StreamingSession(
-            None, speech_regions, initial_prompt=bias.initial_prompt or ""
-        )
+        # With terms chosen per step, the glossary's terms are offered where heard (as
+        # for jobs); the prompt keeps only those the operator keeps out of hotwords.
+        prompt = (session.choice.prompt() if session.choice else bias.initial_prompt) or ""
+        session.stream = StreamingSession(None, speech_regions, initial_prompt=prompt)
         await self._event(
             session, {"type": "ready", "session_id": session.session_id, "job_id": str(job.id)}
         )

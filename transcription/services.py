@@ -518,6 +518,8 @@ def job_process(*, job_id: str) -> None:
         count = token_counter(loaded)
         bias = job_bias(job, count_tokens=count)
         choice = job_hotword_choice(job, count_tokens=count)
+        if choice is not None:  # the glossary's terms are offered where they are heard
+            bias = dataclasses.replace(bias, initial_prompt=choice.prompt())
         with storage.source_local_path(job.source_path, job.id) as source:
             transcript = _transcript_for(
                 job, source, loaded, _options_for(job, bias), callbacks, choice

@@ -64,3 +64,13 @@ def test_each_window_is_decoded_with_the_hotwords_chosen_from_its_first_pass(loa
 
     assert len(heard) == transcript.metrics.windows == 1
     assert transcript.run.decoding["hotwords_per_window"] == ["Kubernetes"]
+
+
+def test_beside_per_window_hotwords_the_prompt_lists_only_terms_kept_out_of_hotwords():
+    listed = HotwordChoice(
+        terms=[*TERMS, TermSpec("FastAPI", hotword=False), TermSpec("Pydantic", hotword=False)],
+        count_tokens=words,
+    )
+
+    assert listed.prompt() == "FastAPI, Pydantic."
+    assert choice().prompt() is None  # every term is offered where heard, none listed

@@ -176,6 +176,9 @@ def test_hangul_is_romanised_the_way_loanwords_were_borrowed():
         "lang, chain",
         # A real acronym whose first sound differs.
         "the LLM answers",
+        # An acronym is said by its letter names: "dee see ar" is not Docker.
+        "pushed to the DCR registry",
+        "the TKR batch",
         # Korean words near a term.
         "레디 액션",
         "독서를 했다",

@@ -322,7 +322,9 @@ def _decode(
             TranscribeOptions(
                 language=entry.language,
                 hotwords=bias.hotwords,
-                initial_prompt=bias.initial_prompt,
+                # As jobs do: terms chosen per window are offered where heard, and the
+                # prompt keeps only those kept out of hotwords (HotwordChoice.prompt).
+                initial_prompt=choice.prompt() if choice else bias.initial_prompt,
                 beam_size=config.beam_size,
                 batch_size=config.batch_size,
             ),

@@ -1,0 +1,211 @@
+"""Which glossary terms a first pass may have heard: the search behind per-window hotwords.
+
+Correction (``glossary.soundalike``) must be sure before it rewrites a span; offering a term
+as a hotword need not be, because the biased decode still has to hear it in the audio. So
+this search is built for recall, and it reads the first pass the way the ear would:
+
+* **Spans cross punctuation and hyphens.** A greedy first pass breaks a term anywhere:
+  "C-translate" (CTranslate2), "400, 20" (429), "Q-brand" (Qdrant).
+* **An acronym Whisper wrote is said by its letter names** ("DCR" is "dee see ar"), and so
+  is a term's acronym: spoken letters that rhyme ("DCR" for ECR, "BCM" for PCM — the
+  classic E-set confusion) or lose one ("SR" for ASR, "DFS" for PDFs) stay close.
+* **A number is said in words** ("400, 20" is "four hundred twenty", near "four twenty
+  nine"); a term's digits are compared only with a span's digits and its number words
+  only with a span's number words, never a digit with a letter ("into" is not int8).
+* **No first-sound rule**: a lost leading vowel ("Lambbic" for Alembic) or a consonant
+  swallowed into the word before ("half-attensors" for safetensors) still counts.
+
+Two guards, each for a class of false offer (an offered term that was not said is often
+written anyway: "Jupyter" for "jitter"):
+
+* A span of function words only ("is the", "it to") is never a term, and one of numbers
+  and function words only is a number, never a term with letters ("a hundred" is no
+  A100, though "four hundred twenty" may be 429).
+* A term of at most three letters or digits (ECR, RAG, S3) is offered only from a span
+  with a letter or number in it as Whisper writes spoken letters and numbers (capitals,
+  a lone letter, digits: "DCR", "SR", "V 3"), or where it is written as such: "search"
+  is not ECR, nor "array" RAG.
+
+The score of a span against a term is the mean of the spelling and the Metaphone
+similarities (rapidfuzz's Indel) against the term's best spoken form, as in correction. A
+span explains one term: overlapping candidates are resolved greedily, best score first, so
+"large V 3" offers large-v3 and not S3, and "rest API" offers REST and API and not
+FastAPI. Latin text only; Hangul transliterations are found by the sound-alike matcher.
+
+Known limit: a word beside a spoken form still scores high ("a hundred apples" and
+"bought a hundred" offer A100): offering is loose by design; correction refuses those.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import islice, product
+
+import numpy as np
+from rapidfuzz.distance import Indel
+from rapidfuzz.process import cdist
+
+from glossary.normalize import TermSpec
+from glossary.soundalike import (
+    FUNCTION_WORDS,
+    LETTER_NAMES,
+    NUMBER_WORDS,
+    SHORT_TERM_CHARS,
+    _metaphone,
+    number_words,
+    spoken_forms,
+)
+
+# Measured on the first passes of tiny.en over the espeak-ng sentences of
+# ../shared/speech/terms_en.jsonl (the tuning half; see the README's bench figures): the
+# terms said there score 0.64–1.0 against what was heard, most of them ≥ 0.73; spans
+# that say no term reach 0.79 ("that 16" for float16 in "sixteen kilohertz"). The bias
+# is cheap where it is wrong (the decode has to hear the term), costly where a term is
+# missing (the decode rarely finds it unprompted), so the bar sits low.
+OFFER_THRESHOLD = 0.69
+# The most words of the first pass read as one span ("post the rescue hell": PostgreSQL).
+MAX_SPAN_WORDS = 5
+# Spellings tried per span (each word has at most three: letters, letter names, numbers).
+MAX_SPELLINGS = 8
+
+_WORD = re.compile(r"[A-Za-z]+|\d+")
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
+@dataclass(frozen=True)
+class Offer:
+    term: str  # canonical spelling
+    heard: str  # the words of the first pass it was found in
+    score: float
+
+
+def _said_as_letters(word: str) -> bool:
+    """Whether Whisper wrote ``word`` as spoken letters or a number ("DCR", "V", "400")."""
+    if word.isdigit():
+        return True
+    return (len(word) > 1 and word.isupper()) or (len(word) == 1 and word.lower() not in "ai")
+
+
+def _spellings(word: str) -> list[str]:
+    """Ways a word of the first pass may have been said, as lower-case letters."""
+    if word.isdigit():
+        return [word, *(said.replace(" ", "") for said in number_words(word)[0])]
+    lower = word.lower()
+    if _said_as_letters(word):
+        return [lower, "".join(LETTER_NAMES[c] for c in lower)]
+    return [lower]
+
+
+def _has_digit(text: str) -> bool:
+    return any(c.isdigit() for c in text)
+
+
+class TermOffer:
+    """Find the glossary terms a first pass heard, or heard something like; build once."""
+
+    def __init__(self, terms: Sequence[TermSpec], *, threshold: float = OFFER_THRESHOLD):
+        self.threshold = threshold
+        self._form_term: list[int] = []
+        letters: list[str] = []
+        self.canonical: list[str] = []
+        self._short: list[bool] = []
+        self._lettered: list[bool] = []  # the term has letters, not only digits
+        for term in terms:
+            if not term.canonical.strip():
+                continue
+            index = len(self.canonical)
+            self.canonical.append(term.canonical)
+            self._short.append(len(_NOT_ALNUM.sub("", term.canonical)) <= SHORT_TERM_CHARS)
+            self._lettered.append(any(c.isalpha() for c in term.canonical))
+            said = {
+                form.letters
+                for spelling in (term.canonical, *term.variants)
+                for form in spoken_forms(spelling)
+                if form.latin
+            }
+            for form_letters in sorted(said):
+                letters.append(form_letters)
+                self._form_term.append(index)
+        self._letters = letters
+        self._metaphones = [_metaphone(f) for f in letters]
+        self._form_digits = np.array([_has_digit(f) for f in letters], dtype=bool)
+        self._term_of_form = np.array(self._form_term, dtype=np.intp)
+
+    def offers(self, heard: str) -> list[Offer]:
+        """Return the terms found in ``heard``, best first, one span each."""
+        words = [m for m in _WORD.finditer(heard)]
+        if not words or not self._letters:
+            return []
+        spans: list[tuple[int, int]] = []
+        spellings: list[str] = []
+        options = [_spellings(m.group()) for m in words]
+        function = [m.group().casefold() in FUNCTION_WORDS for m in words]
+        for first in range(len(words)):
+            for last in range(first, min(first + MAX_SPAN_WORDS, len(words))):
+                if all(function[first : last + 1]):
+                    continue
+                for combo in islice(product(*options[first : last + 1]), MAX_SPELLINGS):
+                    spans.append((first, last))
+                    spellings.append("".join(combo))
+        if not spellings:
+            return []
+        scores = self._scores(spellings)
+        return self._resolve(scores, spans, words, heard)
+
+    def __call__(self, heard: str) -> list[str]:
+        return [offer.term for offer in self.offers(heard)]
+
+    def _scores(self, spellings: list[str]) -> np.ndarray:
+        """Score every spelling against every form: (spellings × forms), 0 where a digit
+        would meet a letter."""
+        spelling = cdist(spellings, self._letters, scorer=Indel.normalized_similarity)
+        sound = cdist(
+            [_metaphone(s) for s in spellings],
+            self._metaphones,
+            scorer=Indel.normalized_similarity,
+        )
+        scores = (spelling + sound) / 2
+        digits = np.array([_has_digit(s) for s in spellings], dtype=bool)
+        scores[digits[:, None] != self._form_digits[None, :]] = 0.0
+        return scores
+
+    def _resolve(
+        self,
+        scores: np.ndarray,
+        spans: list[tuple[int, int]],
+        words: list[re.Match[str]],
+        heard: str,
+    ) -> list[Offer]:
+        """Best span per term, then greedily: one term per span, best score first."""
+        candidates: dict[tuple[int, tuple[int, int]], float] = {}
+        lettered = [_said_as_letters(m.group()) for m in words]
+        numeric = [
+            m.group().isdigit() or m.group().casefold() in NUMBER_WORDS | FUNCTION_WORDS
+            for m in words
+        ]
+        for row, column in zip(*np.nonzero(scores >= self.threshold), strict=True):
+            term, (first, last) = int(self._term_of_form[column]), spans[row]
+            if self._lettered[term] and all(numeric[first : last + 1]):
+                continue
+            if (
+                self._short[term]
+                and scores[row, column] < 1.0
+                and not any(lettered[first : last + 1])
+            ):
+                continue
+            key = (term, spans[row])
+            candidates[key] = max(candidates.get(key, 0.0), float(scores[row, column]))
+        ranked = sorted(
+            candidates.items(), key=lambda item: (-item[1], item[0][1][0] - item[0][1][1])
+        )
+        offered: dict[int, Offer] = {}
+        taken: list[tuple[int, int]] = []
+        for (term, (first, last)), score in ranked:
+            if term in offered or any(first <= end and start <= last for start, end in taken):
+                continue
+            taken.append((first, last))
+            span = heard[words[first].start() : words[last].end()]
+            offered[term] = Offer(self.canonical[term], span, round(score, 3))
+        return list(offered.values())
