@@ -1,5 +1,7 @@
-"""Finals of live sessions, written as they are committed (the channel layer is
-at-most-once, so the database, not the layer, is where a final is kept)."""
+"""A job's segments as they are produced: the finals of live sessions, written as they
+are committed (the channel layer is at-most-once, so the database, not the layer, is where
+a final is kept), and the partial segments of a running file job, written with its progress
+(deleted when it ends; its result has them)."""
 
 from __future__ import annotations
 

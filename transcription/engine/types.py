@@ -13,6 +13,7 @@ class Word:
     end: float
     text: str
     probability: float
+    speaker: str | None = None  # set by speaker assignment (diarize)
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Segment:
     compression_ratio: float
     temperature: float
     words: tuple[Word, ...] | None = None
+    speaker: str | None = None  # set by speaker assignment (diarize)
+    tokens: tuple[int, ...] = ()  # the decoder's token ids (OpenAI's verbose_json shows them)
 
     @property
     def confidence(self) -> float:
@@ -80,6 +83,9 @@ class RunRecord:
     cpu_threads: int
     decoding: dict[str, Any]
     library_versions: dict[str, str]
+    # Why it ran on other settings than planned: a load or a decode out of memory, each step
+    # down (precision, then device) in order.
+    fallbacks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,19 +108,30 @@ class Transcript:
     speech: tuple[SpeechRegion, ...]
     run: RunRecord
     metrics: Metrics
+    speakers: tuple[str, ...] = ()  # labels in order of first appearance; () without diarize
 
     @property
     def text(self) -> str:
         return " ".join(segment.text.strip() for segment in self.segments if segment.text.strip())
 
     def to_dict(self, *, words: bool = True) -> dict[str, Any]:
-        """Return a JSON-ready dict; ``words=False`` leaves word timings out."""
+        """Return a JSON-ready dict; ``words=False`` leaves word timings out.
+
+        Speaker keys appear only in a diarized transcript, so other results keep their shape.
+        """
         data = asdict(self)
         data["text"] = self.text
+        if not self.speakers:
+            data.pop("speakers")
         for raw, segment in zip(data["segments"], self.segments, strict=True):
             raw["confidence"] = round(segment.confidence, 4)
+            if raw["speaker"] is None:
+                raw.pop("speaker")
             if not words or raw["words"] is None:
                 raw.pop("words")
+            for word in raw.get("words") or []:
+                if word["speaker"] is None:
+                    word.pop("speaker")
         return data
 
 
@@ -136,9 +153,14 @@ def transcript_from_dict(data: dict[str, Any]) -> Transcript:
             no_speech_prob=raw["no_speech_prob"],
             compression_ratio=raw["compression_ratio"],
             temperature=raw["temperature"],
-            words=tuple(Word(w["start"], w["end"], w["text"], w["probability"]) for w in words)
+            words=tuple(
+                Word(w["start"], w["end"], w["text"], w["probability"], w.get("speaker"))
+                for w in words
+            )
             if words is not None
             else None,
+            speaker=raw.get("speaker"),
+            tokens=tuple(raw.get("tokens") or ()),
         )
 
     return Transcript(
@@ -149,4 +171,5 @@ def transcript_from_dict(data: dict[str, Any]) -> Transcript:
         speech=tuple(SpeechRegion(**r) for r in data["speech"]),
         run=RunRecord(**data["run"]),
         metrics=Metrics(**data["metrics"]),
+        speakers=tuple(data.get("speakers") or ()),
     )
