@@ -125,7 +125,7 @@ def test_it_picks_float16_on_every_gpu_of_compute_capability_7_or_more(profile):
     assert plan.reasons == ()
 
 
-def test_it_runs_large_v3_in_float16_with_two_workers_of_four_threads_on_a_t4():
+def test_it_runs_large_v3_in_float16_with_one_worker_of_four_threads_on_a_t4():
     plan = plan_devices(T4_SERVER, LARGE_V3)
 
     assert plan.model == "large-v3"
@@ -136,7 +136,7 @@ def test_it_runs_large_v3_in_float16_with_two_workers_of_four_threads_on_a_t4():
             device="cuda",
             index=0,
             compute_type="float16",
-            workers=2,
+            workers=1,
             cpu_threads=4,
             footprint_mb=pytest.approx(LARGE_V3_FLOAT16_MB),
             footprint_source="estimated",
@@ -193,7 +193,7 @@ def test_it_keeps_a_small_model_on_the_gtx_1050_in_int8():
     plan = plan_devices(GTX_1050_DESKTOP, SMALL)
 
     assert [(a.name, a.compute_type, a.workers) for a in plan.assignments] == [
-        ("cuda:0", "int8", 2)
+        ("cuda:0", "int8", 1)
     ]
     assert plan.reasons == ()
 
@@ -273,17 +273,17 @@ def test_it_plans_one_assignment_per_gpu_on_a_machine_with_two_t4s():
     plan = plan_devices(TWO_T4_SERVER, LARGE_V3)
 
     assert [(a.name, a.compute_type, a.workers, a.cpu_threads) for a in plan.assignments] == [
-        ("cuda:0", "float16", 2, 4),
-        ("cuda:1", "float16", 2, 4),
+        ("cuda:0", "float16", 1, 4),
+        ("cuda:1", "float16", 1, 4),
     ]
-    assert plan.total_workers == 4
+    assert plan.total_workers == 2
 
 
 def test_it_skips_a_gpu_too_small_for_the_model_and_keeps_the_other():
     plan = plan_devices(RTX_3090_WITH_GTX_1050, LARGE_V3)
 
     assert [(a.name, a.compute_type, a.workers) for a in plan.assignments] == [
-        ("cuda:0", "float16", 2)
+        ("cuda:0", "float16", 1)
     ]
     assert plan.reasons == (
         "cuda:1 (NVIDIA GeForce GTX 1050): large-v3 needs ~2.9 GB even at int8, only 1.4 GB "
@@ -322,7 +322,7 @@ def test_forcing_cuda_1_plans_only_the_second_gpu():
     plan = plan_devices(TWO_T4_SERVER, LARGE_V3, device="cuda:1")
 
     assert [(a.device, a.index, a.compute_type, a.workers) for a in plan.assignments] == [
-        ("cuda", 1, "float16", 2)
+        ("cuda", 1, "float16", 1)
     ]
 
 

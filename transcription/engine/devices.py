@@ -9,10 +9,15 @@ Policy (requirement 2 of the brief): on ``auto``, compute capability >= 7.0 runs
 int8_float16 when VRAM is tight; Pascal (6.x) runs int8; CPU runs int8. Under memory
 pressure the plan degrades precision, then device — never the model: the batch lane is the
 accuracy lane, so a model that fits nowhere on the GPU runs on the CPU instead.
+
+``plan_lanes()`` plans both lanes of one host against one VRAM budget per GPU: the realtime
+worker (its model plus the working memory of the live sessions it decodes together) is
+placed first, because streams come before batch; the batch workers fill what is left.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -47,6 +52,16 @@ VRAM_RESERVE_MIN_MB = 512
 RAM_USABLE_FRACTION = 0.8
 CPU_THREADS_PER_WORKER_MAX = 4
 GPU_WORKER_CPU_THREADS_MAX = 4
+# With only an estimate of the footprint, one worker per GPU (the brief's topology); a
+# footprint measured on this GPU may allow more, up to this many (past it the workers
+# compete for the same compute and each job only gets slower).
+DEFAULT_WORKERS_PER_GPU = 1
+MEASURED_WORKERS_PER_GPU_MAX = 4
+# Working memory of one live session decoded in a batch on the GPU: its encoder pass over a
+# 30 s buffer (attention of the largest layer dominates) and its decoder caches. An
+# estimate for large-v3-turbo at float16, sized high; the realtime worker decodes at most
+# its planned batch of sessions at once.
+REALTIME_SESSION_WORKING_MB = 192.0
 
 
 @dataclass(frozen=True)
@@ -76,15 +91,18 @@ class ModelSize:
     name: str
     params_millions: float | None
     measured_mb: Mapping[str, float] = field(default_factory=dict)  # "cuda|float16" -> MB
+    # Memory a worker holds beside the model's own: the live sessions a realtime worker
+    # decodes together, or a diarization model a batch worker loads.
+    extra_mb: float = 0.0
 
     def footprint_mb(self, device: str, compute_type: str) -> tuple[float | None, str]:
         measured = self.measured_mb.get(f"{device}|{compute_type}")
         if measured is not None:
-            return measured, "measured"
+            return measured + self.extra_mb, "measured"
         if self.params_millions is None:
             return None, "unknown"
         per_param = BYTES_PER_PARAM.get(compute_type, 2.0) + WORKING_BYTES_PER_PARAM
-        return self.params_millions * 1e6 * per_param / MB, "estimated"
+        return self.params_millions * 1e6 * per_param / MB + self.extra_mb, "estimated"
 
 
 @dataclass(frozen=True)
@@ -117,6 +135,33 @@ class DevicePlan:
     @property
     def total_workers(self) -> int:
         return sum(a.workers for a in self.assignments)
+
+
+@dataclass(frozen=True)
+class GpuBudget:
+    """How one GPU's VRAM is shared between the lanes, in MB."""
+
+    index: int
+    name: str
+    total_mb: float | None
+    free_mb: float | None  # as seen when planning, plus what this host's realtime holds
+    reserve_mb: float  # kept free: the driver, fragmentation, other processes
+    realtime_mb: float  # the realtime worker: model + sessions' working memory
+    batch_mb: float  # batch workers x (model + diarization)
+
+    @property
+    def planned_mb(self) -> float:
+        return self.realtime_mb + self.batch_mb
+
+
+@dataclass(frozen=True)
+class LanePlan:
+    """Both lanes of one host: a realtime worker per device it uses, batch workers."""
+
+    batch: DevicePlan
+    realtime: DevicePlan | None  # None when this host serves no live sessions
+    gpus: tuple[GpuBudget, ...]
+    realtime_sessions: int  # live sessions decoded together, whose memory is planned
 
 
 # --- detection ----------------------------------------------------------------------
@@ -293,7 +338,7 @@ def _plan_gpu(
     model: ModelSize,
     requested_type: str,
     workers: int | None,
-    max_workers: int,
+    max_workers: int | None,
     forced: bool,
     reasons: list[str],
 ) -> DeviceAssignment | None:
@@ -327,7 +372,10 @@ def _plan_gpu(
             )
         if workers and workers > fits:
             reasons.append(f"{where}: {workers} workers asked for, {fits} fit in {_fmt_mb(usable)}")
-        count = workers or max(1, min(fits, max_workers))
+        cap = max_workers
+        if cap is None:
+            cap = MEASURED_WORKERS_PER_GPU_MAX if source == "measured" else DEFAULT_WORKERS_PER_GPU
+        count = workers or max(1, min(fits, cap))
         return DeviceAssignment("cuda", gpu.index, compute_type, count, 0, footprint, source)
 
     # The highest precision that holds the workers asked for (or one), then one worker.
@@ -389,9 +437,13 @@ def plan_devices(
     compute_type: str = "auto",
     workers: int | None = None,
     cpu_threads: int | None = None,
-    max_workers_per_gpu: int = 2,
+    max_workers_per_gpu: int | None = None,
 ) -> DevicePlan:
-    """Turn a hardware profile, a model and overrides into a plan of workers per device."""
+    """Turn a hardware profile, a model and overrides into a plan of workers per device.
+
+    ``max_workers_per_gpu`` None: one worker per GPU on an estimated footprint, as many as
+    fit (at most MEASURED_WORKERS_PER_GPU_MAX) on one measured on that kind of GPU.
+    """
     reasons: list[str] = []
     assignments: list[DeviceAssignment] = []
 
@@ -456,4 +508,112 @@ def plan_devices(
         compute_type_requested=compute_type,
         assignments=tuple(assignments),
         reasons=tuple(reasons),
+    )
+
+
+def plan_lanes(
+    profile: HardwareProfile,
+    batch_model: ModelSize,
+    realtime_model: ModelSize | None,
+    *,
+    device: str = "auto",
+    compute_type: str = "auto",
+    workers: int | None = None,
+    cpu_threads: int | None = None,
+    max_workers_per_gpu: int | None = None,
+    realtime_sessions: int = 8,
+    diarization_mb: float = 0.0,
+    realtime_held_mb: Mapping[int, float] | None = None,
+) -> LanePlan:
+    """Plan this host's realtime worker and batch workers against one budget per device.
+
+    The realtime lane goes first, streams before batch: one worker per device it uses,
+    holding its model and the working memory of ``realtime_sessions`` sessions decoded
+    together. The batch lane is planned in what is left; each batch worker holds its model
+    plus ``diarization_mb`` when workers load a diarization model. ``realtime_held_mb`` is
+    the VRAM per GPU that a running realtime worker of this host already holds (its claim):
+    it is missing from the free VRAM the profile reports, and is counted once, as the
+    realtime lane's share, so the plan comes out the same before and after it loads.
+    """
+    held = realtime_held_mb or {}
+    gpus = tuple(
+        dataclasses.replace(
+            gpu, free_vram_mb=int(min(gpu.total_vram_mb, gpu.free_vram_mb + held[gpu.index]))
+        )
+        if gpu.index in held and gpu.free_vram_mb is not None and gpu.total_vram_mb is not None
+        else gpu
+        for gpu in profile.gpus
+    )
+    profile = dataclasses.replace(profile, gpus=gpus)
+
+    realtime = None
+    claims: dict[int, float] = {}
+    batch_profile = profile
+    if realtime_model is not None:
+        sessions_mb = realtime_sessions * REALTIME_SESSION_WORKING_MB
+        realtime = plan_devices(
+            profile,
+            dataclasses.replace(realtime_model, extra_mb=realtime_model.extra_mb + sessions_mb),
+            device=device,
+            compute_type=compute_type,
+            workers=1,  # one realtime worker per device: every live session of it shares it
+            cpu_threads=cpu_threads,
+        )
+        for a in realtime.assignments:
+            if a.device == "cuda":
+                claims[a.index] = a.footprint_mb or 0.0
+        ram_used = sum((a.footprint_mb or 0.0) for a in realtime.assignments if a.device == "cpu")
+        batch_profile = dataclasses.replace(
+            profile,
+            ram_available_mb=max(0, int(profile.ram_available_mb - ram_used)),
+            gpus=tuple(
+                dataclasses.replace(
+                    gpu, free_vram_mb=int(max(0, gpu.free_vram_mb - claims[gpu.index]))
+                )
+                if gpu.index in claims and gpu.free_vram_mb is not None
+                else gpu
+                for gpu in gpus
+            ),
+        )
+
+    sized_batch = dataclasses.replace(batch_model, extra_mb=batch_model.extra_mb + diarization_mb)
+    batch = plan_devices(
+        batch_profile,
+        sized_batch,
+        device=device,
+        compute_type=compute_type,
+        workers=workers,
+        cpu_threads=cpu_threads,
+        max_workers_per_gpu=max_workers_per_gpu,
+    )
+    kept = [
+        f"cuda:{index}: ~{_fmt_mb(mb)} kept for the realtime worker ({realtime_model.name} and "
+        f"{realtime_sessions} live sessions decoded together)"
+        for index, mb in claims.items()
+        if realtime_model is not None
+    ]
+    batch = dataclasses.replace(batch, reasons=(*kept, *batch.reasons))
+
+    budgets = []
+    for gpu in gpus:
+        batch_mb = sum(
+            a.workers * (a.footprint_mb or 0.0)
+            for a in batch.assignments
+            if a.device == "cuda" and a.index == gpu.index
+        )
+        budgets.append(
+            GpuBudget(
+                index=gpu.index,
+                name=gpu.name,
+                total_mb=gpu.total_vram_mb,
+                free_mb=gpu.free_vram_mb,
+                reserve_mb=max(
+                    VRAM_RESERVE_MIN_MB, (gpu.total_vram_mb or 0) * VRAM_RESERVE_FRACTION
+                ),
+                realtime_mb=claims.get(gpu.index, 0.0),
+                batch_mb=batch_mb,
+            )
+        )
+    return LanePlan(
+        batch=batch, realtime=realtime, gpus=tuple(budgets), realtime_sessions=realtime_sessions
     )

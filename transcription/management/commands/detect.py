@@ -8,7 +8,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from transcription.engine import DevicePlan, DevicePlanError, HardwareProfile, detect_hardware
-from transcription.services import LANES, DeviceOverrides, device_plan_build, lane_model_name
+from transcription.engine.devices import GpuBudget
+from transcription.placement import device_lanes_build
 
 
 def _gb(mb: float | None) -> str:
@@ -26,19 +27,19 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         profile = detect_hardware()
-        overrides = DeviceOverrides(
-            device=options["device"],
-            compute_type=options["compute_type"],
-            workers=options["workers"],
-        )
-        plans: dict[str, DevicePlan] = {}
         try:
-            for lane in LANES:
-                plans[lane] = device_plan_build(
-                    model=lane_model_name(lane), overrides=overrides, profile=profile
-                )
+            # Both lanes share each GPU: planned together, as the workers plan them.
+            lanes = device_lanes_build(
+                device=options["device"],
+                compute_type=options["compute_type"],
+                workers=options["workers"],
+                profile=profile,
+            )
         except DevicePlanError as exc:
             raise CommandError(exc.message) from None
+        plans: dict[str, DevicePlan] = {"batch": lanes.batch}
+        if lanes.realtime is not None:
+            plans["realtime"] = lanes.realtime
         if options["json"]:
             self.stdout.write(
                 json.dumps(
@@ -46,6 +47,8 @@ class Command(BaseCommand):
                         "hardware": dataclasses.asdict(profile),
                         "cuda_device_count": len(profile.gpus),
                         "plans": {lane: dataclasses.asdict(plan) for lane, plan in plans.items()},
+                        "gpu_budgets": [dataclasses.asdict(b) for b in lanes.gpus],
+                        "realtime_sessions_planned": lanes.realtime_sessions,
                     },
                     indent=2,
                 )
@@ -54,6 +57,9 @@ class Command(BaseCommand):
         self._print_hardware(profile)
         for lane, plan in plans.items():
             self._print_plan(lane, plan)
+        if lanes.realtime is None:
+            self.stdout.write("\nThe realtime lane is not planned on this host (SCRIBE_LANES).")
+        self._print_budgets(lanes.gpus, lanes.realtime_sessions)
 
     def _print_hardware(self, profile: HardwareProfile) -> None:
         out = self.stdout.write
@@ -74,6 +80,18 @@ class Command(BaseCommand):
             )
         for note in profile.notes:
             out(f"  note: {note}")
+
+    def _print_budgets(self, budgets: tuple[GpuBudget, ...], sessions: int) -> None:
+        out = self.stdout.write
+        for b in budgets:
+            out("")
+            out(
+                f"VRAM of cuda:{b.index} ({b.name}): {_gb(b.total_mb)} total, {_gb(b.free_mb)} free"
+            )
+            out(f"  realtime worker (model + {sessions} live sessions): ~{_gb(b.realtime_mb)}")
+            out(f"  batch workers: ~{_gb(b.batch_mb)}")
+            out(f"  kept free: {_gb(b.reserve_mb)}")
+            out(f"  planned: ~{_gb(b.planned_mb)} of {_gb(b.free_mb)} free")
 
     def _print_plan(self, lane: str, plan: DevicePlan) -> None:
         out = self.stdout.write
