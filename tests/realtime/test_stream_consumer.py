@@ -37,11 +37,19 @@ def stream_key(stream_settings):
     return api_key_create(owner_name="meetings", scopes=["stream", "transcribe"])
 
 
+class Communicator(WebsocketCommunicator):
+    """The first handshake waits for the in-process worker to load and measure its model
+    (seconds on a busy machine), not the 1 s Channels' communicator allows by default."""
+
+    async def connect(self, timeout: float = 30):
+        return await super().connect(timeout=timeout)
+
+
 def communicator(secret: str | None = None, *, path: str = "/v1/stream", subprotocols=None):
     from scribe.asgi import application
 
     headers = [(b"authorization", f"Bearer {secret}".encode())] if secret else []
-    return WebsocketCommunicator(application, path, headers=headers, subprotocols=subprotocols)
+    return Communicator(application, path, headers=headers, subprotocols=subprotocols)
 
 
 def pcm16(audio: np.ndarray) -> bytes:

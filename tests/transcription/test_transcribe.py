@@ -167,7 +167,16 @@ def test_batched_inference_gives_segments_in_file_time(loaded_model, tmp_path):
     assert transcript.segments
     assert transcript.run.decoding["batch_size"] == 4
     assert all(0 <= s.start <= s.end <= duration for s in transcript.segments)
-    for segment in transcript.segments:
+    # A segment the random model writes into a chunk's padding, after the last speech,
+    # overlaps no speech: the review suppresses those (outside_speech). Every other one
+    # starts in speech, in file time.
+    heard = [
+        s
+        for s in transcript.segments
+        if any(r.start < s.end and s.start < r.end for r in transcript.speech)
+    ]
+    assert heard
+    for segment in heard:
         assert inside(segment.start, transcript.speech, slack=0.05)
 
 
