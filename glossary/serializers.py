@@ -4,8 +4,8 @@ from django.db import transaction
 from rest_framework import serializers
 
 from glossary.models import Glossary, Term
-from scribe.exceptions import ScribeError
 from glossary.services import MODES
+from scribe.exceptions import ScribeError
 
 
 class GlossaryNameTakenError(ScribeError):

@@ -12,7 +12,6 @@ from glossary import services
 from glossary.models import Glossary
 from glossary.serializers import GlossarySerializer, TextCorrectSerializer
 
-
 # Another glossary of the caller's has the name (scribe/schema.py adds the common errors).
 NAME_TAKEN = OpenApiResponse(
     response={"$ref": "#/components/schemas/Error"},

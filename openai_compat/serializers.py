@@ -8,7 +8,7 @@ from typing import Any
 from django.http import QueryDict
 from rest_framework import serializers
 
-from transcription.serializers import allowed_models
+from transcription.serializers import DiarizeField, allowed_models
 
 # OpenAI's model name for Whisper; it runs on the batch (accuracy) lane.
 MODEL_ALIASES = {"whisper-1": "batch"}
@@ -37,7 +37,7 @@ class TranscriptionFormSerializer(serializers.Serializer):
     stream = serializers.BooleanField(default=False)
     hotwords = serializers.ListField(child=serializers.CharField(), required=False)
     glossary_id = serializers.IntegerField(required=False, allow_null=True)
-    diarize = serializers.BooleanField(required=False)
+    diarize = DiarizeField(required=False)
 
     def validate_model(self, value: str) -> str:
         if value not in served_models():

@@ -56,9 +56,7 @@ def session_review(*, owner_id: int, glossary_id: int | None) -> Review:
     (checked again here: recovery builds it long after the start), the enabled rules and
     the hallucination phrases."""
     glossary = (
-        Glossary.objects.filter(pk=glossary_id, owner_id=owner_id).first()
-        if glossary_id
-        else None
+        Glossary.objects.filter(pk=glossary_id, owner_id=owner_id).first() if glossary_id else None
     )
     return Review(
         mode=LIVE_MODE,

@@ -53,7 +53,9 @@ def test_every_operation_answers_as_documented(fuzz_settings):
     from accounts.services import api_key_create
     from scribe.wsgi import application
 
-    _, secret = api_key_create(owner_name="fuzzer", scopes=["transcribe", "stream", "glossary", "admin"])
+    _, secret = api_key_create(
+        owner_name="fuzzer", scopes=["transcribe", "stream", "glossary", "admin"]
+    )
     schema = schemathesis.openapi.from_wsgi("/v1/schema", application)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 5, "the schema lists fewer operations than the API has"

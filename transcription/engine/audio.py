@@ -90,18 +90,18 @@ def _claimed_duration_s(container, stream) -> float | None:
     return None
 
 
-def stream_audio(path: Path, *, chunk_s: float = STREAM_CHUNK_S) -> Iterator[np.ndarray]:
+def stream_audio(
+    path: Path, *, chunk_s: float = STREAM_CHUNK_S, channel: int | None = None
+) -> Iterator[np.ndarray]:
     """Yield the first audio stream of ``path`` as 16 kHz mono float32 chunks.
 
     Chunks are at most ``chunk_s`` seconds long (the last may be shorter). Undecodable
     packets in the middle of a file are skipped, as faster-whisper's own decoder does;
-    a file with no decodable audio at all raises MediaError.
+    a file with no decodable audio at all raises MediaError. ``channel`` (0-based) takes
+    that one channel instead of the downmix of all.
     """
     path = Path(path)
     chunk_samples = int(chunk_s * SAMPLE_RATE_HZ)
-    # s16 as Whisper's own loader (ffmpeg -ac 1 -f s16le) does: FFmpeg's downmix to s16
-    # keeps stereo within full scale, while a float downmix can exceed it.
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE_HZ)
     pending: list[np.ndarray] = []
     pending_samples = 0
     produced = 0
@@ -113,10 +113,21 @@ def stream_audio(path: Path, *, chunk_s: float = STREAM_CHUNK_S) -> Iterator[np.
         stream = container.streams.audio[0]
         stream.thread_type = "AUTO"
         claimed_s = _claimed_duration_s(container, stream)
+        channels = stream.codec_context.channels or 1
+        if channel is not None and not 0 <= channel < channels:
+            raise _media_error(path, f"it has {channels} channel(s), no channel {channel}")
+        # s16 as Whisper's own loader (ffmpeg -ac 1 -f s16le) does: FFmpeg's downmix to s16
+        # keeps stereo within full scale, while a float downmix can exceed it. One channel
+        # is taken from the packed (interleaved) s16 frames, untouched by a downmix.
+        layout = "mono" if channel is None else stream.codec_context.layout.name
+        resampler = av.AudioResampler(format="s16", layout=layout, rate=SAMPLE_RATE_HZ)
         try:
             for frame in itertools.chain(_decoded_frames(container, stream), [None]):
                 for out in resampler.resample(frame):
-                    samples = out.to_ndarray().reshape(-1).astype(np.float32) / 32768.0
+                    samples = out.to_ndarray().reshape(-1)
+                    if channel is not None:
+                        samples = samples.reshape(-1, channels)[:, channel]
+                    samples = samples.astype(np.float32) / 32768.0
                     pending.append(samples)
                     pending_samples += samples.shape[0]
                     while pending_samples >= chunk_samples:

@@ -28,18 +28,24 @@ def _cues(transcript: Transcript):
     for segment in transcript.segments:
         text = segment.text.strip()
         if text:
-            yield segment.start, segment.end, text
+            yield segment.start, segment.end, text, segment.speaker
+
+
+def _said(text: str, speaker: str | None) -> str:
+    """``SPEAKER_00: text`` in a diarized transcript (txt and srt have no voice markup)."""
+    return f"{speaker}: {text}" if speaker else text
 
 
 def to_txt(transcript: Transcript, *, words: bool = False) -> str:
-    lines = [text for _, _, text in _cues(transcript)]
+    lines = [_said(text, speaker) for _, _, text, speaker in _cues(transcript)]
     return "\n".join(lines) + ("\n" if lines else "")
 
 
 def to_srt(transcript: Transcript, *, words: bool = False) -> str:
     blocks = [
-        f"{n}\n{timecode(start, separator=',')} --> {timecode(end, separator=',')}\n{text}\n"
-        for n, (start, end, text) in enumerate(_cues(transcript), start=1)
+        f"{n}\n{timecode(start, separator=',')} --> {timecode(end, separator=',')}\n"
+        f"{_said(text, speaker)}\n"
+        for n, (start, end, text, speaker) in enumerate(_cues(transcript), start=1)
     ]
     return "\n".join(blocks)
 
@@ -47,8 +53,9 @@ def to_srt(transcript: Transcript, *, words: bool = False) -> str:
 def to_vtt(transcript: Transcript, *, words: bool = False) -> str:
     blocks = ["WEBVTT\n"]
     blocks += [
-        f"{timecode(start, separator='.')} --> {timecode(end, separator='.')}\n{text}\n"
-        for start, end, text in _cues(transcript)
+        f"{timecode(start, separator='.')} --> {timecode(end, separator='.')}\n"
+        f"{f'<v {speaker}>' if speaker else ''}{text}\n"
+        for start, end, text, speaker in _cues(transcript)
     ]
     return "\n".join(blocks)
 

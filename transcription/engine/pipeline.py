@@ -26,8 +26,13 @@ from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
 import scribe
 from transcription.engine.audio import SAMPLE_RATE_HZ, probe, stream_audio
-from transcription.engine.errors import TranscriptionCancelled
-from transcription.engine.manager import LoadedModel, record_vram_footprint
+from transcription.engine.errors import EngineError, TranscriptionCancelled
+from transcription.engine.manager import (
+    LoadedModel,
+    is_out_of_memory,
+    model_manager,
+    record_vram_footprint,
+)
 from transcription.engine.types import (
     Metrics,
     RunRecord,
@@ -45,10 +50,13 @@ CUT_SEARCH_S = 30.0  # look for a pause this close to the end of a window
 WHISPER_CHUNK_S = 30.0  # Whisper's input window, the longest batched clip
 LANGUAGES: tuple[str, ...] = tuple(_LANGUAGE_CODES)  # the codes Whisper knows
 PROMPT_CONTEXT_CHARS = 400  # previous-window text carried as the next window's prompt
+MAX_DECODE_STEP_DOWNS = 2  # after a decode-time OOM: lower precision, then the CPU
 
 HotwordSelector = Callable[[str], str | None]
 ProgressCallback = Callable[[float, float | None], None]
+SegmentCallback = Callable[[Segment], None]
 CancelCallback = Callable[[], bool]
+TurnCallback = Callable[[str], None]  # may block: live streams on the device go first
 
 
 @dataclass(frozen=True)
@@ -205,21 +213,32 @@ def transcribe(
     options: TranscribeOptions | None = None,
     *,
     on_progress: ProgressCallback | None = None,
+    on_segment: SegmentCallback | None = None,
     should_cancel: CancelCallback | None = None,
     window_s: float = WINDOW_S,
     select_hotwords: HotwordSelector | None = None,
+    channel: int | None = None,
+    wait_turn: TurnCallback | None = None,
 ) -> Transcript:
-    """Transcribe ``path`` with ``model``.
+    """Transcribe ``path`` with ``model`` (only its ``channel``, 0-based, when given).
 
     ``select_hotwords(first_pass_text)``, when given, chooses each window's hotwords from
     what a quick unbiased first pass of that window heard (greedy, no word timings), so
     the biased decode is offered the terms likely said there rather than every term
     (None: no hotwords for that window); ``options.hotwords`` is then not used.
 
+    ``on_segment(segment)`` is called with each segment as it is decoded, in file time
+    (before the final sort by start), so a caller can show partial results.
     ``on_progress(processed_s, total_s)`` is called after every segment and window;
     ``total_s`` is the container's duration (None if it does not say). When
     ``should_cancel()`` returns true, TranscriptionCancelled is raised at the next segment
-    boundary. Raises MediaError for input that is not readable audio.
+    boundary. ``wait_turn(device)`` ("cuda:0", "cpu") is called at the same boundaries and
+    may block, to let live streams on the same device go first.
+
+    When CTranslate2 runs out of GPU memory while decoding a window, the model is replaced
+    one step down (lower precision, then the CPU; never a smaller model) and the window is
+    decoded again, at most MAX_DECODE_STEP_DOWNS times; the run record lists each step.
+    Raises MediaError for input that is not readable audio.
     """
     options = options or TranscribeOptions()
     started = time.perf_counter()
@@ -234,6 +253,8 @@ def transcribe(
     prompt = options.initial_prompt
     window_hotwords: list[str | None] = []  # chosen per window by select_hotwords
 
+    step_downs: list[str] = [model.fallback] if model.fallback else []
+
     def report(seconds: float) -> None:
         nonlocal processed
         processed = max(processed, float(seconds))
@@ -241,8 +262,28 @@ def transcribe(
             on_progress(processed, total_s)
         if should_cancel and should_cancel():
             raise TranscriptionCancelled(processed)
+        if wait_turn:
+            wait_turn(_device_name(model))
 
-    for window in _windows(stream_audio(Path(path)), window_s, vad):
+    def decode(window: _Window, start_s: float, end_s: float):
+        """Decode one window to our segments (drained here, once)."""
+        window_options, hotwords = options, None
+        if select_hotwords is not None:
+            heard = _first_pass(model, window, options, language, prompt)
+            hotwords = select_hotwords(heard)
+            window_options = dataclasses.replace(options, hotwords=hotwords)
+        raw_segments, info = _decode_window(model, window, window_options, language, prompt)
+        decoded: list[Segment] = []
+        for raw in raw_segments:
+            segment = _to_segment(raw, len(segments) + len(decoded), start_s, end_s)
+            if segment is not None:
+                decoded.append(segment)
+                if on_segment:
+                    on_segment(segment)
+                report(segment.end)
+        return decoded, info, hotwords
+
+    for window in _windows(stream_audio(Path(path), channel=channel), window_s, vad):
         windows += 1
         start_s = window.offset / SAMPLE_RATE_HZ
         end_s = start_s + window.audio.shape[0] / SAMPLE_RATE_HZ
@@ -254,24 +295,23 @@ def transcribe(
                 )
                 for r in window.regions
             ]
-        window_options = options
+        while True:
+            try:
+                decoded, info, hotwords = decode(window, start_s, end_s)
+                break
+            except RuntimeError as exc:  # CTranslate2's CUDA errors are plain RuntimeErrors
+                if not is_out_of_memory(exc):
+                    raise
+                model = _step_down(model, exc, window=windows, steps=step_downs)
         if select_hotwords is not None:
-            heard = _first_pass(model, window, options, language, prompt)
-            window_options = dataclasses.replace(options, hotwords=select_hotwords(heard))
-            window_hotwords.append(window_options.hotwords)
-        raw_segments, info = _decode_window(model, window, window_options, language, prompt)
+            window_hotwords.append(hotwords)
         if info is not None and language is None:
             # Detected once, on the first window with speech, then kept for the whole file.
             language = info.language
             language_probability = info.language_probability
-        window_texts: list[str] = []
-        for raw in raw_segments:
-            segment = _to_segment(raw, len(segments), start_s, end_s)
-            if segment is not None:
-                segments.append(segment)
-                window_texts.append(segment.text)
-                report(segment.end)
+        segments += decoded
         report(end_s)
+        window_texts = [segment.text for segment in decoded]
         if options.condition_on_previous_text and not options.batch_size and window_texts:
             # Carry context across the cut, as faster-whisper does between its own chunks.
             prompt = "".join(window_texts)[-PROMPT_CONTEXT_CHARS:]
@@ -291,7 +331,7 @@ def transcribe(
         duration_s=round(duration, 3),
         segments=tuple(segments),
         speech=tuple(speech),
-        run=_run_record(model, options, language, window_s, window_hotwords),
+        run=_run_record(model, options, language, window_s, window_hotwords, step_downs),
         metrics=Metrics(
             audio_duration_s=round(duration, 3),
             processing_time_s=round(elapsed, 3),
@@ -304,6 +344,33 @@ def transcribe(
             windows=windows,
         ),
     )
+
+
+def _device_name(model: LoadedModel) -> str:
+    return f"cuda:{model.device_index}" if model.device == "cuda" else "cpu"
+
+
+def _step_down(
+    model: LoadedModel, exc: RuntimeError, *, window: int, steps: list[str]
+) -> LoadedModel:
+    """Replace a model that ran out of GPU memory mid-window, or give up with a clear error."""
+    taken = sum(1 for step in steps if step.startswith("window "))
+    where = f"{_device_name(model)} with {model.compute_type}"
+    if model.device != "cuda" or taken >= MAX_DECODE_STEP_DOWNS:
+        raise EngineError(
+            f"Ran out of memory decoding window {window} on {where} "
+            f"({'; '.join(steps) or 'no lower precision or device left'}): {exc}. Run fewer "
+            "workers per GPU (SCRIBE_WORKERS, SCRIBE_MAX_WORKERS_PER_GPU) or a smaller "
+            "batch_size, or free the GPU's memory, then retry the job."
+        ) from exc
+    replacement = model_manager.step_down(
+        model, cause=f"out of GPU memory decoding window {window}"
+    )
+    steps.append(
+        f"window {window}: out of memory on {where}; retried on "
+        f"{_device_name(replacement)} with {replacement.compute_type}"
+    )
+    return replacement
 
 
 def _to_segment(raw, index: int, start_s: float, end_s: float) -> Segment | None:
@@ -337,6 +404,7 @@ def _to_segment(raw, index: int, start_s: float, end_s: float) -> Segment | None
         compression_ratio=round(raw.compression_ratio, 4),
         temperature=raw.temperature if raw.temperature is not None else 0.0,
         words=words,
+        tokens=tuple(int(t) for t in raw.tokens or ()),
     )
 
 
@@ -346,6 +414,7 @@ def _run_record(
     language: str | None,
     window_s: float,
     window_hotwords: list[str | None],
+    fallbacks: list[str],
 ) -> RunRecord:
     decoding = dataclasses.asdict(options)
     decoding["language_used"] = language
@@ -353,11 +422,16 @@ def _run_record(
     if window_hotwords:
         decoding["hotwords"] = None  # each window had its own
         decoding["hotwords_per_window"] = window_hotwords
-    return run_record(model, decoding)
+    return run_record(model, decoding, fallbacks=fallbacks)
 
 
-def run_record(model: LoadedModel, decoding: dict) -> RunRecord:
-    """What ran: the model, its checksum and device, and the decoding parameters given."""
+def run_record(
+    model: LoadedModel, decoding: dict, *, fallbacks: list[str] | None = None
+) -> RunRecord:
+    """What ran: the model, its checksum and device, the decoding parameters given, and
+    why it ran on other settings than planned (``fallbacks``; by default the model's own)."""
+    if fallbacks is None:
+        fallbacks = [model.fallback] if model.fallback else []
     return RunRecord(
         pipeline_version=PIPELINE_VERSION,
         model_name=model.name,
@@ -369,6 +443,7 @@ def run_record(model: LoadedModel, decoding: dict) -> RunRecord:
         compute_type=model.compute_type,
         cpu_threads=model.cpu_threads,
         decoding=decoding,
+        fallbacks=tuple(fallbacks),
         library_versions={
             "faster_whisper": faster_whisper.__version__,
             "ctranslate2": ctranslate2.__version__,
