@@ -714,6 +714,7 @@ def job_results_purge(*, now: datetime | None = None) -> int:
         if not job.purge_result(now=now):
             continue  # another purge took it
         storage.delete_quietly(result_path)
+        job.stream_segments.all().delete()  # a live session's finals are its transcript too
         job_files_delete(job=job)  # a crash may have left audio behind
         purged += 1
     return purged

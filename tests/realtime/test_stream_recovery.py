@@ -129,3 +129,20 @@ def test_a_sessions_glossary_applies_only_while_its_owner_owns_it(owner_key, job
 
     assert [t.canonical for t in owned.terms] == ["Kubernetes"]
     assert handed_over.terms == []
+
+
+def test_retention_purges_a_live_sessions_finals_with_its_result(owner_key, job_settings):
+    key, _ = owner_key
+    job = stream_services.stream_job_create(owner_id=key.owner_id, options={})
+    review = stream_services.session_review(owner_id=key.owner_id, glossary_id=None)
+    stream_services.stream_final_save(
+        job_id=job.id, final=final(0, 0.0, "vLLM 서빙 시작"), review=review
+    )
+    stream_services.stream_job_recover(job=Job.objects.get(pk=job.pk))
+    assert job.stream_segments.count() == 1
+
+    later = timezone.now() + timedelta(days=job_settings.SCRIBE_RETENTION_DAYS + 1)
+    assert services.job_results_purge(now=later) == 1
+
+    assert job.stream_segments.count() == 0
+    assert Job.objects.get(pk=job.pk).result_purged_at is not None
