@@ -425,3 +425,60 @@ def test_a_hypothesis_that_rewords_the_kept_context_entirely_adds_only_what_foll
 
     assert model.calls == 3
     assert words_of(finals) == ["we", "deploy", "it", "now"]
+
+
+def test_a_committed_word_the_new_hypothesis_mishears_is_not_committed_again():
+    model = Rehearsed(
+        timed(("we", 0.5, 1.0), ("deploy", 1.0, 1.6)),
+        timed(("we", 0.5, 1.0), ("deploy", 1.0, 1.6), ("it", 1.6, 1.75), ("now", 2.4, 2.8)),
+        # The kept "deploy" is heard as "deplore": it stands for the committed word, it is
+        # not new speech, though only "we" aligns by text.
+        timed(("we", 0.5, 1.0), ("deplore", 1.0, 1.5), ("it", 1.6, 1.75), ("now", 2.4, 2.8)),
+    )
+    session = StreamingSession(model.transcribe)
+    finals = play(session, [(0.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 5.0)])
+
+    assert model.calls == 4
+    assert words_of(finals) == ["we", "deploy", "it", "now"]
+
+
+def test_a_word_said_again_after_a_pause_is_new_though_it_was_committed_before():
+    # "one" was committed long ago and is out of the buffer: only the kept "two" is
+    # aligned with, so the second "one" is new speech, not a repeat of the first.
+    model = Rehearsed(
+        timed(("one", 0.5, 1.0), ("two", 6.5, 7.0), ("one", 7.5, 8.0), ("more", 8.0, 8.5))
+    )
+    session = StreamingSession(model.transcribe)  # no VAD
+    finals = play(session, [(0.0, 2.0), *((s, s + 1.0) for s in range(2, 10))])
+
+    assert words_of(finals) == ["one", "two", "one", "more"]
+
+
+def test_a_new_word_placed_before_the_committed_end_is_kept_when_the_last_two_are_misheard():
+    model = Rehearsed(
+        timed(("we", 0.5, 1.0), ("ship", 1.0, 1.4), ("the", 1.4, 1.6), ("build", 1.6, 2.0)),
+        timed(
+            ("we", 0.5, 1.0),
+            ("ship", 1.0, 1.4),
+            ("the", 1.4, 1.6),
+            ("build", 1.6, 2.0),
+            ("at", 2.0, 2.15),
+            ("noon", 2.6, 3.0),
+        ),
+        # The kept "the build" is heard as "a bill" and every time moves earlier: "at" now
+        # ends before the committed end (2.0 s). Aligned by text through "ship", the two
+        # misheard words stand for the committed ones and what follows them is new.
+        timed(
+            ("we", 0.5, 1.0),
+            ("ship", 1.0, 1.4),
+            ("a", 1.4, 1.5),
+            ("bill", 1.5, 1.8),
+            ("at", 1.8, 1.95),
+            ("noon", 2.6, 3.0),
+        ),
+    )
+    session = StreamingSession(model.transcribe)
+    finals = play(session, [(0.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 5.0)])
+
+    assert model.calls == 4
+    assert words_of(finals) == ["we", "ship", "the", "build", "at", "noon"]
