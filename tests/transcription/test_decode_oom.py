@@ -64,6 +64,8 @@ def staged_t4(tmp_path, monkeypatch):
     smi.write_text(f"#!/bin/sh\necho '{T4_SMI_ROW}'\n")
     smi.chmod(smi.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    # A worker plans its device once per process; this "process" has just gained a T4.
+    monkeypatch.setattr(services, "_plans", {})
     ooms = [0]
     loads: list[tuple[str, str]] = []
 
