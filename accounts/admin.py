@@ -65,7 +65,7 @@ class ScopedAPIKeyAdmin(APIKeyModelAdmin):
     def usable(self, key: APIKey) -> bool:
         return not key.revoked and not key.has_expired
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request, obj, form=None, change=False):
         created = not obj.pk
         super().save_model(request, obj, form, change)  # shows the new secret once
         if created:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from rest_framework import authentication, exceptions
 
@@ -57,7 +58,7 @@ class APIKeyAuthentication(authentication.BaseAuthentication):
         if raw is None:
             return None
         try:
-            key = APIKey.objects.get_from_key(raw)
+            key = cast(APIKey, APIKey.objects.get_from_key(raw))
         except APIKey.DoesNotExist:
             raise exceptions.AuthenticationFailed(unusable_key_message(raw)) from None
         check_key_usable(key)

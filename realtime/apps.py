@@ -12,7 +12,7 @@ from scribe.db import process_role
 @checks.register(checks.Tags.compatibility)
 def in_memory_layer_needs_in_process_worker(app_configs, **kwargs):
     """The in-memory layer cannot reach a worker in another process: refuse that setup."""
-    backend = settings.CHANNEL_LAYERS.get("default", {}).get("BACKEND", "")
+    backend = str(settings.CHANNEL_LAYERS.get("default", {}).get("BACKEND", ""))
     if (
         backend.endswith("InMemoryChannelLayer")
         and not settings.SCRIBE_REALTIME_IN_PROCESS

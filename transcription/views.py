@@ -13,6 +13,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from transcription import services, storage
@@ -32,6 +33,7 @@ class OwnedJobsMixin:
     """Every job query goes through the caller's owner: another owner's job is a 404."""
 
     required_scope = "transcribe"
+    request: Request
 
     def get_queryset(self):
         return Job.objects.for_owner(self.request.user.owner)
