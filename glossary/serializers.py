@@ -13,6 +13,24 @@ class GlossaryNameTakenError(ScribeError):
     http_status = 409
 
 
+class GlossaryTermsRepeatedError(ScribeError):
+    """A conflict, like a taken name: each canonical spelling is one row of the glossary,
+    and OpenAPI cannot say "unique by canonical", so a 400 would refuse a body its schema
+    calls valid."""
+
+    code = "terms_repeated"
+    http_status = 409
+
+
+class GlossaryNotFoundError(ScribeError):
+    code = "not_found"
+    http_status = 404
+
+
+# PostgreSQL's integer column, on every database (SQLite's would take 64 bits).
+PRIORITY_RANGE = {"min_value": -(2**31), "max_value": 2**31 - 1}
+
+
 class TermSerializer(serializers.ModelSerializer):
     variants = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False, max_length=50
@@ -21,6 +39,7 @@ class TermSerializer(serializers.ModelSerializer):
     class Meta:
         model = Term
         fields = ["canonical", "variants", "hotword", "priority"]
+        extra_kwargs = {"priority": PRIORITY_RANGE}
 
 
 class GlossarySerializer(serializers.ModelSerializer):
@@ -47,7 +66,10 @@ class GlossarySerializer(serializers.ModelSerializer):
         names = [t["canonical"] for t in value]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
-            raise serializers.ValidationError(f"Terms listed twice: {', '.join(repeated)}.")
+            raise GlossaryTermsRepeatedError(
+                f"Terms listed twice: {', '.join(repeated)}. List each canonical spelling "
+                "once, with all its spoken forms in its variants."
+            )
         return value
 
     @transaction.atomic
@@ -80,5 +102,7 @@ class TextCorrectSerializer(serializers.Serializer):
             value is not None
             and not Glossary.objects.for_owner(self.context["owner"]).filter(pk=value).exists()
         ):
-            raise serializers.ValidationError("No glossary of yours has this id.")
+            raise GlossaryNotFoundError(
+                f"No glossary of yours has the id {value}: list yours with GET /v1/glossaries."
+            )
         return value

@@ -12,10 +12,11 @@ from glossary import services
 from glossary.models import Glossary
 from glossary.serializers import GlossarySerializer, TextCorrectSerializer
 
-# Another glossary of the caller's has the name (scribe/schema.py adds the common errors).
+# A conflict with a unique rule (scribe/schema.py adds the common errors).
 NAME_TAKEN = OpenApiResponse(
     response={"$ref": "#/components/schemas/Error"},
-    description="The caller already has a glossary with this name.",
+    description="The caller already has a glossary with this name (`name_taken`), or "
+    "`terms` lists a canonical spelling twice (`terms_repeated`).",
 )
 
 

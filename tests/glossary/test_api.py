@@ -81,12 +81,14 @@ def test_bad_glossaries_get_field_errors(editor):
     twice = {"name": "other", "terms": [{"canonical": "vLLM"}, {"canonical": "vLLM"}]}
 
     same_name = editor.post("/v1/glossaries", GLOSSARY, format="json")
-    repeated = editor.post("/v1/glossaries", twice, format="json").json()
+    repeated = editor.post("/v1/glossaries", twice, format="json")
 
     assert same_name.status_code == 409  # a conflict with what exists, not a bad field
     assert same_name.json()["error"]["code"] == "name_taken"
     assert "already have a glossary named" in same_name.json()["error"]["message"]
-    assert "listed twice: vLLM" in repeated["error"]["fields"]["terms"][0]
+    assert repeated.status_code == 409  # one row per canonical, as one glossary per name
+    assert repeated.json()["error"]["code"] == "terms_repeated"
+    assert "listed twice: vLLM" in repeated.json()["error"]["message"]
 
 
 def test_text_correct_shows_what_the_glossary_and_rules_do(editor):
@@ -123,7 +125,8 @@ def test_text_correct_shows_what_the_glossary_and_rules_do(editor):
     assert body["flags"] == []
     other = client(["glossary"], owner="search-team")
     refused = other.post("/v1/text/correct", {"text": "x", "glossary_id": gid}, format="json")
-    assert refused.status_code == 400
+    assert refused.status_code == 404
+    assert "No glossary of yours" in refused.json()["error"]["message"]
 
 
 def test_a_job_result_shows_raw_and_corrected_text_stage_diffs_flags_and_bias(editor, job_settings):

@@ -5,9 +5,12 @@ methods) and checks every answer: no 5xx, a status code and a content type the s
 documents, a body that matches the documented response. Generated clients are built from
 that schema, so a gap here is a wrong client somewhere else.
 
-Not checked: that every schema-valid request is accepted. Some rules cannot be said in
-OpenAPI (no NUL characters in text, a term listed twice in one glossary, a name the
-caller already uses); those get 400 or 409 in the documented error shape instead.
+Every check runs on every operation, but for one: that a schema-valid request is accepted
+(positive_data_acceptance) is not asked of ``POST /v1/jobs``. Its ``file`` is any bytes
+in OpenAPI, which cannot say "audio with a sound track" (a PNG gets 415), and its
+``options`` a JSON document in a form field. The JSON operations pass it: request strings
+carry patterns for what DRF refuses (NUL, whitespace only; scribe/openapi.py), a taken
+name or a canonical listed twice is a 409 and an unknown glossary_id a 404.
 """
 
 from __future__ import annotations
@@ -42,10 +45,9 @@ def fuzz_settings(job_settings, keep_test_connection):
     job_settings.ALLOWED_HOSTS = ["localhost"]
     job_settings.SCRIBE_QUEUE_MAX = 10_000  # queue_full is documented, but let bodies vary
     # Throttling answers 429 (documented) to most of a flood: fuzz the handlers instead.
-    job_settings.REST_FRAMEWORK = {
-        **job_settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_CLASSES": [],
-    }
+    # Not DEFAULT_THROTTLE_CLASSES: APIView copies it when DRF loads, so overriding it
+    # later changes nothing (every operation after the first few answered only 429).
+    job_settings.SCRIBE_RATE_LIMIT = ""
     return job_settings
 
 
@@ -63,6 +65,8 @@ def test_every_operation_answers_as_documented(fuzz_settings):
     sent = 0
 
     for operation in operations:
+        upload = (operation.method.upper(), operation.path) == ("POST", "/v1/jobs")
+        excluded = [positive_data_acceptance] if upload else []
 
         @given(case=operation.as_strategy())
         @settings(
@@ -76,7 +80,7 @@ def test_every_operation_answers_as_documented(fuzz_settings):
             nonlocal sent
             case.call_and_validate(
                 headers={"Authorization": f"Bearer {secret}"},
-                excluded_checks=[positive_data_acceptance],
+                excluded_checks=excluded,  # noqa: B023 - check() runs in this iteration
             )
             sent += 1
 
