@@ -39,6 +39,8 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
+from scribe.processes import pid_alive
+
 JOB_DURATION = Histogram(
     "scribe_job_duration_seconds",
     "Wall time of finished jobs, from the worker taking them to their end",
@@ -104,16 +106,6 @@ def _multiproc_dir() -> Path | None:
     return Path(value) if value else None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def forget_dead_processes() -> None:
     """Drop the live gauges of processes that have exited (a recycled or killed worker)."""
     directory = _multiproc_dir()
@@ -121,7 +113,7 @@ def forget_dead_processes() -> None:
         return
     pids = {int(m.group(1)) for p in directory.iterdir() if (m := _LIVE_FILE.match(p.name))}
     for pid in pids:
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             with contextlib.suppress(OSError):
                 multiprocess.mark_process_dead(pid, str(directory))
 

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.conftest import IN_CI, REPO_ROOT
-from tests.e2e.stack import free_port
+from tests.e2e.stack import daphne_command, free_port
 
 DOCKER = REPO_ROOT / "docker"
 COMPOSE = DOCKER / "compose.yml"
@@ -340,16 +340,7 @@ def daphne(tmp_path: Path, **env: str):
     environ.update(SCRIBE_SQLITE_PATH=str(tmp_path / "db.sqlite3"), **env)
     log = (tmp_path / "daphne.log").open("w")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "scribe.asgi:application",
-        ],
+        daphne_command(port),
         cwd=REPO_ROOT,
         env=environ,
         stdout=log,

@@ -226,7 +226,18 @@ class Job(models.Model):
             self.refresh_from_db()
         return bool(claimed)
 
-    def mark_completed(self, *, result_path: str, language: str, run: dict, metrics: dict) -> bool:
+    def mark_completed(
+        self,
+        *,
+        result_path: str,
+        language: str,
+        run: dict,
+        metrics: dict,
+        error_code: str = "",
+        error_message: str = "",
+    ) -> bool:
+        """End a processing job with its result (``error_*`` only say why a completed
+        job's transcript is partial: see ``mark_interrupted``)."""
         duration = metrics.get("audio_duration_s", 0.0)
         return self._transition(
             (self.Status.PROCESSING,),
@@ -238,6 +249,8 @@ class Job(models.Model):
             metrics=metrics,
             processed_s=duration,
             total_s=duration,
+            error_code=error_code,
+            error_message=error_message,
         )
 
     def mark_interrupted(
@@ -245,17 +258,11 @@ class Job(models.Model):
     ) -> bool:
         """Complete a live session that was cut short (its worker stopped): the transcript
         holds what was finalised, and ``reason`` says why the rest is missing."""
-        duration = metrics.get("audio_duration_s", 0.0)
-        return self._transition(
-            (self.Status.PROCESSING,),
-            status=self.Status.COMPLETED,
-            finished_at=timezone.now(),
+        return self.mark_completed(
             result_path=result_path,
             language=language,
             run=run,
             metrics=metrics,
-            processed_s=duration,
-            total_s=duration,
             error_code=self.INTERRUPTED,
             error_message=reason,
         )

@@ -29,6 +29,7 @@ from glossary.services import Bias, job_bias, job_hotword_choice, job_result_pos
 from realtime.models import StreamSegment
 from scribe import metrics as scribe_metrics
 from scribe.db import retry_transient, transient_errors, unit_of_work
+from scribe.processes import pid_alive
 from transcription import storage
 from transcription.broker import pending_task_names
 from transcription.engine import (
@@ -617,16 +618,6 @@ def _job_retry_later(job: Job, exc: BaseException) -> None:
         logger.warning("job %s: left for recovery (the database is still unreachable)", job.id)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def jobs_recover(*, now: datetime | None = None) -> int:
     """Retry (or fail, out of attempts) processing jobs whose worker is gone, and send
     again the queued jobs whose broker message was lost.
@@ -639,7 +630,7 @@ def jobs_recover(*, now: datetime | None = None) -> int:
     host = socket.gethostname()
     recovered = 0
     for job in Job.objects.processing():
-        dead_here = job.worker_host == host and job.worker_pid and not _pid_alive(job.worker_pid)
+        dead_here = job.worker_host == host and job.worker_pid and not pid_alive(job.worker_pid)
         stale = job.heartbeat_at is None or job.heartbeat_at < stale_before
         if not (dead_here or stale):
             continue

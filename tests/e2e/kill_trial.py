@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from tests.e2e.stack import Stack
+from tests.e2e.test_jobs_e2e import wait_for
 from tests.media import write_tone_wav
 
 TERMINAL = ("completed", "failed", "cancelled")
@@ -65,16 +66,6 @@ def _submit(client: httpx.Client, audio: Path) -> str:
     return response.json()["job_id"]
 
 
-def _wait(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
-
-
 def run_kill_trial(
     stack: Stack, tmp: Path, *, jobs: int, kills: int, audio_s: float = 240, timeout_s=600
 ) -> TrialResult:
@@ -95,11 +86,11 @@ def run_kill_trial(
             return rows[0] if rows else None
 
         for _ in range(kills):
-            job_id, pid = _wait(running_job, timeout_s, "a job making progress")
+            job_id, pid = wait_for(running_job, timeout_s, "a job making progress")
             os.kill(pid, signal.SIGKILL)
             killed[job_id] += 1
             # Until recovery has seen the death, the row still names the dead pid.
-            _wait(
+            wait_for(
                 lambda job_id=job_id, pid=pid: (
                     not stack.sql(
                         "SELECT 1 FROM transcription_job WHERE id = %s AND worker_pid = %s",
@@ -115,8 +106,8 @@ def run_kill_trial(
             rows = stack.sql("SELECT status FROM transcription_job")
             return all(status in TERMINAL for (status,) in rows)
 
-        with contextlib.suppress(TimeoutError):  # counted below as not terminal
-            _wait(all_ended, timeout_s, "every job to end")
+        with contextlib.suppress(AssertionError):  # counted below as not terminal
+            wait_for(all_ended, timeout_s, "every job to end")
         for job_id in ids:
             body = client.get(f"/v1/jobs/{job_id}").json()
             result.statuses[body["status"]] += 1

@@ -31,6 +31,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def daphne_command(port: int) -> list[str]:
+    """The web process as production runs it, on loopback."""
+    return [
+        sys.executable,
+        "-m",
+        "daphne",
+        "-b",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "scribe.asgi:application",
+    ]
+
+
 class Stack:
     def __init__(
         self,
@@ -99,17 +113,7 @@ class Stack:
         try:
             self.manage("migrate", "--no-input")
             self.key = self.manage("create_api_key", "--owner", "e2e").strip()
-            self.spawn(
-                "daphne",
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "scribe.asgi:application",
-            )
+            self.spawn("daphne", *daphne_command(self.port))
             if self.batch_workers:
                 self.spawn("qcluster", sys.executable, "manage.py", "qcluster")
             if self.realtime_worker:

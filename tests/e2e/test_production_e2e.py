@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from realtime.client import stream_file
 from tests.conftest import require_service
 from tests.e2e.stack import Stack
+from tests.e2e.test_jobs_e2e import wait_for
 from tests.media import write_tone_wav
 
 pytestmark = pytest.mark.e2e
@@ -34,16 +35,6 @@ def scrape(client: httpx.Client) -> dict[tuple[str, tuple], float]:
             labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k != "pid"))
             found[(sample.name, labels)] = found.get((sample.name, labels), 0) + sample.value
     return found
-
-
-def wait_for(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def test_the_production_topology_serves_jobs_and_streams_reports_them_and_stops_cleanly(

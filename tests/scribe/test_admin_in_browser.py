@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import IN_CI, REPO_ROOT
-from tests.e2e.stack import free_port
+from tests.e2e.stack import daphne_command, free_port
 
 PASSWORD = "browser-test-only-7c1e"
 SETUP = f"""
@@ -76,16 +76,7 @@ def server(tmp_path_factory):
     port = free_port()
     log = (tmp / "daphne.log").open("w")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "scribe.asgi:application",
-        ],
+        daphne_command(port),
         cwd=REPO_ROOT,
         env=env,
         stdout=log,
