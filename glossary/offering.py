@@ -70,7 +70,11 @@ MAX_SPAN_WORDS = 5
 # Spellings tried per span (each word has at most three: letters, letter names, numbers).
 MAX_SPELLINGS = 8
 
-_WORD = re.compile(r"[A-Za-z]+|\d+")
+# A contraction or possessive is one word ("that's", "CDF's"): its "s" is no spoken S.
+_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*|\d+")
+# A span with digits meets a term with letters and digits only where their letters are
+# this alike too: the digits alone do not make "that 16" float16.
+LETTERS_BESIDE_DIGITS = 0.5
 _NOT_ALNUM = re.compile(r"[\W_]+")
 
 
@@ -79,23 +83,47 @@ class Offer:
     term: str  # canonical spelling
     heard: str  # the words of the first pass it was found in
     score: float
+    start: int = 0  # where ``heard`` stands in the text searched
+    end: int = 0
 
 
 def _said_as_letters(word: str) -> bool:
-    """Whether Whisper wrote ``word`` as spoken letters or a number ("DCR", "V", "400")."""
+    """Whether Whisper wrote ``word`` as spoken letters or a number ("DCR", "V", "400",
+    "CDF's")."""
     if word.isdigit():
         return True
-    return (len(word) > 1 and word.isupper()) or (len(word) == 1 and word.lower() not in "ai")
+    stem = word.split("'")[0]
+    return (len(stem) > 1 and stem.isupper()) or (
+        word == stem and len(stem) == 1 and stem.lower() not in "ai"
+    )
 
 
 def _spellings(word: str) -> list[str]:
     """Ways a word of the first pass may have been said, as lower-case letters."""
     if word.isdigit():
         return [word, *(said.replace(" ", "") for said in number_words(word)[0])]
-    lower = word.lower()
+    stem, _, tail = word.lower().partition("'")
+    lower = stem + tail.replace("'", "")
     if _said_as_letters(word):
-        return [lower, "".join(LETTER_NAMES[c] for c in lower)]
+        return [lower, "".join(LETTER_NAMES[c] for c in stem) + tail.replace("'", "")]
     return [lower]
+
+
+def _letters_only(text: str) -> str:
+    return "".join(c for c in text.lower() if c.isalpha())
+
+
+def _is_number(word: str) -> bool:
+    return word.isdigit() or word.casefold() in NUMBER_WORDS
+
+
+def _letters_match(words: Sequence[re.Match[str]], letters: str) -> bool:
+    """Whether a span with a number in it has the letters of a term written with digits:
+    the number alone does not make "that 16" float16."""
+    if not any(_is_number(m.group()) for m in words):
+        return True
+    rest = "".join(_letters_only(m.group()) for m in words if not _is_number(m.group()))
+    return Indel.normalized_similarity(rest, letters) >= LETTERS_BESIDE_DIGITS
 
 
 def _has_digit(text: str) -> bool:
@@ -112,6 +140,7 @@ class TermOffer:
         self.canonical: list[str] = []
         self._short: list[bool] = []
         self._lettered: list[bool] = []  # the term has letters, not only digits
+        self._beside_digits: list[str] = []
         for term in terms:
             if not term.canonical.strip():
                 continue
@@ -119,6 +148,10 @@ class TermOffer:
             self.canonical.append(term.canonical)
             self._short.append(len(_NOT_ALNUM.sub("", term.canonical)) <= SHORT_TERM_CHARS)
             self._lettered.append(any(c.isalpha() for c in term.canonical))
+            # The letters of a term written with digits ("float" of float16), else "".
+            self._beside_digits.append(
+                _letters_only(term.canonical) if _has_digit(term.canonical) else ""
+            )
             said = {
                 form.letters
                 for spelling in (term.canonical, *term.variants)
@@ -138,17 +171,9 @@ class TermOffer:
         words = [m for m in _WORD.finditer(heard)]
         if not words or not self._letters:
             return []
-        spans: list[tuple[int, int]] = []
-        spellings: list[str] = []
-        options = [_spellings(m.group()) for m in words]
-        function = [m.group().casefold() in FUNCTION_WORDS for m in words]
-        for first in range(len(words)):
-            for last in range(first, min(first + MAX_SPAN_WORDS, len(words))):
-                if all(function[first : last + 1]):
-                    continue
-                for combo in islice(product(*options[first : last + 1]), MAX_SPELLINGS):
-                    spans.append((first, last))
-                    spellings.append("".join(combo))
+        found = self._spans(heard)
+        spans = [span for span, _ in found]
+        spellings = [spelling for _, spelling in found]
         if not spellings:
             return []
         scores = self._scores(spellings)
@@ -156,6 +181,34 @@ class TermOffer:
 
     def __call__(self, heard: str) -> list[str]:
         return [offer.term for offer in self.offers(heard)]
+
+    def closeness(self, heard: str) -> dict[str, float]:
+        """Each term's best score against any span of ``heard`` (0 where none compares),
+        without the guards or the one-term-per-span rule: a ranking, not an offer."""
+        spellings = [spelling for _, spelling in self._spans(heard)]
+        if not spellings:
+            return dict.fromkeys(self.canonical, 0.0)
+        best = self._scores(spellings).max(axis=0)
+        close = dict.fromkeys(self.canonical, 0.0)
+        for column, score in enumerate(best):
+            term = self.canonical[int(self._term_of_form[column])]
+            close[term] = max(close[term], round(float(score), 3))
+        return close
+
+    def _spans(self, heard: str) -> list[tuple[tuple[int, int], str]]:
+        """Every run of up to MAX_SPAN_WORDS words not all function words, in each of its
+        likely spellings: ((first word, last word), spelling)."""
+        words = [m for m in _WORD.finditer(heard)]
+        options = [_spellings(m.group()) for m in words]
+        function = [m.group().casefold() in FUNCTION_WORDS for m in words]
+        spans: list[tuple[tuple[int, int], str]] = []
+        for first in range(len(words)):
+            for last in range(first, min(first + MAX_SPAN_WORDS, len(words))):
+                if all(function[first : last + 1]):
+                    continue
+                for combo in islice(product(*options[first : last + 1]), MAX_SPELLINGS):
+                    spans.append(((first, last), "".join(combo)))
+        return spans
 
     def _scores(self, spellings: list[str]) -> np.ndarray:
         """Score every spelling against every form: (spellings × forms), 0 where a digit
@@ -189,6 +242,10 @@ class TermOffer:
             term, (first, last) = int(self._term_of_form[column]), spans[row]
             if self._lettered[term] and all(numeric[first : last + 1]):
                 continue
+            if self._beside_digits[term] and not _letters_match(
+                words[first : last + 1], self._beside_digits[term]
+            ):
+                continue
             if (
                 self._short[term]
                 and scores[row, column] < 1.0
@@ -206,6 +263,8 @@ class TermOffer:
             if term in offered or any(first <= end and start <= last for start, end in taken):
                 continue
             taken.append((first, last))
-            span = heard[words[first].start() : words[last].end()]
-            offered[term] = Offer(self.canonical[term], span, round(score, 3))
+            start, end = words[first].start(), words[last].end()
+            offered[term] = Offer(
+                self.canonical[term], heard[start:end], round(score, 3), start, end
+            )
         return list(offered.values())

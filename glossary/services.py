@@ -15,6 +15,8 @@ from django.conf import settings
 from glossary import llm
 from glossary.diff import word_diff
 from glossary.flags import DEFAULT_HALLUCINATIONS, hallucination_matcher, segment_flags, word_flags
+from glossary.hearings import SURVEY_CLOSENESS, Edit, Reconciler
+from glossary.metrics import term_occurrences
 from glossary.models import Glossary, HallucinationPhrase, LLMAuditRecord, Rule
 from glossary.normalize import RuleSpec, TermSpec, apply_glossary, apply_rules
 from glossary.offering import TermOffer
@@ -131,6 +133,12 @@ class HotwordChoice:
     rule), Hangul through the sound-alike matcher at a looser threshold than correction's.
     The biased decode still has to hear the term. The request's own hotwords are always
     offered.
+
+    A small model does not hear every term in a first pass ("the disk" for Redis), so a
+    second quick pass, the survey, is offered every term that fits the budget, closest to
+    the first pass first (``survey()``); a term it writes verbatim is offered too. Both
+    hearings stay in the run record, and post-correction's ``hearings`` stage
+    (``glossary.hearings``) reconciles the decode with them.
     """
 
     def __init__(
@@ -145,23 +153,57 @@ class HotwordChoice:
         self.extra = list(extra_hotwords)
         self.count_tokens = count_tokens
         self.budget = budget
-        self.matcher = SoundAlikeMatcher(self.terms, threshold=CANDIDATE_THRESHOLD)
-        self.offer = TermOffer(self.terms)
+        # Terms marked hotword: false stay in the prompt and are never offered.
+        self.hot = [t for t in self.terms if t.hotword]
+        self.matcher = SoundAlikeMatcher(self.hot, threshold=CANDIDATE_THRESHOLD)
+        self.offer = TermOffer(self.hot)
 
-    def likely(self, heard: str) -> list[str]:
-        """Glossary terms that the text says, spells as a variant, or sounds like."""
+    def survey(self, heard: str) -> str | None:
+        """Hotwords for the survey pass over a window whose first pass heard ``heard``:
+        the request's own, the terms it heard, then every other term, closest to what it
+        heard first, as many as fit (a glossary larger than the budget is surveyed where
+        it is likeliest)."""
+        likely = self.likely(heard)
+        close = self.offer.closeness(heard)
+        rest = sorted(
+            (t.canonical for t in self.hot if t.canonical not in likely),
+            key=lambda canonical: -close.get(canonical, 0.0),
+        )
+        wanted = list(dict.fromkeys([*self.extra, *likely, *rest]))
+        hot, _ = _fit(wanted, lambda ws: " " + " ".join(ws), self.count_tokens, self.budget)
+        return " ".join(hot) or None
+
+    def likely(self, heard: str, surveyed: str | None = None) -> list[str]:
+        """Glossary terms that the text says, spells as a variant, or sounds like, then
+        those the survey (``surveyed``) wrote."""
         lowered = heard.casefold()
         found = [
             t.canonical
-            for t in self.terms
+            for t in self.hot
             if any(
                 _said_in(spelling.casefold(), lowered) for spelling in (t.canonical, *t.variants)
             )
         ]
         found += self.offer(heard)
-        close = self.matcher.matches(heard)
+        # Latin text is read by the offering search above, which lets a span explain one
+        # term; the sound-alike matcher reads what it cannot, Hangul.
+        close = [m for m in self.matcher.matches(heard) if _HANGUL.search(m.heard)]
         found += [m.term for m in sorted(close, key=lambda m: -m.score)]
+        if surveyed:
+            found += [t for t in self.survey_wrote(heard, surveyed) if t not in found]
         return list(dict.fromkeys(found))
+
+    def survey_wrote(self, heard: str, surveyed: str) -> list[str]:
+        """The terms the survey wrote verbatim where the first pass (``heard``) heard
+        something at least a little like them (``SURVEY_CLOSENESS``)."""
+        written = apply_glossary(surveyed, self.terms)
+        close = self.offer.closeness(heard)
+        return [
+            t.canonical
+            for t in self.hot
+            if term_occurrences(written, t.canonical)
+            and close.get(t.canonical, 0.0) >= SURVEY_CLOSENESS
+        ]
 
     def prompt(self) -> str | None:
         """The initial prompt beside per-window hotwords: only the terms the operator keeps
@@ -173,11 +215,14 @@ class HotwordChoice:
         )
         return (", ".join(kept) + ".") if kept else None
 
-    def __call__(self, heard: str) -> str | None:
-        """The hotwords to offer after hearing ``heard`` (None: none)."""
-        wanted = list(dict.fromkeys([*self.extra, *self.likely(heard)]))
+    def __call__(self, heard: str, surveyed: str | None = None) -> str | None:
+        """The hotwords to offer after hearing ``heard`` and the survey (None: none)."""
+        wanted = list(dict.fromkeys([*self.extra, *self.likely(heard, surveyed)]))
         hot, _ = _fit(wanted, lambda ws: " " + " ".join(ws), self.count_tokens, self.budget)
         return " ".join(hot) or None
+
+
+_HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 
 def _said_in(spelling: str, text: str) -> bool:
@@ -215,11 +260,13 @@ def _run_stage(stage: Stage, segments: list[dict], fix: Callable[[int, dict], st
 HALLUCINATION_FLAGS = frozenset({"known_hallucination", "repetition", "outside_speech"})
 
 
-# Operators' variants first (they win), then spans that sound like a term, then rules.
+# Operators' variants first (they win), then terms the window's other hearings agree were
+# said (batch windows only: see glossary.hearings), then spans that sound like a term,
+# then rules.
 LOCAL_STAGES = {
     "none": (),
-    "glossary": ("glossary", "soundalike"),
-    "rules": ("glossary", "soundalike", "rules"),
+    "glossary": ("glossary", "hearings", "soundalike"),
+    "rules": ("glossary", "hearings", "soundalike", "rules"),
 }
 
 
@@ -240,6 +287,10 @@ class Review:
     def _soundalike(self) -> SoundAlikeMatcher:
         return SoundAlikeMatcher(self.terms)
 
+    @cached_property
+    def reconciler(self) -> Reconciler:
+        return Reconciler(self.terms)
+
     @property
     def local_stages(self) -> tuple[str, ...]:
         """The correction stages that run here, in order (the LLM's comes after them)."""
@@ -251,6 +302,10 @@ class Review:
         return sorted(set(segment.get("flags", [])) | set(found))
 
     def correct(self, stage: str, text: str) -> str:
+        """Correct one segment's text; ``hearings`` needs its window (see
+        ``_run_hearings_stage``) and leaves a lone segment as it is."""
+        if stage == "hearings":
+            return text
         if stage == "glossary":
             return apply_glossary(text, self.terms)
         if stage == "soundalike":
@@ -278,6 +333,49 @@ def segment_review(
 
 def is_hallucination(segment: dict) -> bool:
     return bool(HALLUCINATION_FLAGS & set(segment.get("flags", [])))
+
+
+def _run_hearings_stage(
+    stage: Stage, segments: list[dict], hearings: Sequence[dict], reconciler: Reconciler
+) -> None:
+    """Reconcile each window's segments with the window's hearings (``glossary.hearings``).
+
+    A window's segments are read as one text; an edit that would cross two segments is
+    not made.
+    """
+    for hearing in hearings:
+        if not hearing:
+            continue
+        members = [
+            s
+            for s in segments
+            if hearing["start"] <= s["start"] < hearing["end"]
+            and s.get("speaker") == hearing.get("speaker", s.get("speaker"))
+        ]
+        if not members:
+            continue
+        bounds, cursor = [], 0
+        for segment in members:
+            bounds.append((cursor, cursor + len(segment["text"])))
+            cursor += len(segment["text"])
+        edits = reconciler.edits(
+            "".join(s["text"] for s in members),
+            first_pass=hearing.get("first_pass") or "",
+            survey=hearing.get("survey"),
+        )
+        for segment, (low, high) in zip(members, bounds, strict=True):
+            mine = [e for e in edits if low <= e.start and e.end <= high]
+            if not mine:
+                continue
+            _run_stage(stage, [segment], functools.partial(_edited, edits=mine, offset=low))
+
+
+def _edited(index: int, segment: dict, *, edits: Sequence[Edit], offset: int) -> str:
+    """The segment's text with ``edits`` (positions ``offset`` characters ahead) made."""
+    text = segment["text"]
+    for edit in sorted(edits, key=lambda e: -e.start):
+        text = text[: edit.start - offset] + edit.text + text[edit.end - offset :]
+    return text
 
 
 def _correct_segment(review: Review, stage: str, index: int, segment: dict) -> str:
@@ -315,9 +413,15 @@ def post_process(
     segments = [s for s in segments if not is_hallucination(s)]
 
     stages: list[Stage] = []
+    hearings = result.get("run", {}).get("decoding", {}).get("hearings_per_window") or []
     for name in review.local_stages:
         stage = Stage(name)
-        _run_stage(stage, segments, functools.partial(_correct_segment, review, name))
+        if name == "hearings":
+            if not hearings:
+                continue  # text alone, or a live session: one hearing only
+            _run_hearings_stage(stage, segments, hearings, review.reconciler)
+        else:
+            _run_stage(stage, segments, functools.partial(_correct_segment, review, name))
         stages.append(stage)
     if mode == "llm":
         stage = Stage("llm")

@@ -101,6 +101,12 @@ LEAD_CHARS = 4
 HANGUL_SPAN_WORDS = 3
 # Cap on the spoken forms derived for one term (the product of its parts' alternatives).
 MAX_FORMS = 96
+# Letter names that rhyme, the classic confusions of spoken letters: the E-set ("bee",
+# "see", "dee", "ee", "gee", "pee", "tee", "vee", "zee"), the A-set, the "eh" set, and so
+# on. An acronym Whisper wrote that differs from a glossary acronym only in rhyming letters
+# ("DCR" for ECR, "BCM" for PCM, "CRBC" for gRPC) scores RHYMING_ACRONYM_SCORE.
+RHYMES = ("BCDEGPTVZ", "AHJK", "FLMNSX", "IY", "QUW", "O", "R")
+RHYMING_ACRONYM_SCORE = 0.9
 
 FUNCTION_WORDS = frozenset(
     [
@@ -124,7 +130,8 @@ PARTICLES = frozenset(
 )  # fmt: skip
 _MAX_PARTICLE_CHARS = max(len(p) for p in PARTICLES)
 
-_WORD = re.compile(r"\w+")
+# A contraction or possessive is one word: "They're" holds no span "re …".
+_WORD = re.compile(r"\w+(?:['’]\w+)*")
 _GAP = re.compile(r"[\s\-]*")
 _HANGUL_SYLLABLES = re.compile(r"[\uac00-\ud7a3]+")
 _CAMEL_PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+|[\uac00-\ud7a3]+|[^\sA-Za-z\d]")
@@ -289,6 +296,7 @@ def _as_hangul(latin: str) -> str:
     return _collapse(s.translate(_HANGUL_LESS))
 
 
+_RHYME_OF = {letter: group for group in RHYMES for letter in group}
 _SOFT_C = re.compile(r"c(?=[eiy])")
 _HANGUL_LESS = str.maketrans(
     {"\0": "ch", "c": "k", "q": "k", "f": "p", "v": "b", "z": "j", "x": "ks", "y": "i", "w": "u"}
@@ -490,6 +498,15 @@ class SoundAlikeMatcher:
         self._canonical = [
             (i, re.compile(_exact_regex(t.canonical.strip()))) for i, t in enumerate(self.terms)
         ]
+        # Terms spelled as letters ("ECR", "gRPC"): their letters in capitals.
+        self._acronyms = [
+            (i, t.canonical.upper())
+            for i, t in enumerate(self.terms)
+            if t.canonical.isascii()
+            and t.canonical.isalpha()
+            and sum(c.isupper() for c in t.canonical) >= len(t.canonical) - 1
+            and len(t.canonical) >= 2
+        ]
         forms: list[tuple[_Form, int]] = []
         for index, term in enumerate(self.terms):
             said = spoken_forms(term.canonical)
@@ -519,7 +536,8 @@ class SoundAlikeMatcher:
         if not self.terms:
             return []
         kept = self._kept_spellings(text)
-        candidates = [c for c in self._candidates(text) if not _blocked(c, kept)]
+        found = self._candidates(text) + self._rhyming_acronyms(text)
+        candidates = [c for c in found if not _blocked(c, kept)]
         candidates.sort(key=lambda c: (-c.score, -c.words, c.start))
         chosen: list[_Candidate] = []
         for c in candidates:
@@ -537,6 +555,27 @@ class SoundAlikeMatcher:
             out += [text[cursor : match.start], match.term]
             cursor = match.end
         return "".join(out) + text[cursor:]
+
+    def _rhyming_acronyms(self, text: str) -> list[_Candidate]:
+        """Acronyms Whisper wrote (capitals only, 2–5 letters) that differ from a glossary
+        acronym of the same length only in letters that rhyme with its letters, at most
+        half of them and at least one ("DCR" is ECR, "CRBC" gRPC; "ACR" is not ECR)."""
+        found = []
+        for token in _tokens(text):
+            word = token.text
+            if not (2 <= len(word) <= 5 and word.isascii() and _is_acronym(word)):
+                continue
+            for index, letters in self._acronyms:
+                if len(letters) != len(word) or letters == word:
+                    continue
+                pairs = [(a, b) for a, b in zip(word, letters, strict=True) if a != b]
+                if len(pairs) <= max(1, len(word) // 2) and all(
+                    _RHYME_OF.get(a) == _RHYME_OF.get(b) for a, b in pairs
+                ):
+                    found.append(
+                        _Candidate(token.start, token.end, index, RHYMING_ACRONYM_SCORE, 1)
+                    )
+        return found
 
     def _kept_spellings(self, text: str) -> list[_Candidate]:
         return [

@@ -162,11 +162,17 @@ def test_a_job_result_shows_raw_and_corrected_text_stage_diffs_flags_and_bias(ed
     assert isinstance(segment["flags"], list)
     assert all("flags" in w for w in segment["words"])
     stages = result["post_correction"]["stages"]
-    assert [s["name"] for s in stages] == ["glossary", "soundalike", "rules"]
-    assert len(stages[2]["changes"]) == len(result["segments"])
+    assert [s["name"] for s in stages] == ["glossary", "hearings", "soundalike", "rules"]
+    assert len(stages[3]["changes"]) == len(result["segments"])
     assert result["bias"]["hotwords"] == "Grafana vLLM Kubernetes"
     assert result["bias"]["initial_prompt"] == "FastAPI."
     assert result["run"]["decoding"]["hotwords_per_window"] == ["Grafana vLLM Kubernetes"]
+    # The window's two quick hearings are kept: the first pass and the survey, which was
+    # offered every term (the request's hotwords and the glossary's FastAPI is kept out).
+    [hearing] = result["run"]["decoding"]["hearings_per_window"]
+    assert set(hearing) == {"start", "end", "first_pass", "survey"}
+    assert hearing["start"] == 0.0 and hearing["end"] > 0
+    assert isinstance(hearing["first_pass"], str) and isinstance(hearing["survey"], str)
     assert result["run"]["decoding"]["initial_prompt"] == "FastAPI."
     srt = editor.get(f"/v1/jobs/{job_id}/result?format=srt").content.decode()
     assert "[checked]" in srt

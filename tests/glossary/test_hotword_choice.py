@@ -50,20 +50,88 @@ def test_the_requests_own_hotwords_are_always_offered_first_within_the_budget():
     assert words(offered) <= 2
 
 
-@pytest.mark.shared_audio
-def test_each_window_is_decoded_with_the_hotwords_chosen_from_its_first_pass(loaded_model, jfk):
-    heard: list[str] = []
+class Recording:
+    """A selector that offers fixed hotwords and remembers what each window's passes heard."""
 
-    def select(text: str) -> str | None:
-        heard.append(text)
+    def __init__(self, survey: str | None) -> None:
+        self.surveys = survey
+        self.heard: list[tuple[str, str | None]] = []
+
+    def survey(self, heard: str) -> str | None:
+        return self.surveys
+
+    def __call__(self, heard: str, surveyed: str | None = None) -> str | None:
+        self.heard.append((heard, surveyed))
         return "Kubernetes"
+
+
+@pytest.mark.shared_audio
+def test_each_window_is_decoded_with_the_hotwords_chosen_from_its_two_hearings(loaded_model, jfk):
+    select = Recording(survey="Kubernetes gRPC")
 
     transcript = transcribe(
         jfk, loaded_model, TranscribeOptions(hotwords="never used"), select_hotwords=select
     )
 
-    assert len(heard) == transcript.metrics.windows == 1
-    assert transcript.run.decoding["hotwords_per_window"] == ["Kubernetes"]
+    assert len(select.heard) == transcript.metrics.windows == 1
+    [(first_pass, surveyed)] = select.heard
+    assert first_pass.strip() and surveyed is not None and surveyed.strip()
+    decoding = transcript.run.decoding
+    assert decoding["hotwords_per_window"] == ["Kubernetes"]
+    assert decoding["hearings_per_window"] == [
+        {
+            "start": 0.0,
+            "end": pytest.approx(transcript.duration_s, abs=0.05),
+            "first_pass": first_pass,
+            "survey": surveyed,
+        }
+    ]
+
+
+@pytest.mark.shared_audio
+def test_without_survey_hotwords_a_window_is_heard_once_before_its_decode(loaded_model, jfk):
+    select = Recording(survey=None)
+
+    transcript = transcribe(jfk, loaded_model, select_hotwords=select)
+
+    [(first_pass, surveyed)] = select.heard
+    assert first_pass.strip() and surveyed is None
+    assert transcript.run.decoding["hearings_per_window"][0]["survey"] is None
+
+
+def test_the_survey_offers_every_hotword_term_and_the_requests_own_within_the_budget():
+    picker = HotwordChoice(
+        terms=[*TERMS, TermSpec("FastAPI", hotword=False)],
+        extra_hotwords=["vLLM"],
+        count_tokens=words,
+    )
+
+    assert set(picker.survey("nothing like a term").split()) == {
+        "vLLM", "Kubernetes", "gRPC", "PostgreSQL", "Dagster", "Airflow"
+    }  # fmt: skip
+    only_fastapi = HotwordChoice(terms=[TermSpec("FastAPI", hotword=False)], count_tokens=words)
+    assert only_fastapi.survey("the fast API") is None
+
+
+def test_a_glossary_larger_than_the_budget_is_surveyed_where_the_first_pass_was_closest():
+    heard = "we moved the job from air flow to the dax scheduler"
+
+    # Airflow was heard; "dax" is too far to offer Dagster, but nearest of the rest.
+    assert choice()(heard) == "Airflow"
+    assert choice(budget=2).survey(heard) == "Airflow Dagster"
+    assert choice(budget=3).survey("air flow and the post office") == "Airflow PostgreSQL gRPC"
+    assert choice(budget=1, extra_hotwords=["vLLM"]).survey(heard) == "vLLM"
+
+
+def test_a_term_the_survey_wrote_is_offered_where_the_first_pass_heard_a_little_like_it():
+    picker = HotwordChoice(terms=[*TERMS, TermSpec("Redis")], count_tokens=words)
+    heard = "the gateway speaks to the old disk"
+
+    assert picker(heard) is None  # "disk" is too far from Redis to offer it on its own
+    # The survey's spelling is read as the glossary reads text: "redis" is Redis.
+    assert picker(heard, "the gateway speaks to the old redis") == "Redis"
+    # Dagster was written where nothing in the first pass was like it: not offered.
+    assert picker(heard, "the gateway speaks to the old Dagster") is None
 
 
 def test_beside_per_window_hotwords_the_prompt_lists_only_terms_kept_out_of_hotwords():
@@ -74,3 +142,22 @@ def test_beside_per_window_hotwords_the_prompt_lists_only_terms_kept_out_of_hotw
 
     assert listed.prompt() == "FastAPI, Pydantic."
     assert choice().prompt() is None  # every term is offered where heard, none listed
+
+
+def test_a_latin_span_offers_one_term_and_hangul_is_read_by_sound():
+    picker = HotwordChoice(
+        terms=[TermSpec("PCM"), TermSpec("BGE-M3"), TermSpec("Kubernetes")], count_tokens=words
+    )
+
+    # "BCM frame" once offered BGE-M3 beside PCM, and the decode wrote BGE-M3 for it.
+    assert picker.likely("the web socket, screen and BCM frame that 16 kilovert") == ["PCM"]
+    assert picker.likely("쿠버네티스에서 돌려요") == ["Kubernetes"]
+
+
+def test_a_term_kept_out_of_hotwords_is_not_offered_where_heard():
+    picker = HotwordChoice(
+        terms=[TermSpec("FastAPI", hotword=False), TermSpec("Redis")], count_tokens=words
+    )
+
+    assert picker("the fast API service touches Redis") == "Redis"
+    assert picker("the fast API service", "the FastAPI service") is None

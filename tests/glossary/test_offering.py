@@ -12,7 +12,7 @@ TERMS = [
     for canonical in (
         "ECR", "PCM", "ASR", "PDFs", "429", "Alembic", "CTranslate2", "safetensors", "vLLM",
         "large-v3", "S3", "REST", "API", "FastAPI", "RAG", "int8", "EC2", "Docker", "A100",
-        "Kubernetes", "Dagster",
+        "Kubernetes", "Dagster", "float16",
     )
 ]  # fmt: skip
 
@@ -73,10 +73,36 @@ def test_a_span_offers_the_one_term_it_sounds_most_like(offer):
         # Ordinary words that share no sound with the term.
         ("the data team moved the nightly job to another scheduler", "Dagster"),
         ("one hundred and a hundred", "A100"),
+        # A contraction is one word: its "s" is no spoken S.
+        ("and that's them with the model", "S3"),
+        # A number beside letters unlike the term's is not the term ("frame that 16" was
+        # read as float16 before this rule, where "sixteen kilohertz" was said).
+        ("sends frames that 16 kilohertz", "float16"),
+        ("frames at sixteen kilohertz", "float16"),
     ],
 )
 def test_near_misses_are_not_offered(offer, heard, not_offered):
     assert not_offered not in offer(heard)
+
+
+@pytest.mark.parametrize(
+    ("heard", "term"),
+    [
+        ("the model runs in float 16", "float16"),
+        ("the model runs in flow 16", "float16"),
+        ("the model runs in float sixteen", "float16"),
+        ("chunk the CDF's first", "PDFs"),  # a possessive after spoken letters
+    ],
+)
+def test_a_number_beside_the_terms_letters_is_offered(offer, heard, term):
+    assert term in offer(heard)
+
+
+def test_each_offer_says_where_it_stands(offer):
+    heard = "retry my HTTP 400, 20, and back off"
+    [found] = [o for o in offer.offers(heard) if o.term == "429"]
+
+    assert heard[found.start : found.end] == found.heard == "400, 20"
 
 
 def test_hangul_is_left_to_the_sound_alike_matcher(offer):

@@ -176,9 +176,12 @@ def test_hangul_is_romanised_the_way_loanwords_were_borrowed():
         "lang, chain",
         # A real acronym whose first sound differs.
         "the LLM answers",
-        # An acronym is said by its letter names: "dee see ar" is not Docker.
-        "pushed to the DCR registry",
+        # An acronym is said by its letter names: "tee kay ar" is not Docker.
         "the TKR batch",
+        # Acronyms one letter off whose letters do not rhyme ("ay" and "ee").
+        "pushed to the ACR registry",
+        "the PKM frames",
+        "the SDR worker",  # two of three letters off
         # Korean words near a term.
         "레디 액션",
         "독서를 했다",
@@ -191,6 +194,27 @@ def test_hangul_is_romanised_the_way_loanwords_were_borrowed():
 )
 def test_near_misses_stay_unchanged(matcher, text):
     assert matcher.matches(text) == []
+
+
+@pytest.mark.parametrize(
+    ("heard", "expected"),
+    [
+        # Rhyming letter names (the E-set) are the classic confusion of spoken letters.
+        ("pushed to the DCR registry", "pushed to the ECR registry"),  # not Docker
+        ("sends BCM frames", "sends PCM frames"),
+        ("the gateway speaks CRBC", "the gateway speaks gRPC"),  # two of four letters
+        ("the gateway speaks DRBC", "the gateway speaks gRPC"),
+    ],
+)
+def test_an_acronym_off_by_rhyming_letters_is_the_term(matcher, heard, expected):
+    assert matcher.apply(heard) == expected
+
+
+def test_a_contraction_is_one_word():
+    # "re lost" once became REST: "They'REST call back".
+    heard = "They're lost call back right, so the SDK's file"
+
+    assert apply_soundalike(heard, [TermSpec("REST"), TermSpec("SDK")]) == heard
 
 
 def test_a_function_word_alone_never_becomes_a_term_even_one_spelled_like_it():

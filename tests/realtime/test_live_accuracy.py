@@ -75,17 +75,16 @@ def test_nothing_is_captioned_in_silence_and_trailing_noise(tiny_en):
     rng = np.random.default_rng(7)
     speech = decode_all(SHARED_AUDIO / "jfk.flac")
     quiet = (rng.standard_normal(8 * SAMPLE_RATE_HZ) * 0.002).astype(np.float32)
-    audio = np.concatenate([quiet, speech, quiet])
 
-    finals = stream(live_session(tiny_en), audio)
+    alone = " ".join(stream(live_session(tiny_en), speech))
+    padded = " ".join(stream(live_session(tiny_en), np.concatenate([quiet, speech, quiet])))
 
-    text = " ".join(finals)
-    assert (
-        wer(
-            "And so my fellow Americans, ask not what your country can do for you, "
-            "ask what you can do for your country.",
-            text,
-        )
-        <= 0.1
-    ), text
-    assert "thank you" not in text.lower()
+    # Eight seconds of noise on each side add no word to what the speech alone gives (a
+    # context shifted by the lead-in may change one: "ask" / "asked").
+    assert len(padded.split()) <= len(alone.split()), f"{padded!r} vs {alone!r}"
+    assert wer(alone, padded) <= 0.05, f"{padded!r} vs {alone!r}"
+    reference = (
+        "And so my fellow Americans, ask not what your country can do for you, "
+        "ask what you can do for your country."
+    )
+    assert wer(reference, padded) <= 0.15, padded

@@ -36,6 +36,7 @@ from transcription.engine import (
     TranscribeOptions,
     model_manager,
     resolve_model,
+    sampling_seed,
     token_counter,
     transcribe,
 )
@@ -382,10 +383,15 @@ def bench_run(
     repeat: int = 1,
     device: str | None = None,
     cpu_threads: int | None = None,
+    seed: int | None = 0,
     on_decode: Callable[[BenchConfig], None] | None = None,
 ) -> list[ConfigResult]:
     """Decode every entry with every configuration; hypotheses come from the first of
     ``repeat`` runs, timings are their median.
+
+    Whisper falls back to sampling (temperature > 0) where a greedy decode fails its
+    checks; ``seed`` (None: not set) seeds that sampling before every decode, so a run's
+    figures repeat and do not depend on the order of files or configurations.
 
     A configuration with ``glossary`` biases decoding with the glossary and runs its
     post-correction (``post_correction`` mode); one without runs as a job with no glossary
@@ -418,7 +424,7 @@ def bench_run(
                 files = [
                     _score(
                         entry,
-                        _repeated(entry, loaded, config, bias, correction, repeat, on_decode),
+                        _repeated(entry, loaded, config, bias, correction, repeat, seed, on_decode),
                         known,
                     )
                     for entry in entries
@@ -448,11 +454,14 @@ def _repeated(
     bias: Bias,
     correction: _Correction,
     repeat: int,
+    seed: int | None,
     on_decode: Callable[[BenchConfig], None] | None,
 ) -> tuple[str, float, float]:
     """Decode ``entry`` ``repeat`` times: the first text, the audio length, the median time."""
     runs = []
     for _ in range(repeat):
+        if seed is not None:
+            sampling_seed(seed)
         runs.append(_decode(entry, loaded, config, bias, correction))
         if on_decode:
             on_decode(config)

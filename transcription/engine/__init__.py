@@ -23,7 +23,13 @@ from transcription.engine.errors import (
 )
 from transcription.engine.formats import CONTENT_TYPES, FORMATS, render
 from transcription.engine.manager import LoadedModel, model_manager
-from transcription.engine.pipeline import LANGUAGES, PIPELINE_VERSION, run_record, transcribe
+from transcription.engine.pipeline import (
+    LANGUAGES,
+    PIPELINE_VERSION,
+    run_record,
+    sampling_seed,
+    transcribe,
+)
 from transcription.engine.registry import model_size, resolve_model
 from transcription.engine.streaming import (
     BufferDecode,
@@ -87,6 +93,7 @@ __all__ = [
     "render",
     "resolve_model",
     "run_record",
+    "sampling_seed",
     "stream_audio",
     "transcribe",
     "transcript_from_dict",

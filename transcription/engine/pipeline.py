@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import av
 import ctranslate2
@@ -52,7 +53,18 @@ LANGUAGES: tuple[str, ...] = tuple(_LANGUAGE_CODES)  # the codes Whisper knows
 PROMPT_CONTEXT_CHARS = 400  # previous-window text carried as the next window's prompt
 MAX_DECODE_STEP_DOWNS = 2  # after a decode-time OOM: lower precision, then the CPU
 
-HotwordSelector = Callable[[str], str | None]
+
+class HotwordSelector(Protocol):
+    """Chooses each window's hotwords from what quick passes over it heard."""
+
+    def survey(self, heard: str) -> str | None:
+        """Hotwords for a second quick pass over a window whose first pass heard
+        ``heard`` (every term, say); None: no second pass."""
+
+    def __call__(self, heard: str, surveyed: str | None = None) -> str | None:
+        """The window's hotwords, from the first pass's text and the survey's (None)."""
+
+
 ProgressCallback = Callable[[float, float | None], None]
 SegmentCallback = Callable[[Segment], None]
 CancelCallback = Callable[[], bool]
@@ -170,16 +182,24 @@ def _decode_window(
     return restore_speech_timestamps(segments, window.regions, SAMPLE_RATE_HZ), info
 
 
+def sampling_seed(seed: int) -> None:
+    """Seed the sampling Whisper falls back to (temperature > 0) where a greedy or beam
+    decode fails its checks, so that a decode repeats (a benchmark's figures)."""
+    ctranslate2.set_random_seed(seed)
+
+
 def _first_pass(
     model: LoadedModel,
     window: _Window,
     options: TranscribeOptions,
     language: str | None,
     prompt: str | None,
+    hotwords: str | None = None,
 ) -> str:
-    """What a quick unbiased decode of the window hears: the text hotwords are chosen from."""
+    """What a quick decode of the window hears (unbiased unless ``hotwords``): the text
+    hotwords are chosen from."""
     quick = dataclasses.replace(
-        options, hotwords=None, beam_size=1, word_timestamps=False, temperature=(0.0,)
+        options, hotwords=hotwords, beam_size=1, word_timestamps=False, temperature=(0.0,)
     )
     segments, _ = _decode_window(model, window, quick, language, prompt)
     return "".join(segment.text for segment in segments)  # drained here, once
@@ -222,10 +242,14 @@ def transcribe(
 ) -> Transcript:
     """Transcribe ``path`` with ``model`` (only its ``channel``, 0-based, when given).
 
-    ``select_hotwords(first_pass_text)``, when given, chooses each window's hotwords from
-    what a quick unbiased first pass of that window heard (greedy, no word timings), so
-    the biased decode is offered the terms likely said there rather than every term
-    (None: no hotwords for that window); ``options.hotwords`` is then not used.
+    ``select_hotwords(first_pass_text, survey_text)``, when given, chooses each window's
+    hotwords from what a quick unbiased first pass of that window heard (greedy, no word
+    timings) and, when ``select_hotwords.survey(first_pass_text)`` gives hotwords, what a
+    second quick
+    pass offered those heard (the survey), so the biased decode is offered the terms
+    likely said there rather than every term (None: no hotwords for that window);
+    ``options.hotwords`` is then not used. Each window's hearings are kept in the run
+    record (``decoding.hearings_per_window``) for post-correction to reconcile with.
 
     ``on_segment(segment)`` is called with each segment as it is decoded, in file time
     (before the final sort by start), so a caller can show partial results.
@@ -252,6 +276,7 @@ def transcribe(
     windows = 0
     prompt = options.initial_prompt
     window_hotwords: list[str | None] = []  # chosen per window by select_hotwords
+    hearings: list[dict] = []  # per window: its span, the first pass and the survey
 
     step_downs: list[str] = [model.fallback] if model.fallback else []
 
@@ -267,11 +292,23 @@ def transcribe(
 
     def decode(window: _Window, start_s: float, end_s: float):
         """Decode one window to our segments (drained here, once)."""
-        window_options, hotwords = options, None
+        window_options, hotwords, hearing = options, None, None
         if select_hotwords is not None:
             heard = _first_pass(model, window, options, language, prompt)
-            hotwords = select_hotwords(heard)
+            survey = select_hotwords.survey(heard)
+            surveyed = (
+                _first_pass(model, window, options, language, prompt, hotwords=survey)
+                if survey
+                else None
+            )
+            hotwords = select_hotwords(heard, surveyed)
             window_options = dataclasses.replace(options, hotwords=hotwords)
+            hearing = {
+                "start": round(start_s, 3),
+                "end": round(end_s, 3),
+                "first_pass": heard,
+                "survey": surveyed,
+            }
         raw_segments, info = _decode_window(model, window, window_options, language, prompt)
         decoded: list[Segment] = []
         for raw in raw_segments:
@@ -281,7 +318,7 @@ def transcribe(
                 if on_segment:
                     on_segment(segment)
                 report(segment.end)
-        return decoded, info, hotwords
+        return decoded, info, hotwords, hearing
 
     for window in _windows(stream_audio(Path(path), channel=channel), window_s, vad):
         windows += 1
@@ -297,7 +334,7 @@ def transcribe(
             ]
         while True:
             try:
-                decoded, info, hotwords = decode(window, start_s, end_s)
+                decoded, info, hotwords, hearing = decode(window, start_s, end_s)
                 break
             except RuntimeError as exc:  # CTranslate2's CUDA errors are plain RuntimeErrors
                 if not is_out_of_memory(exc):
@@ -305,6 +342,7 @@ def transcribe(
                 model = _step_down(model, exc, window=windows, steps=step_downs)
         if select_hotwords is not None:
             window_hotwords.append(hotwords)
+            hearings.append(hearing)
         if info is not None and language is None:
             # Detected once, on the first window with speech, then kept for the whole file.
             language = info.language
@@ -331,7 +369,7 @@ def transcribe(
         duration_s=round(duration, 3),
         segments=tuple(segments),
         speech=tuple(speech),
-        run=_run_record(model, options, language, window_s, window_hotwords, step_downs),
+        run=_run_record(model, options, language, window_s, window_hotwords, hearings, step_downs),
         metrics=Metrics(
             audio_duration_s=round(duration, 3),
             processing_time_s=round(elapsed, 3),
@@ -414,6 +452,7 @@ def _run_record(
     language: str | None,
     window_s: float,
     window_hotwords: list[str | None],
+    hearings: list[dict],
     fallbacks: list[str],
 ) -> RunRecord:
     decoding = dataclasses.asdict(options)
@@ -422,6 +461,7 @@ def _run_record(
     if window_hotwords:
         decoding["hotwords"] = None  # each window had its own
         decoding["hotwords_per_window"] = window_hotwords
+        decoding["hearings_per_window"] = hearings
     return run_record(model, decoding, fallbacks=fallbacks)
 
 

@@ -242,6 +242,14 @@ def _merge_channels(parts: list[Transcript], elapsed_s: float) -> Transcript:
     talker = max(parts, key=lambda p: sum(s.end - s.start for s in p.segments))
     vad_on = all(p.metrics.vad_speech_coverage is not None for p in parts)
     decoding = {**parts[0].run.decoding, "diarize": "channels", "channels": len(parts)}
+    # Each channel's windows were heard on their own: keep them all, each with its speaker.
+    hearings = [
+        {**hearing, "speaker": part.speakers[0]}
+        for part in parts
+        for hearing in part.run.decoding.get("hearings_per_window") or []
+    ]
+    if hearings:
+        decoding["hearings_per_window"] = hearings
     return Transcript(
         language=talker.language,
         language_probability=talker.language_probability,

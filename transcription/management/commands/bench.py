@@ -115,6 +115,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--repeat", type=_positive, default=1, help="runs per file; timings are the median"
         )
+        parser.add_argument(
+            "--seed",
+            type=int,
+            default=0,
+            help="seed of the sampling a failed greedy decode falls back to, set before "
+            "every file, so that a run repeats its figures (default 0)",
+        )
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
         parser.add_argument("--plot", type=Path, metavar="PNG", help="write a bar chart here")
         parser.add_argument(
@@ -195,6 +202,7 @@ class Command(BaseCommand):
                 repeat=options["repeat"],
                 device=options["device"],
                 cpu_threads=options["cpu_threads"],
+                seed=options["seed"],
                 on_decode=on_decode,
             )
         for note in dict.fromkeys(n for r in results for n in r.notes):

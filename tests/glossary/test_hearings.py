@@ -1,0 +1,253 @@
+"""A window's biased decode reconciled with its two quick hearings (glossary.hearings).
+
+The texts are what tiny.en wrote for espeak-ng's reading of the term sentences: the first
+pass (greedy, unbiased), the survey (greedy, offered every term) and the biased decode, as
+the glossary stage (which runs first) leaves it: "VLLM" is vLLM, "celery" Celery.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from glossary.hearings import Reconciler
+from glossary.normalize import TermSpec
+from glossary.services import post_process
+
+TERMS = [
+    TermSpec(t)
+    for t in [
+        *("vLLM", "Kubernetes", "gRPC", "PostgreSQL", "Redis", "CTranslate2", "float16"),
+        *("A100", "large-v3", "Celery", "RabbitMQ", "Alembic", "FastAPI", "API", "JSON"),
+        *("JWT", "PDFs", "BGE-M3", "Qdrant", "RAG", "Jupyter", "SDK", "HTTP", "429"),
+    ]
+]
+
+
+@pytest.fixture(scope="module")
+def reconciler() -> Reconciler:
+    return Reconciler(TERMS)
+
+
+def test_a_term_the_survey_wrote_replaces_a_term_the_decode_wrote_once_too_often(reconciler):
+    # Kubernetes was offered once (for "Cuba neat") and the decode wrote it twice.
+    decoded = " We deploy vLLM on Kubernetes and the gateway speak to PostgreSQL Kubernetes"
+    first_pass = (
+        " We deploy the LLM on Cuba neat and the gateway speak to post the SQL and the disk."
+    )
+    survey = " We deploy vLLM on Kubernetes and the gateway speak to postgreSQL and Redis"
+
+    fixed = reconciler.apply(decoded, first_pass=first_pass, survey=survey)
+
+    assert fixed.endswith("to PostgreSQL and Redis")
+    assert fixed.count("Kubernetes") == 1
+    [edit] = reconciler.edits(decoded, first_pass=first_pass, survey=survey)
+    assert (edit.term, edit.reason) == ("Redis", "survey")
+
+
+def test_a_supported_term_beside_the_replaced_words_stays(reconciler):
+    decoded = " the gateway speak CRPC to PostgreSQL Kubernetes"
+    first_pass = " the gateway on Cuba neat speak CRPC to post the SQL and the disk."
+    survey = " the gateway speak CRPC to post the SQL and Redis"
+
+    # PostgreSQL (offered for "post the SQL") stands for "post the SQL and"; Kubernetes,
+    # written once more than offered, for Redis.
+    fixed = reconciler.apply(decoded, first_pass=first_pass, survey=survey)
+
+    assert fixed == " the gateway speak CRPC to PostgreSQL Redis"
+
+
+def test_only_the_decodes_words_that_stand_for_the_term_are_replaced(reconciler):
+    decoded = " The match lane runs large-v3 with CTranslate2 in float 69-8100"
+    first_pass = " The match lane runs large V3 with C-translate to inflow 6981 100"
+    survey = " The match lane runs large v3 with CTranslate2 inflate16 A100"
+
+    fixed = reconciler.apply(decoded, first_pass=first_pass, survey=survey)
+
+    # "in float 69" is matched to the survey's "inflate16" and kept; "8100" becomes A100.
+    assert fixed == " The match lane runs large-v3 with CTranslate2 in float 69-A100"
+
+
+def test_the_term_replaces_the_decodes_words_that_sound_most_like_it(reconciler):
+    decoded = (
+        " Run the migration with Alembic and restart the Celery workers and grab it, thank you!"
+    )
+    first_pass = (
+        " run the migration with Lambbic and restart the salary workers and ravie them queue."
+    )
+    survey = " Run the migration with Alembic and restart the celery workers and rabbitMQ"
+
+    fixed = reconciler.apply(decoded, first_pass=first_pass, survey=survey)
+
+    assert fixed.endswith("Celery workers and RabbitMQ, thank you!")
+
+
+def test_a_term_the_decode_wrote_where_a_hearing_supports_it_stays(reconciler):
+    # The survey wrote "fast API" (API is a term), the first pass was offered FastAPI.
+    decoded = " The FastAPI service returns JSON and checks every JWT before it touches Redis"
+    first_pass = (
+        " The fast API service returns JSON and checks every JW team before it touches release."
+    )
+    survey = " The fast API service returns JSON and checks every JW team before it touches Redis"
+
+    assert reconciler.edits(decoded, first_pass=first_pass, survey=survey) == []
+
+
+def test_a_term_the_decode_wrote_is_not_taken_out_when_the_survey_wrote_no_term_there(
+    reconciler,
+):
+    decoded = " The SDK retry much, HTTP 429 and back soft with Jupyter"
+    first_pass = " The SDK retry my HTTP 400, 20-ion, and back soft with Jitter."
+    survey = " The SDK retry large HTTP 420 HIN and back soft with Jitter"
+
+    assert reconciler.edits(decoded, first_pass=first_pass, survey=survey) == []
+
+
+def test_a_term_the_survey_wrote_where_the_first_pass_heard_nothing_like_it_stays_out():
+    decoded = " the gateway speaks to the old disk"
+    reconciler = Reconciler([TermSpec("Redis"), TermSpec("Dagster")])
+
+    assert reconciler.edits(decoded, first_pass=decoded, survey=" to the old Dagster") == []
+    [edit] = reconciler.edits(decoded, first_pass=decoded, survey=" to the old Redis")
+    assert edit.term == "Redis"
+
+
+def test_words_that_differ_without_a_term_are_left_to_the_decode(reconciler):
+    decoded = " The CI pipeline builds the Docker image and pushes it to the ECR registry."
+    survey = " The CI pipeline builds the Docker image and pushes it to the ECR rareges tree"
+
+    assert reconciler.edits(decoded, first_pass=decoded, survey=survey) == []
+
+
+def test_a_term_offered_from_the_first_pass_returns_where_the_decode_heard_it_otherwise(
+    reconciler,
+):
+    decoded = " The RAG service chunk CDF, embeds them with BGE-M3 and search as Qdrant."
+    first_pass = (
+        " The RAG service chunk is the DFS, and that's them with BGM-3 and search as Q-brand."
+    )
+
+    fixed = reconciler.apply(decoded, first_pass=first_pass, survey=None)
+
+    assert fixed == " The RAG service chunk PDFs, embeds them with BGE-M3 and search as Qdrant."
+    [edit] = reconciler.edits(decoded, first_pass=first_pass, survey=None)
+    assert (edit.term, edit.reason) == ("PDFs", "first_pass")
+
+
+def test_a_decode_that_wrote_what_the_first_pass_wrote_keeps_it(reconciler):
+    # Redis was offered for "reads"; the biased decode heard "reads" again: it was said.
+    text = " Grandfather reads the Prometheus metrics while Kafka carries the events."
+
+    assert reconciler.edits(text, first_pass=text, survey=None) == []
+
+
+def test_a_term_offered_in_one_place_is_not_put_back_in_another(reconciler):
+    first_pass = " the data team moved the DFS to the old disk array"
+    decoded = " the data team moved the files to the old CDF array"
+
+    # PDFs was offered for "DFS" (now "files"); "CDF" stands for "disk".
+    assert reconciler.edits(decoded, first_pass=first_pass, survey=None) == []
+    moved_here = " the data team moved the CDF to the old disk array"
+    [edit] = reconciler.edits(moved_here, first_pass=first_pass, survey=None)
+    assert moved_here[edit.start : edit.end] == "CDF" and edit.term == "PDFs"
+
+
+def test_nothing_changes_without_terms():
+    assert Reconciler([]).edits("the disk", first_pass="the disk", survey="Redis") == []
+
+
+def _result(segments, hearings):
+    return {
+        "language": "en",
+        "segments": [
+            {"id": i, "start": start, "end": end, "text": text, **extra}
+            for i, (start, end, text, extra) in enumerate(segments)
+        ],
+        "run": {"decoding": {"hearings_per_window": hearings}},
+    }
+
+
+def _correct(result):
+    return post_process(result, mode="glossary", terms=TERMS, rules=[], phrases=[])
+
+
+def test_the_hearings_stage_edits_a_windows_segments_and_records_the_change():
+    result = _result(
+        [
+            (0.0, 3.0, " We deploy on Kubernetes", {}),
+            (3.0, 6.0, " and the gateway speaks to PostgreSQL Kubernetes.", {}),
+            (31.0, 33.0, " The same words, another window: PostgreSQL Kubernetes.", {}),
+        ],
+        [
+            {
+                "start": 0.0,
+                "end": 30.0,
+                "first_pass": " We deploy on Cuba neat and the gateway speaks to post the SQL and"
+                " the disk.",
+                "survey": " We deploy on Kubernetes and the gateway speaks to postgreSQL and Redis",
+            }
+        ],
+    )
+
+    processed = _correct(result)
+
+    texts = [s["text"] for s in processed["segments"]]
+    assert texts[0] == " We deploy on Kubernetes"
+    assert texts[1] == " and the gateway speaks to PostgreSQL and Redis."
+    assert texts[2].endswith("PostgreSQL Kubernetes.")  # its window was not heard twice
+    [stage] = [s for s in processed["post_correction"]["stages"] if s["name"] == "hearings"]
+    [change] = stage["changes"]
+    assert change["segment"] == 1 and change["after"].endswith("PostgreSQL and Redis.")
+    assert processed["segments"][1]["raw_text"].endswith("PostgreSQL Kubernetes.")
+
+
+def test_an_edit_across_two_segments_is_not_made():
+    result = _result(
+        [
+            (0.0, 3.0, " to PostgreSQL Kuber", {}),
+            (3.0, 6.0, "netes", {}),
+        ],
+        [
+            {
+                "start": 0.0,
+                "end": 30.0,
+                "first_pass": " to post the SQL and the disk",
+                "survey": " to postgreSQL and Redis",
+            }
+        ],
+    )
+
+    processed = _correct(result)
+
+    assert [s["text"] for s in processed["segments"]] == [" to PostgreSQL Kuber", "netes"]
+
+
+def test_a_channels_hearings_reach_only_that_speakers_segments():
+    hearing = {
+        "start": 0.0,
+        "end": 30.0,
+        "first_pass": " to post the SQL and the disk",
+        "survey": " to postgreSQL and Redis",
+    }
+    result = _result(
+        [
+            (0.0, 3.0, " to PostgreSQL Kubernetes", {"speaker": "CHANNEL_0"}),
+            (0.5, 3.0, " to PostgreSQL Kubernetes", {"speaker": "CHANNEL_1"}),
+        ],
+        [{**hearing, "speaker": "CHANNEL_1"}],
+    )
+
+    processed = _correct(result)
+
+    assert [s["text"] for s in processed["segments"]] == [
+        " to PostgreSQL Kubernetes",
+        " to PostgreSQL and Redis",
+    ]
+
+
+def test_text_without_hearings_has_no_hearings_stage():
+    processed = _correct(_result([(0.0, 3.0, " to PostgreSQL Kubernetes", {})], []))
+
+    assert [s["name"] for s in processed["post_correction"]["stages"]] == [
+        "glossary",
+        "soundalike",
+    ]
