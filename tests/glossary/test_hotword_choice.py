@@ -7,7 +7,8 @@ import pytest
 
 from glossary.normalize import TermSpec
 from glossary.services import HotwordChoice
-from transcription.engine import TranscribeOptions, transcribe
+from transcription.engine import Segment, TranscribeOptions, transcribe
+from transcription.engine.pipeline import _lost_words
 
 TERMS = [
     TermSpec("Kubernetes", ("쿠버네티스",)),
@@ -161,3 +162,31 @@ def test_a_term_kept_out_of_hotwords_is_not_offered_where_heard():
 
     assert picker("the fast API service touches Redis") == "Redis"
     assert picker("the fast API service", "the FastAPI service") is None
+
+
+def _segment(text: str) -> Segment:
+    return Segment(0, 0.0, 1.0, text, -0.2, 0.01, 1.2, 0.0)
+
+
+def test_a_biased_decode_that_lost_much_of_what_the_first_pass_heard_is_redone():
+    heard = " Login goes through Keycloak with OIDC, and the API checks the JWT on every request."
+
+    assert _lost_words([_segment(" JWT on every request")], heard)
+    assert not _lost_words([_segment(heard)], heard)
+    assert not _lost_words(
+        [_segment(" Login goes through key cloak with"), _segment(" OIDC and the API checks")],
+        heard,
+    )
+    # A short first pass says too little to judge by.
+    assert not _lost_words([_segment(" Okay.")], " Okay, thank you all.")
+
+
+@pytest.mark.shared_audio
+def test_a_biased_windows_segments_reach_on_segment_once_each(loaded_model, jfk):
+    shown: list[Segment] = []
+
+    transcript = transcribe(
+        jfk, loaded_model, select_hotwords=Recording(survey="Kubernetes"), on_segment=shown.append
+    )
+
+    assert [s.text for s in shown] == [s.text for s in transcript.segments]

@@ -52,6 +52,10 @@ WHISPER_CHUNK_S = 30.0  # Whisper's input window, the longest batched clip
 LANGUAGES: tuple[str, ...] = tuple(_LANGUAGE_CODES)  # the codes Whisper knows
 PROMPT_CONTEXT_CHARS = 400  # previous-window text carried as the next window's prompt
 MAX_DECODE_STEP_DOWNS = 2  # after a decode-time OOM: lower precision, then the CPU
+# A biased decode with fewer words than this share of the first pass's (which heard at
+# least LOST_WORDS_MIN) lost speech: the window is decoded again without hotwords.
+LOST_WORDS_RATIO = 0.6
+LOST_WORDS_MIN = 8
 
 
 class HotwordSelector(Protocol):
@@ -182,6 +186,15 @@ def _decode_window(
     return restore_speech_timestamps(segments, window.regions, SAMPLE_RATE_HZ), info
 
 
+def _lost_words(decoded: list[Segment], first_pass: str) -> bool:
+    """Whether a biased decode wrote much less than the window's first pass heard: a
+    prompt can make Whisper skip speech ("Login goes through Keycloak with OIDC, and the
+    API checks the JWT on every request" came out as "JWT on every request")."""
+    heard = len(first_pass.split())
+    written = sum(len(segment.text.split()) for segment in decoded)
+    return heard >= LOST_WORDS_MIN and written < LOST_WORDS_RATIO * heard
+
+
 def sampling_seed(seed: int) -> None:
     """Seed the sampling Whisper falls back to (temperature > 0) where a greedy or beam
     decode fails its checks, so that a decode repeats (a benchmark's figures)."""
@@ -249,7 +262,10 @@ def transcribe(
     pass offered those heard (the survey), so the biased decode is offered the terms
     likely said there rather than every term (None: no hotwords for that window);
     ``options.hotwords`` is then not used. Each window's hearings are kept in the run
-    record (``decoding.hearings_per_window``) for post-correction to reconcile with.
+    record (``decoding.hearings_per_window``) for post-correction to reconcile with. A
+    biased window's segments reach ``on_segment`` once the window is decoded: a biased
+    decode that lost much of what the first pass heard (``_lost_words``) is replaced by
+    an unbiased decode, and its text kept in the hearing as ``biased_decode``.
 
     ``on_segment(segment)`` is called with each segment as it is decoded, in file time
     (before the final sort by start), so a caller can show partial results.
@@ -292,7 +308,8 @@ def transcribe(
 
     def decode(window: _Window, start_s: float, end_s: float):
         """Decode one window to our segments (drained here, once)."""
-        window_options, hotwords, hearing = options, None, None
+        window_options, hotwords, heard = options, None, ""
+        hearing: dict | None = None
         if select_hotwords is not None:
             heard = _first_pass(model, window, options, language, prompt)
             survey = select_hotwords.survey(heard)
@@ -310,15 +327,31 @@ def transcribe(
                 "survey": surveyed,
             }
         raw_segments, info = _decode_window(model, window, window_options, language, prompt)
+        if hearing is None:
+            return drain(raw_segments, start_s, end_s, emit=True), info, hotwords, hearing
+        # Biased, a window's segments are held until it is decoded: a decode that lost
+        # much of what the first pass heard is replaced by an unbiased one.
+        decoded = drain(raw_segments, start_s, end_s, emit=False)
+        if _lost_words(decoded, heard):
+            hearing["biased_decode"] = "".join(segment.text for segment in decoded)
+            unbiased = dataclasses.replace(options, hotwords=None)
+            raw_segments, info = _decode_window(model, window, unbiased, language, prompt)
+            decoded = drain(raw_segments, start_s, end_s, emit=False)
+        if on_segment:
+            for segment in decoded:
+                on_segment(segment)
+        return decoded, info, hotwords, hearing
+
+    def drain(raw_segments: Iterable, start_s: float, end_s: float, *, emit: bool):
         decoded: list[Segment] = []
         for raw in raw_segments:
             segment = _to_segment(raw, len(segments) + len(decoded), start_s, end_s)
             if segment is not None:
                 decoded.append(segment)
-                if on_segment:
+                if emit and on_segment:
                     on_segment(segment)
                 report(segment.end)
-        return decoded, info, hotwords, hearing
+        return decoded
 
     for window in _windows(stream_audio(Path(path), channel=channel), window_s, vad):
         windows += 1
