@@ -3,8 +3,9 @@
 A window of a job with a glossary is heard three times (``transcription.engine.pipeline``):
 
 * the **first pass**, greedy and unbiased: what the audio sounds like to the model;
-* the **survey**, greedy, offered every glossary term: where the model, shown the whole
-  glossary, writes a term verbatim, it usually heard it;
+* the **survey**, greedy, offered the glossary's terms (those closest to the first pass
+  first, as many as fit): where the model, shown them, writes a term verbatim near
+  something the first pass heard like it, it usually heard it;
 * the **biased decode**, beam search offered the terms the first two found: the transcript.
 
 The biased decode is the best of the three on ordinary words, but a small model's beam
@@ -13,17 +14,20 @@ search drifts with its prompt: it writes "PostgreSQL Kubernetes" where the surve
 offered. Two rules put such a term back, each asking two hearings to agree:
 
 * **The survey wrote it.** Where the decode and the survey differ (a word alignment), the
-  survey has a term there that the decode lacks, and every term the decode has there is
-  one it wrote more often than any hearing supports (the survey or the first pass wrote
-  it, or the first pass was offered it), the term goes in: in place of the decode's words
-  that sound most like it, or, where none does, of the decode's words there.
-* **The first pass was offered it and the decode moved towards it.** A term offered from
-  a span of the first pass, missing from the decode, whose decode words at that place
-  differ from the first pass's and sound like the term (the offering threshold): the
-  decode heard the same thing differently, closer to the term, and both agree it is there.
+  survey has a term there that the decode lacks (and that the first pass heard something
+  a little like: ``SURVEY_CLOSENESS``), and every term among the decode's words it would
+  replace is one the decode wrote more often than any hearing supports (the survey or the
+  first pass wrote it, or the first pass was offered it), the term goes in: in place of
+  the decode's words that sound most like it, or, where none does, of the decode's words
+  that stand for it (``_spliced``).
+* **The first pass was offered it and the decode heard it otherwise.** A term offered
+  from a span of the first pass, missing from the decode, whose decode words at that
+  place differ from the first pass's and still sound like the term
+  (``MOVED_THRESHOLD``): two hearings at one place agree it is there.
 
 Nothing else changes; a term the decode wrote is never taken out unless a term the survey
-wrote takes its place. Latin text (the offering search reads Latin only).
+wrote takes its place. ``decoded`` is the text as the glossary stage left it (variants and
+casing already canonical). Latin text (the offering search reads Latin only).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ this search is built for recall, and it reads the first pass the way the ear wou
 * **No first-sound rule**: a lost leading vowel ("Lambbic" for Alembic) or a consonant
   swallowed into the word before ("half-attensors" for safetensors) still counts.
 
-Two guards, each for a class of false offer (an offered term that was not said is often
+Three guards, each for a class of false offer (an offered term that was not said is often
 written anyway: "Jupyter" for "jitter"):
 
 * A span of function words only ("is the", "it to") is never a term, and one of numbers
@@ -25,6 +25,13 @@ written anyway: "Jupyter" for "jitter"):
   with a letter or number in it as Whisper writes spoken letters and numbers (capitals,
   a lone letter, digits: "DCR", "SR", "V 3"), or where it is written as such: "search"
   is not ECR, nor "array" RAG.
+* A term written with letters and digits (float16, A100) is offered from a span with a
+  number in it only where the span's other letters are like the term's ("float 16",
+  "flow 16"): the number alone does not make "frames that 16 kilohertz" float16.
+
+A contraction or possessive is one word ("that's", "CDF's"): its "s" is no spoken S3.
+``closeness`` ranks every term by its best score against the text, without the guards:
+the survey pass offers the closest terms first when the glossary does not fit.
 
 The score of a span against a term is the mean of the spelling and the Metaphone
 similarities (rapidfuzz's Indel) against the term's best spoken form, as in correction. A
