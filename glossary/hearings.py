@@ -41,7 +41,7 @@ from rapidfuzz.distance import LCSseq
 
 from glossary.metrics import term_occurrences
 from glossary.normalize import TermSpec, apply_glossary
-from glossary.offering import TermOffer
+from glossary.offering import WORD, Offer, TermOffer
 
 # A term the survey wrote is offered where the first pass heard something at least this
 # close to it (TermOffer.closeness): shown the whole glossary, the survey also writes
@@ -58,7 +58,9 @@ NEAR_THRESHOLD = 0.5
 # 0.66; no span that says no term passed the rule's other conditions at 0.6 on either set.
 MOVED_THRESHOLD = 0.6
 
-_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*|\d+|[\uac00-\ud7a3]+")
+# The offering search's words, and Hangul words, which it does not read but which an
+# alignment must not step over.
+_WORD = re.compile(WORD.pattern + r"|[\uac00-\ud7a3]+")
 
 
 @dataclass(frozen=True)
@@ -144,16 +146,16 @@ def _overlaps(start: int, end: int, edits: Sequence[Edit]) -> bool:
 class Reconciler:
     """Put back terms the biased decode lost; build once per glossary."""
 
-    def __init__(self, terms: Sequence[TermSpec], *, offer: TermOffer | None = None) -> None:
+    def __init__(self, terms: Sequence[TermSpec]) -> None:
         self.terms = [t for t in terms if t.canonical.strip()]
         self.by_canonical = {t.canonical: t for t in self.terms}
-        self.offer = offer or TermOffer(self.terms)
+        self.offer = TermOffer(self.terms)
 
     def edits(self, decoded: str, *, first_pass: str, survey: str | None) -> list[Edit]:
         """The replacements that reconcile ``decoded`` with its hearings, in text order."""
         if not self.terms or not decoded.strip():
             return []
-        offered = self.offer.offers(first_pass)  # as HotwordChoice offered them
+        offered = self.offer.offers(first_pass)  # what the first pass heard
         close = self.offer.closeness(first_pass)
         edits: list[Edit] = []
         if survey:
@@ -181,7 +183,7 @@ class Reconciler:
         decoded: str,
         survey: str,
         first_pass: str,
-        offered: Sequence,
+        offered: Sequence[Offer],
         close: dict[str, float],
     ) -> list[Edit]:
         offered_terms = {o.term for o in offered}
@@ -233,13 +235,9 @@ class Reconciler:
         return edits
 
     def _from_first_pass(
-        self, decoded: str, first_pass: str, offered: Sequence, taken: Sequence[Edit]
+        self, decoded: str, first_pass: str, offered: Sequence[Offer], taken: Sequence[Edit]
     ) -> list[Edit]:
-        missing = [
-            o
-            for o in offered
-            if not term_occurrences(decoded, o.term) and o.term in self.by_canonical
-        ]
+        missing = [o for o in offered if not term_occurrences(decoded, o.term)]
         if not missing:
             return []
         ours, theirs = _words(decoded), _words(first_pass)
@@ -261,8 +259,6 @@ class Reconciler:
             for o in missing
         }
         for found in search.offers(decoded):
-            if found.score < MOVED_THRESHOLD:
-                continue
             spanned = [i for i, w in enumerate(ours) if found.start < w.end and w.start < found.end]
             if not differs.intersection(spanned):
                 continue  # the decode wrote what the first pass wrote: it was not moved

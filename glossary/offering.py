@@ -78,7 +78,7 @@ MAX_SPAN_WORDS = 5
 MAX_SPELLINGS = 8
 
 # A contraction or possessive is one word ("that's", "CDF's"): its "s" is no spoken S.
-_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*|\d+")
+WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*|\d+")
 # A span with digits meets a term with letters and digits only where their letters are
 # this alike too: the digits alone do not make "that 16" float16.
 LETTERS_BESIDE_DIGITS = 0.5
@@ -175,7 +175,7 @@ class TermOffer:
 
     def offers(self, heard: str) -> list[Offer]:
         """Return the terms found in ``heard``, best first, one span each."""
-        words = [m for m in _WORD.finditer(heard)]
+        words = [m for m in WORD.finditer(heard)]
         if not words or not self._letters:
             return []
         found = self._spans(heard)
@@ -205,7 +205,7 @@ class TermOffer:
     def _spans(self, heard: str) -> list[tuple[tuple[int, int], str]]:
         """Every run of up to MAX_SPAN_WORDS words not all function words, in each of its
         likely spellings: ((first word, last word), spelling)."""
-        words = [m for m in _WORD.finditer(heard)]
+        words = [m for m in WORD.finditer(heard)]
         options = [_spellings(m.group()) for m in words]
         function = [m.group().casefold() in FUNCTION_WORDS for m in words]
         spans: list[tuple[tuple[int, int], str]] = []

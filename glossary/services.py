@@ -344,8 +344,6 @@ def _run_hearings_stage(
     not made.
     """
     for hearing in hearings:
-        if not hearing:
-            continue
         members = [
             s
             for s in segments

@@ -498,14 +498,13 @@ class SoundAlikeMatcher:
         self._canonical = [
             (i, re.compile(_exact_regex(t.canonical.strip()))) for i, t in enumerate(self.terms)
         ]
-        # Terms spelled as letters ("ECR", "gRPC"): their letters in capitals.
+        # Terms spelled as letters ("ECR", "gRPC"; not "Go"): their letters in capitals.
         self._acronyms = [
             (i, t.canonical.upper())
             for i, t in enumerate(self.terms)
             if t.canonical.isascii()
             and t.canonical.isalpha()
-            and sum(c.isupper() for c in t.canonical) >= len(t.canonical) - 1
-            and len(t.canonical) >= 2
+            and sum(c.isupper() for c in t.canonical) >= max(2, len(t.canonical) - 1)
         ]
         forms: list[tuple[_Form, int]] = []
         for index, term in enumerate(self.terms):

@@ -44,41 +44,39 @@ def test_a_term_the_survey_wrote_replaces_a_term_the_decode_wrote_once_too_often
     assert (edit.term, edit.reason) == ("Redis", "survey")
 
 
-def test_a_supported_term_beside_the_replaced_words_stays(reconciler):
-    decoded = " the gateway speak CRPC to PostgreSQL Kubernetes"
-    first_pass = " the gateway on Cuba neat speak CRPC to post the SQL and the disk."
-    survey = " the gateway speak CRPC to post the SQL and Redis"
-
-    # PostgreSQL (offered for "post the SQL") stands for "post the SQL and"; Kubernetes,
-    # written once more than offered, for Redis.
-    fixed = reconciler.apply(decoded, first_pass=first_pass, survey=survey)
-
-    assert fixed == " the gateway speak CRPC to PostgreSQL Redis"
-
-
-def test_only_the_decodes_words_that_stand_for_the_term_are_replaced(reconciler):
-    decoded = " The match lane runs large-v3 with CTranslate2 in float 69-8100"
-    first_pass = " The match lane runs large V3 with C-translate to inflow 6981 100"
-    survey = " The match lane runs large v3 with CTranslate2 inflate16 A100"
-
-    fixed = reconciler.apply(decoded, first_pass=first_pass, survey=survey)
-
-    # "in float 69" is matched to the survey's "inflate16" and kept; "8100" becomes A100.
-    assert fixed == " The match lane runs large-v3 with CTranslate2 in float 69-A100"
-
-
-def test_the_term_replaces_the_decodes_words_that_sound_most_like_it(reconciler):
-    decoded = (
-        " Run the migration with Alembic and restart the Celery workers and grab it, thank you!"
-    )
-    first_pass = (
-        " run the migration with Lambbic and restart the salary workers and ravie them queue."
-    )
-    survey = " Run the migration with Alembic and restart the celery workers and rabbitMQ"
-
-    fixed = reconciler.apply(decoded, first_pass=first_pass, survey=survey)
-
-    assert fixed.endswith("Celery workers and RabbitMQ, thank you!")
+@pytest.mark.parametrize(
+    ("decoded", "first_pass", "survey", "fixed"),
+    [
+        pytest.param(
+            " the gateway speak CRPC to PostgreSQL Kubernetes",
+            " the gateway on Cuba neat speak CRPC to post the SQL and the disk.",
+            " the gateway speak CRPC to post the SQL and Redis",
+            # PostgreSQL (offered for "post the SQL") stands for "post the SQL and" and
+            # stays; Kubernetes, written once more than offered, stands for Redis.
+            " the gateway speak CRPC to PostgreSQL Redis",
+            id="a supported term beside the replaced words stays",
+        ),
+        pytest.param(
+            " The match lane runs large-v3 with CTranslate2 in float 69-8100",
+            " The match lane runs large V3 with C-translate to inflow 6981 100",
+            " The match lane runs large v3 with CTranslate2 inflate16 A100",
+            # "in float 69" is matched to the survey's "inflate16" and kept.
+            " The match lane runs large-v3 with CTranslate2 in float 69-A100",
+            id="only the words that stand for the term are replaced",
+        ),
+        pytest.param(
+            " restart the Celery workers and grab it, thank you!",
+            " restart the salary workers and ravie them queue.",
+            " restart the celery workers and rabbitMQ",
+            " restart the Celery workers and RabbitMQ, thank you!",
+            id="the term replaces the words that sound most like it",
+        ),
+    ],
+)
+def test_a_term_the_survey_wrote_replaces_only_what_stands_for_it(
+    reconciler, decoded, first_pass, survey, fixed
+):
+    assert reconciler.apply(decoded, first_pass=first_pass, survey=survey) == fixed
 
 
 def test_a_term_the_decode_wrote_where_a_hearing_supports_it_stays(reconciler):

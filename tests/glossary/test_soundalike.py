@@ -210,6 +210,12 @@ def test_an_acronym_off_by_rhyming_letters_is_the_term(matcher, heard, expected)
     assert matcher.apply(heard) == expected
 
 
+def test_a_term_with_one_capital_is_no_acronym_to_rhyme_with():
+    # "Go" is said as a word: "DO" is not Go, though "dee" and "gee" rhyme.
+    assert apply_soundalike("DO it now", [TermSpec("Go")]) == "DO it now"
+    assert apply_soundalike("DO it now", [TermSpec("GO")]) == "GO it now"
+
+
 def test_a_contraction_is_one_word():
     # "re lost" once became REST: "They'REST call back".
     heard = "They're lost call back right, so the SDK's file"

@@ -258,10 +258,9 @@ def transcribe(
     ``select_hotwords(first_pass_text, survey_text)``, when given, chooses each window's
     hotwords from what a quick unbiased first pass of that window heard (greedy, no word
     timings) and, when ``select_hotwords.survey(first_pass_text)`` gives hotwords, what a
-    second quick
-    pass offered those heard (the survey), so the biased decode is offered the terms
-    likely said there rather than every term (None: no hotwords for that window);
-    ``options.hotwords`` is then not used. Each window's hearings are kept in the run
+    second quick pass offered those heard (the survey), so the biased decode is offered
+    the terms likely said there rather than every term (None: no hotwords for that
+    window); ``options.hotwords`` is then not used. Each window's hearings are kept in the run
     record (``decoding.hearings_per_window``) for post-correction to reconcile with. A
     biased window's segments reach ``on_segment`` once the window is decoded: a biased
     decode that lost much of what the first pass heard (``_lost_words``) is replaced by
