@@ -58,6 +58,17 @@ NEAR_THRESHOLD = 0.5
 # 0.66; no span that says no term passed the rule's other conditions at 0.6 on either set.
 MOVED_THRESHOLD = 0.6
 
+# An alternative spelling the audio was asked about (``transcription.engine.listening``)
+# is taken when the model, offered the term, finds the text with it likelier than the text
+# as written by more than this (nats): the audio favours it at all. Not tuned; on the
+# four term sets' first decodes (130 terms), the sound-alikes of terms that were said
+# mostly gained 0 to 20, those of terms that were not mostly lost 2 to 45.
+AUDIO_GAIN = 0.0
+
+# A hearing's words proposed in place of the decode's span at most this many words on
+# either side: a place, not a rewrite of the window.
+PROPOSAL_WORDS = 6
+
 # The offering search's words, and Hangul words, which it does not read but which an
 # alignment must not step over.
 _WORD = re.compile(WORD.pattern + r"|[\uac00-\ud7a3]+")
@@ -169,13 +180,48 @@ class Reconciler:
         edits += self._from_first_pass(decoded, first_pass, offered, edits)
         return sorted(edits, key=lambda e: e.start)
 
+    def proposals(self, decoded: str, *, first_pass: str, survey: str | None) -> list[Edit]:
+        """Edits for the audio to judge rather than rules to make (``listened``): the rules'
+        own (``edits``); every place where a hearing wrote a term the decode lacks and
+        other words than the decode's, the hearing's words in place of the decode's
+        ("survey", "first_pass"); and every place where the decode wrote a term neither
+        hearing did, the first pass's words in its place ("unheard")."""
+        if not self.terms or not decoded.strip():
+            return []
+        proposed = self.edits(decoded, first_pass=first_pass, survey=survey)
+        ours = _words(decoded)
+        heard = {
+            reason: apply_glossary(text, self.terms)
+            for reason, text in (("survey", survey), ("first_pass", first_pass))
+            if text
+        }
+        for reason, text in heard.items():
+            theirs = _words(text)
+            for tag, i1, i2, j1, j2 in _opcodes(ours, theirs):
+                if tag != "replace" or max(i2 - i1, j2 - j1) > PROPOSAL_WORDS:
+                    continue
+                start, end = ours[i1].start, ours[i2 - 1].end
+                region = text[theirs[j1].start : theirs[j2 - 1].end]
+                written = self.terms_in(decoded[start:end])
+                added = [t for t in self.terms_in(region) if not term_occurrences(decoded, t)]
+                # A term is put in, never one the decode wrote there taken out for it.
+                if added and all(term_occurrences(region, t) for t in written):
+                    proposed.append(Edit(start, end, region, added[0], reason))
+                unheard = [
+                    t for t in written if not any(term_occurrences(h, t) for h in heard.values())
+                ]
+                # One term taken out at a time, and only it.
+                if reason == "first_pass" and len(written) == len(unheard) == 1:
+                    proposed.append(Edit(start, end, region, unheard[0], "unheard"))
+        return proposed
+
     def apply(self, decoded: str, *, first_pass: str, survey: str | None) -> str:
         out = decoded
         for edit in reversed(self.edits(decoded, first_pass=first_pass, survey=survey)):
             out = out[: edit.start] + edit.text + out[edit.end :]
         return out
 
-    def _terms_in(self, text: str) -> list[str]:
+    def terms_in(self, text: str) -> list[str]:
         return [t for t in self.by_canonical if term_occurrences(text, t)]
 
     def _from_survey(
@@ -204,13 +250,13 @@ class Reconciler:
             region, surveyed = decoded[start:end], survey[theirs[j1].start : theirs[j2 - 1].end]
             missing = [
                 t
-                for t in self._terms_in(surveyed)
+                for t in self.terms_in(surveyed)
                 if term_occurrences(decoded, t) < term_occurrences(survey, t)
                 and close.get(t, 0.0) >= SURVEY_CLOSENESS
             ]
             if not missing:
                 continue
-            if len(missing) == 1 and not self._terms_in(region):
+            if len(missing) == 1 and not self.terms_in(region):
                 near = TermOffer([self.by_canonical[missing[0]]], threshold=NEAR_THRESHOLD).offers(
                     region
                 )
@@ -228,7 +274,7 @@ class Reconciler:
             edit = _spliced(decoded, ours[i1:i2], survey, theirs[j1:j2], missing)
             # The decode's terms in what would be replaced must all be ones it wrote more
             # often than any hearing supports.
-            written = self._terms_in(decoded[edit.start : edit.end])
+            written = self.terms_in(decoded[edit.start : edit.end])
             if any(term_occurrences(decoded, t) <= supported(t) for t in written):
                 continue
             edits.append(edit)
@@ -269,3 +315,32 @@ class Reconciler:
                 continue
             edits.append(Edit(found.start, found.end, found.term, found.term, "first_pass"))
         return edits
+
+
+def listened(checked: Sequence[dict]) -> list[Edit]:
+    """The alternatives the audio favours (``gain`` over AUDIO_GAIN), best first, none
+    overlapping another: what the hearings stage makes of a checked segment.
+
+    A span with the term's very letters ("alert manager", "web socket") is taken first,
+    whatever its gain: the audio cannot tell a spelling from its spaces, the letters can.
+    """
+
+    def spelled(alternative: dict) -> bool:
+        return _letters(alternative["heard"]) == _letters(alternative["text"])
+
+    taken: list[Edit] = []
+    for alternative in sorted(checked, key=lambda a: (not spelled(a), -a["gain"])):
+        if alternative["gain"] <= AUDIO_GAIN and not spelled(alternative):
+            break
+        if _overlaps(alternative["start"], alternative["end"], taken):
+            continue
+        taken.append(
+            Edit(
+                alternative["start"],
+                alternative["end"],
+                alternative["text"],
+                alternative["term"],
+                alternative["reason"],
+            )
+        )
+    return sorted(taken, key=lambda e: e.start)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import re
 from collections.abc import Callable, Sequence
@@ -15,7 +16,7 @@ from django.conf import settings
 from glossary import llm
 from glossary.diff import word_diff
 from glossary.flags import DEFAULT_HALLUCINATIONS, hallucination_matcher, segment_flags, word_flags
-from glossary.hearings import SURVEY_CLOSENESS, Edit, Reconciler
+from glossary.hearings import SURVEY_CLOSENESS, Edit, Reconciler, listened
 from glossary.metrics import term_occurrences
 from glossary.models import Glossary, HallucinationPhrase, LLMAuditRecord, Rule
 from glossary.normalize import RuleSpec, TermSpec, apply_glossary, apply_rules
@@ -157,6 +158,7 @@ class HotwordChoice:
         self.hot = [t for t in self.terms if t.hotword]
         self.matcher = SoundAlikeMatcher(self.hot, threshold=CANDIDATE_THRESHOLD)
         self.offer = TermOffer(self.hot)
+        self.reconciler = Reconciler(self.terms)
 
     def survey(self, heard: str) -> str | None:
         """Hotwords for the survey pass over a window whose first pass heard ``heard``:
@@ -220,6 +222,40 @@ class HotwordChoice:
         wanted = list(dict.fromkeys([*self.extra, *self.likely(heard, surveyed)]))
         hot, _ = _fit(wanted, lambda ws: " " + " ".join(ws), self.count_tokens, self.budget)
         return " ".join(hot) or None
+
+    def alternatives(
+        self, texts: Sequence[str], *, first_pass: str, survey: str | None
+    ) -> list[tuple[str, list[Edit]]]:
+        """Per segment of a decoded window: its text as the glossary stage spells it, and
+        the term spellings to check against its audio (``glossary.hearings.listened``):
+        what the hearings put back (``Reconciler.edits``, over the window's text) and every
+        span that sounds even a little like a term the segment lacks (the offering
+        matcher's looser threshold), most alike first."""
+        spelled = [apply_glossary(text, self.terms) for text in texts]
+        bounds, cursor = [], 0
+        for text in spelled:
+            bounds.append((cursor, cursor + len(text)))
+            cursor += len(text)
+        reconciled = self.reconciler.proposals(
+            "".join(spelled), first_pass=first_pass, survey=survey
+        )
+        proposed = []
+        for text, (low, high) in zip(spelled, bounds, strict=True):
+            edits = [
+                dataclasses.replace(e, start=e.start - low, end=e.end - low)
+                for e in reconciled
+                if low <= e.start and e.end <= high
+            ]
+            edits += [
+                Edit(m.start, m.end, m.term, m.term, "sound")
+                for m in self.matcher.candidates(text)
+                if not term_occurrences(text, m.term)
+                # a term written in the span stays, unless the span spells the new one
+                and (not self.reconciler.terms_in(m.heard) or m.score == 1.0)
+            ]
+            unique = {(e.start, e.end, e.text): e for e in reversed(edits)}  # first one wins
+            proposed.append((text, sorted(unique.values(), key=edits.index)))
+        return proposed
 
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
@@ -344,13 +380,20 @@ def _run_hearings_stage(
     not made.
     """
     for hearing in hearings:
-        members = [
-            s
-            for s in segments
-            if hearing["start"] <= s["start"] < hearing["end"]
-            and s.get("speaker") == hearing.get("speaker", s.get("speaker"))
-        ]
+        members = _members(hearing, segments)
         if not members:
+            continue
+        if "checked" in hearing:  # the audio was asked: its verdicts, nothing else
+            for check in hearing["checked"]:
+                for segment in members:
+                    if (segment["start"], segment["end"], segment["text"]) == (
+                        check["start"],
+                        check["end"],
+                        check["text"],
+                    ):
+                        edits = listened(check["alternatives"])
+                        fix = functools.partial(_edited, edits=edits, offset=0)
+                        _run_stage(stage, [segment], fix)
             continue
         bounds, cursor = [], 0
         for segment in members:
@@ -366,6 +409,16 @@ def _run_hearings_stage(
             if not mine:
                 continue
             _run_stage(stage, [segment], functools.partial(_edited, edits=mine, offset=low))
+
+
+def _members(hearing: dict, segments: list[dict]) -> list[dict]:
+    """The segments of the window (and speaker) a hearing was made of."""
+    return [
+        s
+        for s in segments
+        if hearing["start"] <= s["start"] < hearing["end"]
+        and s.get("speaker") == hearing.get("speaker", s.get("speaker"))
+    ]
 
 
 def _edited(index: int, segment: dict, *, edits: Sequence[Edit], offset: int) -> str:
@@ -412,12 +465,20 @@ def post_process(
 
     stages: list[Stage] = []
     hearings = result.get("run", {}).get("decoding", {}).get("hearings_per_window") or []
+    listened_to = {
+        id(s) for hearing in hearings if "checked" in hearing for s in _members(hearing, segments)
+    }
     for name in review.local_stages:
         stage = Stage(name)
         if name == "hearings":
             if not hearings:
                 continue  # text alone, or a live session: one hearing only
             _run_hearings_stage(stage, segments, hearings, review.reconciler)
+        elif name == "soundalike" and listened_to:
+            # Where the audio judged the sound-alikes (the hearings stage), the spelling
+            # score does not overrule it.
+            unheard = [s for s in segments if id(s) not in listened_to]
+            _run_stage(stage, unheard, functools.partial(_correct_segment, review, name))
         else:
             _run_stage(stage, segments, functools.partial(_correct_segment, review, name))
         stages.append(stage)

@@ -532,12 +532,7 @@ class SoundAlikeMatcher:
 
     def matches(self, text: str) -> list[SoundAlike]:
         """Return the non-overlapping sound-alikes in ``text``, in order."""
-        if not self.terms:
-            return []
-        kept = self._kept_spellings(text)
-        found = self._candidates(text) + self._rhyming_acronyms(text)
-        candidates = [c for c in found if not _blocked(c, kept)]
-        candidates.sort(key=lambda c: (-c.score, -c.words, c.start))
+        candidates = self._unblocked(text)
         chosen: list[_Candidate] = []
         for c in candidates:
             if not any(c.start < o.end and o.start < c.end for o in chosen):
@@ -546,6 +541,23 @@ class SoundAlikeMatcher:
             SoundAlike(c.start, c.end, text[c.start : c.end], self.terms[c.term].canonical, c.score)
             for c in sorted(chosen, key=lambda c: c.start)
         ]
+
+    def candidates(self, text: str) -> list[SoundAlike]:
+        """Every span of ``text`` that sounds like a term, overlapping ones too (each term's
+        best score per span), most alike first: for a judge other than the score."""
+        return [
+            SoundAlike(c.start, c.end, text[c.start : c.end], self.terms[c.term].canonical, c.score)
+            for c in self._unblocked(text)
+        ]
+
+    def _unblocked(self, text: str) -> list[_Candidate]:
+        if not self.terms:
+            return []
+        kept = self._kept_spellings(text)
+        found = self._candidates(text) + self._rhyming_acronyms(text)
+        candidates = [c for c in found if not _blocked(c, kept)]
+        candidates.sort(key=lambda c: (-c.score, -c.words, c.start))
+        return candidates
 
     def apply(self, text: str) -> str:
         """Return ``text`` with every sound-alike replaced by its term."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from glossary.hearings import Reconciler
+from glossary.hearings import Reconciler, listened
 from glossary.normalize import TermSpec
-from glossary.services import post_process
+from glossary.services import HotwordChoice, post_process
 
 TERMS = [
     TermSpec(t)
@@ -249,3 +249,195 @@ def test_text_without_hearings_has_no_hearings_stage():
         "glossary",
         "soundalike",
     ]
+
+
+# --- what the audio judged (transcription.engine.listening) -----------------------------
+
+
+def _alternative(text: str, heard: str, term: str, gain: float, reason: str = "sound") -> dict:
+    start = text.index(heard)
+    return {
+        "start": start,
+        "end": start + len(heard),
+        "heard": heard,
+        "text": term,
+        "term": term,
+        "reason": reason,
+        "gain": gain,
+    }
+
+
+def test_the_audio_decides_best_gain_first_and_no_two_overlap():
+    text = " run on Cuba neat with the gateway in float 69-8100"
+    checked = [
+        _alternative(text, "float 69-8100", "float16", 9.5),
+        _alternative(text, "float 69", "float16", 1.9),  # overlaps a better one
+        _alternative(text, "Cuba neat", "Kubernetes", 9.2),
+        _alternative(text, "gateway", "Qdrant", -11.0),  # the audio says no
+        _alternative(text, "run", "Rust", 0.0),  # no better than as written
+    ]
+
+    assert [(e.text, e.start) for e in listened(checked)] == [
+        ("Kubernetes", text.index("Cuba")),
+        ("float16", text.index("float 69-8100")),
+    ]
+
+
+def test_a_span_with_the_terms_very_letters_is_taken_whatever_its_gain():
+    text = " and Alert manager pages the web socket"
+    checked = [
+        _alternative(text, "Alert manager pages", "Alertmanager", 3.0),
+        _alternative(text, "Alert manager", "Alertmanager", -0.7),
+        _alternative(text, "web socket", "WebSocket", -4.8),
+    ]
+
+    assert [e.text for e in listened(checked)] == ["Alertmanager", "WebSocket"]
+    assert listened(checked)[0].end == text.index(" pages")
+
+
+def test_the_audio_is_asked_where_a_hearing_wrote_a_term_the_decode_lacks(reconciler):
+    decoded = " The tickets are in Europe and the builds use Celery"
+    survey = " The ticket is in RAG and the builds use Celery"
+
+    proposed = reconciler.proposals(decoded, first_pass=" The tickets are in Europe", survey=survey)
+
+    [edit] = [e for e in proposed if e.reason == "survey"]
+    assert (decoded[edit.start : edit.end], edit.text, edit.term) == ("Europe", "RAG", "RAG")
+
+
+def test_no_proposal_takes_out_a_term_the_decode_wrote_for_another(reconciler):
+    decoded = " the JSON goes to Redis now"
+    survey = " the Jupyter goes to Redis now"
+
+    proposed = reconciler.proposals(
+        decoded, first_pass=" the Jason goes to the disk", survey=survey
+    )
+
+    assert not [e for e in proposed if e.reason == "survey"]
+
+
+def test_a_term_neither_hearing_wrote_may_be_taken_out_one_at_a_time(reconciler):
+    first_pass = " the match lane runs and the disk"
+    one = reconciler.proposals(
+        " the Celery lane runs and the disk", first_pass=first_pass, survey=None
+    )
+    two = reconciler.proposals(
+        " the Celery Redis runs and the disk", first_pass=first_pass, survey=None
+    )
+
+    [edit] = [e for e in one if e.reason == "unheard"]
+    assert (edit.text, edit.term) == ("match", "Celery")
+    assert not [e for e in two if e.reason == "unheard"]
+
+
+def test_a_window_is_proposed_per_segment_in_the_glossary_spelling():
+    choice = HotwordChoice(terms=TERMS, count_tokens=lambda s: len(s.split()))
+
+    proposed = choice.alternatives(
+        [" We run vllm on Cuba neat,", " and the gateway speaks CRPC to fast API."],
+        first_pass=" We run the LLM on Cuba neat and the gateway speaks CRPC to fast API.",
+        survey=None,
+    )
+
+    [(first, first_alternatives), (second, second_alternatives)] = proposed
+    assert first == " We run vLLM on Cuba neat,"  # the glossary stage's spelling
+    offered = {(text[a.start : a.end], a.term) for text, alts in proposed for a in alts}
+    assert ("Cuba neat", "Kubernetes") in offered
+    assert ("CRPC", "gRPC") in offered
+    assert ("fast API", "FastAPI") in offered  # spelled with the letters of a term
+    # vLLM is written in the first segment: no sound-alike of it is proposed there; but
+    # neither hearing wrote it, so the first pass's words are, in its place.
+    assert {(first[a.start : a.end], a.text, a.reason) for a in first_alternatives} == {
+        ("Cuba neat", "Kubernetes", "sound"),
+        ("vLLM", "the LLM", "unheard"),
+    }
+    assert second.endswith("to fast API.") and second_alternatives
+
+
+def test_a_sound_alike_is_not_proposed_over_a_written_term_nor_for_one():
+    choice = HotwordChoice(terms=TERMS, count_tokens=lambda s: len(s.split()))
+
+    proposed = choice.alternatives(
+        [" send Jason API", " the JSON Jason file"], first_pass="", survey=None
+    )
+
+    heard = [[(text[a.start : a.end], a.term) for a in alts] for text, alts in proposed]
+    # "Jason API" would take the written API out for JSON; where JSON is written already,
+    # "Jason" is not proposed as another.
+    assert ("Jason", "JSON") in heard[0]
+    assert ("Jason API", "JSON") not in heard[0]
+    assert heard[1] == []
+
+
+def test_a_checked_window_takes_the_audios_verdicts_and_no_unheard_sound_alike():
+    first = " We run on Cuba neat"
+    second = " and the gateway speaks CRPC"
+    result = _result(
+        [
+            (0.0, 3.0, first, {}),
+            (3.0, 6.0, second, {}),
+            (31.0, 33.0, " Another window speaks CRPC.", {}),
+        ],
+        [
+            {
+                "start": 0.0,
+                "end": 30.0,
+                "first_pass": first + second,
+                "survey": None,
+                "checked": [
+                    {
+                        "start": 0.0,
+                        "end": 3.0,
+                        "text": first,
+                        "alternatives": [_alternative(first, "Cuba neat", "Kubernetes", 9.2)],
+                    },
+                    {
+                        "start": 3.0,
+                        "end": 6.0,
+                        "text": second,
+                        "alternatives": [_alternative(second, "CRPC", "gRPC", -3.0)],
+                    },
+                ],
+            }
+        ],
+    )
+
+    processed = _correct(result)
+
+    texts = [s["text"] for s in processed["segments"]]
+    # Taken where the audio favoured it; "CRPC" left where it did not, though its
+    # spelling alone clears the sound-alike threshold (the third segment, not checked).
+    assert texts == [
+        " We run on Kubernetes",
+        " and the gateway speaks CRPC",
+        " Another window speaks gRPC.",
+    ]
+    stages = {s["name"]: s["changes"] for s in processed["post_correction"]["stages"]}
+    assert [c["segment"] for c in stages["hearings"]] == [0]
+    assert [c["segment"] for c in stages["soundalike"]] == [2]
+
+
+def test_a_verdict_on_text_that_has_since_changed_is_not_applied():
+    text = " We run on Cuba neat"
+    stale = " We ran on Cuba neat"
+    result = _result(
+        [(0.0, 3.0, text, {})],
+        [
+            {
+                "start": 0.0,
+                "end": 30.0,
+                "first_pass": text,
+                "survey": None,
+                "checked": [
+                    {
+                        "start": 0.0,
+                        "end": 3.0,
+                        "text": stale,
+                        "alternatives": [_alternative(stale, "Cuba neat", "Kubernetes", 9.2)],
+                    }
+                ],
+            }
+        ],
+    )
+
+    assert _correct(result)["segments"][0]["text"] == text

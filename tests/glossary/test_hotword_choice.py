@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from glossary.hearings import Edit
 from glossary.normalize import TermSpec
 from glossary.services import HotwordChoice
 from transcription.engine import Segment, TranscribeOptions, transcribe
@@ -65,6 +66,16 @@ class Recording:
         self.heard.append((heard, surveyed))
         return "Kubernetes"
 
+    def alternatives(self, texts, *, first_pass: str, survey: str | None):
+        """Each segment's first word, proposed as Kubernetes."""
+        proposed = []
+        for text in texts:
+            first = text.split()[0] if text.split() else ""
+            start = text.find(first)
+            alternatives = [Edit(start, start + len(first), "Kubernetes", "Kubernetes", "sound")]
+            proposed.append((text, alternatives if first else []))
+        return proposed
+
 
 @pytest.mark.shared_audio
 def test_each_window_is_decoded_with_the_hotwords_chosen_from_its_two_hearings(loaded_model, jfk):
@@ -79,14 +90,24 @@ def test_each_window_is_decoded_with_the_hotwords_chosen_from_its_two_hearings(l
     assert first_pass.strip() and surveyed is not None and surveyed.strip()
     decoding = transcript.run.decoding
     assert decoding["hotwords_per_window"] == ["Kubernetes"]
-    assert decoding["hearings_per_window"] == [
-        {
-            "start": 0.0,
-            "end": pytest.approx(transcript.duration_s, abs=0.05),
-            "first_pass": first_pass,
-            "survey": surveyed,
-        }
+    [hearing] = decoding["hearings_per_window"]
+    assert hearing == {
+        "start": 0.0,
+        "end": pytest.approx(transcript.duration_s, abs=0.05),
+        "first_pass": first_pass,
+        "survey": surveyed,
+        "checked": hearing["checked"],
+    }
+    # Each segment's proposed alternative was scored against the segment's audio.
+    segments = [s for s in transcript.segments if s.text.split()]
+    assert [(c["start"], c["end"], c["text"]) for c in hearing["checked"]] == [
+        (s.start, s.end, s.text) for s in segments
     ]
+    for check, segment in zip(hearing["checked"], segments, strict=True):
+        [alternative] = check["alternatives"]
+        assert alternative["heard"] == segment.text.split()[0]
+        assert alternative["text"] == alternative["term"] == "Kubernetes"
+        assert isinstance(alternative["gain"], float) and alternative["gain"] != 0.0
 
 
 @pytest.mark.shared_audio

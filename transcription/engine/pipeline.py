@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -28,6 +28,7 @@ from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 import scribe
 from transcription.engine.audio import SAMPLE_RATE_HZ, probe, stream_audio
 from transcription.engine.errors import EngineError, TranscriptionCancelled
+from transcription.engine.listening import Listener
 from transcription.engine.manager import (
     LoadedModel,
     is_out_of_memory,
@@ -56,6 +57,10 @@ MAX_DECODE_STEP_DOWNS = 2  # after a decode-time OOM: lower precision, then the 
 # least LOST_WORDS_MIN) lost speech: the window is decoded again without hotwords.
 LOST_WORDS_RATIO = 0.6
 LOST_WORDS_MIN = 8
+# A segment's audio is scored with at least this much either side of its timestamps, which
+# Whisper places coarsely; alternatives past the first MAX_CHECKS_PER_SEGMENT are not scored.
+CHECK_PAD_S = 0.2
+MAX_CHECKS_PER_SEGMENT = 16
 
 
 class HotwordSelector(Protocol):
@@ -67,6 +72,27 @@ class HotwordSelector(Protocol):
 
     def __call__(self, heard: str, surveyed: str | None = None) -> str | None:
         """The window's hotwords, from the first pass's text and the survey's (None)."""
+
+    def alternatives(
+        self, texts: Sequence[str], *, first_pass: str, survey: str | None
+    ) -> Sequence[tuple[str, Sequence[Alternative]]]:
+        """Per segment text of a decoded window: the text as the glossary spells it and
+        the term spellings to check against the segment's audio (spans of that text)."""
+
+
+class Alternative(Protocol):
+    """A span of a segment's text and the term spelling that might stand there."""
+
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+    @property
+    def text(self) -> str: ...  # what would replace the span
+    @property
+    def term(self) -> str: ...  # the term it puts in (offered to the model as a hotword)
+    @property
+    def reason(self) -> str: ...
 
 
 ProgressCallback = Callable[[float, float | None], None]
@@ -195,6 +221,49 @@ def _lost_words(decoded: list[Segment], first_pass: str) -> bool:
     return heard >= LOST_WORDS_MIN and written < LOST_WORDS_RATIO * heard
 
 
+def _checked(
+    listener: Listener,
+    window: _Window,
+    start_s: float,
+    end_s: float,
+    decoded: list[Segment],
+    proposed: Sequence[tuple[str, Sequence[Alternative]]],
+) -> list[dict]:
+    """Score each segment's alternatives against the segment's audio: ``gain`` is how much
+    likelier (nats) the model finds the text with the alternative than without, the term
+    offered to both (``transcription.engine.listening``). Post-correction decides."""
+    checked = []
+    for index, (segment, (text, alternatives)) in enumerate(zip(decoded, proposed, strict=True)):
+        if not alternatives:
+            continue
+        # From the previous segment's end to the next one's start: words a decode left
+        # out lie between segments, and a term put back there must be heard.
+        before = decoded[index - 1].end if index else start_s
+        after = decoded[index + 1].start if index + 1 < len(decoded) else end_s
+        low_s = max(min(before, segment.start - CHECK_PAD_S), segment.end - WHISPER_CHUNK_S)
+        high_s = min(max(after, segment.end + CHECK_PAD_S), low_s + WHISPER_CHUNK_S)
+        low, high = (max(0, int((t - start_s) * SAMPLE_RATE_HZ)) for t in (low_s, high_s))
+        clip = listener.clip(window.audio[low:high])
+        scored = []
+        for alternative in alternatives[:MAX_CHECKS_PER_SEGMENT]:
+            changed = text[: alternative.start] + alternative.text + text[alternative.end :]
+            scored.append(
+                {
+                    "start": alternative.start,
+                    "end": alternative.end,
+                    "heard": text[alternative.start : alternative.end],
+                    "text": alternative.text,
+                    "term": alternative.term,
+                    "reason": alternative.reason,
+                    "gain": round(clip.gain(text, changed, prompt=alternative.term), 3),
+                }
+            )
+        checked.append(
+            {"start": segment.start, "end": segment.end, "text": text, "alternatives": scored}
+        )
+    return checked
+
+
 def sampling_seed(seed: int) -> None:
     """Seed the sampling Whisper falls back to (temperature > 0) where a greedy or beam
     decode fails its checks, so that a decode repeats (a benchmark's figures)."""
@@ -309,15 +378,16 @@ def transcribe(
         """Decode one window to our segments (drained here, once)."""
         window_options, hotwords, heard = options, None, ""
         hearing: dict | None = None
-        if select_hotwords is not None:
+        selector = select_hotwords
+        if selector is not None:
             heard = _first_pass(model, window, options, language, prompt)
-            survey = select_hotwords.survey(heard)
+            survey = selector.survey(heard)
             surveyed = (
                 _first_pass(model, window, options, language, prompt, hotwords=survey)
                 if survey
                 else None
             )
-            hotwords = select_hotwords(heard, surveyed)
+            hotwords = selector(heard, surveyed)
             window_options = dataclasses.replace(options, hotwords=hotwords)
             hearing = {
                 "start": round(start_s, 3),
@@ -326,7 +396,7 @@ def transcribe(
                 "survey": surveyed,
             }
         raw_segments, info = _decode_window(model, window, window_options, language, prompt)
-        if hearing is None:
+        if hearing is None or selector is None:
             return drain(raw_segments, start_s, end_s, emit=True), info, hotwords, hearing
         # Biased, a window's segments are held until it is decoded: a decode that lost
         # much of what the first pass heard is replaced by an unbiased one.
@@ -336,6 +406,16 @@ def transcribe(
             unbiased = dataclasses.replace(options, hotwords=None)
             raw_segments, info = _decode_window(model, window, unbiased, language, prompt)
             decoded = drain(raw_segments, start_s, end_s, emit=False)
+        hearing["checked"] = _checked(
+            Listener(model, language or (info.language if info else None)),
+            window,
+            start_s,
+            end_s,
+            decoded,
+            selector.alternatives(
+                [segment.text for segment in decoded], first_pass=heard, survey=surveyed
+            ),
+        )
         if on_segment:
             for segment in decoded:
                 on_segment(segment)
