@@ -139,7 +139,8 @@ class HotwordChoice:
     second quick pass, the survey, is offered every term that fits the budget, closest to
     the first pass first (``survey()``); a term it writes verbatim is offered too. Both
     hearings stay in the run record, and post-correction's ``hearings`` stage
-    (``glossary.hearings``) reconciles the decode with them.
+    (``glossary.hearings``) reconciles the decode with them; ``alternatives`` proposes the
+    spellings the engine checks against each segment's audio first.
     """
 
     def __init__(
@@ -376,8 +377,10 @@ def _run_hearings_stage(
 ) -> None:
     """Reconcile each window's segments with the window's hearings (``glossary.hearings``).
 
-    A window's segments are read as one text; an edit that would cross two segments is
-    not made.
+    A window the engine checked against its audio (``checked``) takes the audio's
+    verdicts (``listened``) on segments whose text is still the one that was checked, and
+    nothing else. Otherwise a window's segments are read as one text for the rules; an
+    edit that would cross two segments is not made.
     """
     for hearing in hearings:
         members = _members(hearing, segments)

@@ -174,9 +174,7 @@ def test_a_job_result_shows_raw_and_corrected_text_stage_diffs_flags_and_bias(ed
     assert hearing["start"] == 0.0 and hearing["end"] > 0
     assert isinstance(hearing["first_pass"], str) and isinstance(hearing["survey"], str)
     # What the audio was asked about each segment, scored (may be nothing to ask).
-    assert all(
-        isinstance(a["gain"], float) for c in hearing["checked"] for a in c["alternatives"]
-    )
+    assert all(isinstance(a["gain"], float) for c in hearing["checked"] for a in c["alternatives"])
     assert result["run"]["decoding"]["initial_prompt"] == "FastAPI."
     srt = editor.get(f"/v1/jobs/{job_id}/result?format=srt").content.decode()
     assert "[checked]" in srt

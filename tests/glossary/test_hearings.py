@@ -305,6 +305,21 @@ def test_the_audio_is_asked_where_a_hearing_wrote_a_term_the_decode_lacks(reconc
     assert (decoded[edit.start : edit.end], edit.text, edit.term) == ("Europe", "RAG", "RAG")
 
 
+def test_the_term_alone_is_proposed_in_place_of_a_few_words_where_a_hearing_wrote_it():
+    reconciler = Reconciler([TermSpec("Grafana"), TermSpec("Kafka")])
+    decoded = " Kafka Grandfather reads the metrics"
+
+    proposed = reconciler.proposals(
+        decoded, first_pass=decoded, survey=" Kafka Grafana reads the metrics"
+    )
+
+    near = {decoded[e.start : e.end] for e in proposed if e.reason == "near"}
+    assert all(e.text == "Grafana" for e in proposed if e.reason == "near")
+    # Runs of up to three words from one word before the place to one after; none takes
+    # out the Kafka the decode wrote.
+    assert near == {"Grandfather", "Grandfather reads", "reads"}
+
+
 def test_no_proposal_takes_out_a_term_the_decode_wrote_for_another(reconciler):
     decoded = " the JSON goes to Redis now"
     survey = " the Jupyter goes to Redis now"

@@ -60,7 +60,7 @@ LOST_WORDS_MIN = 8
 # A segment's audio is scored with at least this much either side of its timestamps, which
 # Whisper places coarsely; alternatives past the first MAX_CHECKS_PER_SEGMENT are not scored.
 CHECK_PAD_S = 0.2
-MAX_CHECKS_PER_SEGMENT = 16
+MAX_CHECKS_PER_SEGMENT = 48
 
 
 class HotwordSelector(Protocol):
@@ -333,7 +333,10 @@ def transcribe(
     record (``decoding.hearings_per_window``) for post-correction to reconcile with. A
     biased window's segments reach ``on_segment`` once the window is decoded: a biased
     decode that lost much of what the first pass heard (``_lost_words``) is replaced by
-    an unbiased decode, and its text kept in the hearing as ``biased_decode``.
+    an unbiased decode, and its text kept in the hearing as ``biased_decode``. The
+    selector's ``alternatives`` for the decoded segments are then scored against each
+    segment's audio (``_checked``) and kept in the hearing as ``checked``; the text is not
+    changed here.
 
     ``on_segment(segment)`` is called with each segment as it is decoded, in file time
     (before the final sort by start), so a caller can show partial results.
