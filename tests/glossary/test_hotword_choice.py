@@ -8,7 +8,7 @@ import pytest
 from glossary.hearings import Edit
 from glossary.normalize import TermSpec
 from glossary.services import HotwordChoice
-from transcription.engine import Segment, TranscribeOptions, transcribe
+from transcription.engine import Segment, TranscribeOptions, TranscriptionCancelled, transcribe
 from transcription.engine.pipeline import _lost_words
 
 TERMS = [
@@ -58,6 +58,7 @@ class Recording:
     def __init__(self, survey: str | None) -> None:
         self.surveys = survey
         self.heard: list[tuple[str, str | None]] = []
+        self.asked = False  # whether alternatives were proposed yet
 
     def survey(self, heard: str) -> str | None:
         return self.surveys
@@ -68,6 +69,7 @@ class Recording:
 
     def alternatives(self, texts, *, first_pass: str, survey: str | None):
         """Each segment's first word, proposed as Kubernetes."""
+        self.asked = True
         proposed = []
         for text in texts:
             first = text.split()[0] if text.split() else ""
@@ -211,3 +213,19 @@ def test_a_biased_windows_segments_reach_on_segment_once_each(loaded_model, jfk)
     )
 
     assert [s.text for s in shown] == [s.text for s in transcript.segments]
+
+
+@pytest.mark.shared_audio
+def test_a_job_can_be_cancelled_while_the_audio_is_asked(loaded_model, jfk):
+    select, shown = Recording(survey=None), []
+
+    with pytest.raises(TranscriptionCancelled):
+        transcribe(
+            jfk,
+            loaded_model,
+            select_hotwords=select,
+            on_segment=shown.append,
+            should_cancel=lambda: select.asked,
+        )
+
+    assert shown == []  # stopped among the checks, before the window's segments went out

@@ -228,10 +228,13 @@ def _checked(
     end_s: float,
     decoded: list[Segment],
     proposed: Sequence[tuple[str, Sequence[Alternative]]],
+    report: Callable[[float], None],
 ) -> list[dict]:
     """Score each segment's alternatives against the segment's audio: ``gain`` is how much
     likelier (nats) the model finds the text with the alternative than without, the term
-    offered to both (``transcription.engine.listening``). Post-correction decides."""
+    offered to both (``transcription.engine.listening``). Post-correction decides.
+    ``report(segment_end)`` after each segment: a job can be cancelled, or give way to live
+    streams, between two segments' checks."""
     checked = []
     for index, (segment, (text, alternatives)) in enumerate(zip(decoded, proposed, strict=True)):
         if not alternatives:
@@ -261,6 +264,7 @@ def _checked(
         checked.append(
             {"start": segment.start, "end": segment.end, "text": text, "alternatives": scored}
         )
+        report(segment.end)
     return checked
 
 
@@ -418,6 +422,7 @@ def transcribe(
             selector.alternatives(
                 [segment.text for segment in decoded], first_pass=heard, survey=surveyed
             ),
+            report,
         )
         if on_segment:
             for segment in decoded:
