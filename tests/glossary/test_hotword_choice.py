@@ -229,3 +229,24 @@ def test_a_job_can_be_cancelled_while_the_audio_is_asked(loaded_model, jfk):
         )
 
     assert shown == []  # stopped among the checks, before the window's segments went out
+
+
+@pytest.mark.shared_audio
+def test_offered_hotwords_a_pass_does_not_condition_on_its_own_previous_text(
+    loaded_model, jfk, monkeypatch
+):
+    # Hotwords and a pass's own text both in the prompt made tiny.en loop ("Weaviate.
+    # Weaviate. …") and skip speech across a 6-minute window (README, bench figures).
+    calls: list[tuple[str | None, bool]] = []
+    real = loaded_model.whisper.transcribe
+
+    def recording(*args, **kwargs):
+        calls.append((kwargs.get("hotwords"), kwargs["condition_on_previous_text"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loaded_model.whisper, "transcribe", recording)
+
+    transcribe(jfk, loaded_model, select_hotwords=Recording(survey="Kubernetes gRPC"))
+
+    # The first pass (unbiased) as asked; the survey and the biased decode without.
+    assert calls == [(None, True), ("Kubernetes gRPC", False), ("Kubernetes", False)]

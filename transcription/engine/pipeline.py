@@ -389,13 +389,17 @@ def transcribe(
         if selector is not None:
             heard = _first_pass(model, window, options, language, prompt)
             survey = selector.survey(heard)
+            # Offered hotwords, a pass does not condition on its own previous text: with
+            # both in its prompt, Whisper loops ("Weaviate. Weaviate. …") and skips speech
+            # across a long window.
+            own_text = dataclasses.replace(options, condition_on_previous_text=False)
             surveyed = (
-                _first_pass(model, window, options, language, prompt, hotwords=survey)
+                _first_pass(model, window, own_text, language, prompt, hotwords=survey)
                 if survey
                 else None
             )
             hotwords = selector(heard, surveyed)
-            window_options = dataclasses.replace(options, hotwords=hotwords)
+            window_options = dataclasses.replace(own_text, hotwords=hotwords)
             hearing = {
                 "start": round(start_s, 3),
                 "end": round(end_s, 3),
