@@ -229,9 +229,10 @@ class HotwordChoice:
     ) -> list[tuple[str, list[Edit]]]:
         """Per segment of a decoded window: its text as the glossary stage spells it, and
         the term spellings to check against its audio (``glossary.hearings.listened``):
-        what the hearings put back (``Reconciler.edits``, over the window's text) and every
-        span that sounds even a little like a term the segment lacks (the offering
-        matcher's looser threshold), most alike first."""
+        what the hearings propose (``Reconciler.proposals``, over the window's text; one
+        that would cross two segments is left out), then every span that sounds even a
+        little like a term the segment lacks (the offering matcher's looser threshold),
+        most alike first. The engine checks the first MAX_CHECKS_PER_SEGMENT."""
         spelled = [apply_glossary(text, self.terms) for text in texts]
         bounds, cursor = [], 0
         for text in spelled:
@@ -254,8 +255,10 @@ class HotwordChoice:
                 # a term written in the span stays, unless the span spells the new one
                 and (not self.reconciler.terms_in(m.heard) or m.score == 1.0)
             ]
-            unique = {(e.start, e.end, e.text): e for e in reversed(edits)}  # first one wins
-            proposed.append((text, sorted(unique.values(), key=edits.index)))
+            unique: dict[tuple[int, int, str], Edit] = {}
+            for edit in edits:  # the first proposal of a spelling at a place stands
+                unique.setdefault((edit.start, edit.end, edit.text), edit)
+            proposed.append((text, list(unique.values())))
         return proposed
 
 

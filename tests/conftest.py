@@ -71,6 +71,21 @@ def real_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_en(real_model_dir, tmp_path_factory):
+    """tiny.en loaded once per session: int8 on 2 CPU threads, as the figures are measured."""
+    from transcription.engine import model_manager
+
+    return model_manager.get(
+        str(real_model_dir),
+        models_dir=tmp_path_factory.mktemp("real-footprints"),
+        offline=True,
+        device="cpu",
+        compute_type="int8",
+        cpu_threads=2,
+    )
+
+
+@pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
     """A micro random-weight Whisper model in CTranslate2 format, built once per session."""
     return build_test_model(tmp_path_factory.mktemp("models") / "micro", size="micro")

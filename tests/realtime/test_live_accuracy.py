@@ -19,20 +19,6 @@ pytestmark = [pytest.mark.real_model, pytest.mark.shared_audio]
 
 
 @pytest.fixture(scope="module")
-def tiny_en(real_model_dir, tmp_path_factory):
-    from transcription.engine import model_manager
-
-    return model_manager.get(
-        str(real_model_dir),
-        models_dir=tmp_path_factory.mktemp("models"),
-        offline=True,
-        device="cpu",
-        compute_type="int8",
-        cpu_threads=2,
-    )
-
-
-@pytest.fixture(scope="module")
 def source(tmp_path_factory):
     if not (SHARED_AUDIO / "multilingual.mp3").is_file():
         pytest.skip("../shared/audio is absent")

@@ -18,17 +18,7 @@ SAID = (
 
 
 @pytest.fixture(scope="module")
-def clip(real_model_dir, tmp_path_factory):
-    from transcription.engine import model_manager
-
-    tiny_en = model_manager.get(
-        str(real_model_dir),
-        models_dir=tmp_path_factory.mktemp("models"),
-        offline=True,
-        device="cpu",
-        compute_type="int8",
-        cpu_threads=2,
-    )
+def clip(tiny_en):
     return Listener(tiny_en, "en").clip(decode_all(shared_clip("jfk.flac")))
 
 

@@ -13,7 +13,6 @@ from tests.conftest import shared_clip
 from transcription.engine import (
     TranscribeOptions,
     Transcript,
-    model_manager,
     render,
     transcribe,
     transcript_from_dict,
@@ -29,18 +28,10 @@ pytestmark = [pytest.mark.real_model, pytest.mark.shared_audio]
 
 
 @pytest.fixture(scope="module")
-def jfk_words(real_model_dir, tmp_path_factory) -> Transcript:
+def jfk_words(tiny_en) -> Transcript:
     """jfk.flac as tiny.en hears it, with word timings: one segment of 22 words."""
-    model = model_manager.get(
-        str(real_model_dir),
-        models_dir=tmp_path_factory.mktemp("footprints"),
-        offline=True,
-        device="cpu",
-        compute_type="int8",
-        cpu_threads=2,
-    )
     transcript = transcribe(
-        shared_clip("jfk.flac"), model, TranscribeOptions(language="en", word_timestamps=True)
+        shared_clip("jfk.flac"), tiny_en, TranscribeOptions(language="en", word_timestamps=True)
     )
     words = [w for s in transcript.segments for w in s.words or ()]
     assert len(words) >= 10, "tiny.en should hear the whole sentence"

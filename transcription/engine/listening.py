@@ -51,10 +51,18 @@ class Clip:
         self.listener = listener
         self.encoded = encoded
         self.frames = frames
+        # A segment's own text is scored once per term offered, not once per alternative.
+        self._scored: dict[tuple[str, str | None], float] = {}
 
     def log_prob(self, text: str, prompt: str | None = None) -> float:
         """The log-probability of ``text`` given the clip (and ``prompt`` as previous
         text), summed over its tokens."""
+        key = (text, prompt)
+        if key not in self._scored:
+            self._scored[key] = self._log_prob(text, prompt)
+        return self._scored[key]
+
+    def _log_prob(self, text: str, prompt: str | None) -> float:
         tokenizer = self.listener.tokenizer
         # Summed, so a text with fewer tokens loses less: CTranslate2's alignment gives the
         # end of text no probability, so a text that stops before the speech does is not
