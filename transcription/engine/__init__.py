@@ -3,7 +3,7 @@
 Everything outside it works with the engine's own types and errors.
 """
 
-from transcription.engine.audio import MediaInfo, probe, stream_audio
+from transcription.engine.audio import SAMPLE_RATE_HZ, MediaInfo, probe, stream_audio
 from transcription.engine.devices import DeviceAssignment, DevicePlan, ModelSize, plan_devices
 from transcription.engine.errors import (
     DevicePlanError,
@@ -46,6 +46,7 @@ from transcription.engine.types import (
 )
 
 __all__ = [
+    "SAMPLE_RATE_HZ",
     "BufferDecode",
     "BufferRequest",
     "StepTimings",
