@@ -11,14 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from transcription.engine.devices import (
-    DeviceAssignment,
-    GpuInfo,
-    HardwareProfile,
-    ModelSize,
-    plan_devices,
-)
+from transcription.engine.devices import DeviceAssignment, ModelSize, plan_devices
 from transcription.engine.errors import DevicePlanError
+from transcription.engine.hardware import GpuInfo, HardwareProfile
 
 # Compute types as ctranslate2.get_supported_compute_types() reports them.
 CPU_TYPES = ("float32", "int16", "int8", "int8_float32")

@@ -116,3 +116,35 @@ def test_json_keeps_korean_readable_and_words_only_when_asked():
 def test_an_unknown_format_is_refused_with_the_known_ones():
     with pytest.raises(ValueError, match="txt, srt, vtt, json"):
         render(TRANSCRIPT, "docx")
+
+
+def test_metrics_divide_processing_and_speech_by_the_audio_duration():
+    metrics = Metrics.measured(
+        duration_s=3800.00049,
+        processing_s=38.00049,
+        speech_s=3000.00049,
+        confidences=[0.9, 0.8, 0.85],
+        windows=13,
+    )
+    assert metrics == Metrics(
+        audio_duration_s=3800.0,
+        processing_time_s=38.0,
+        real_time_factor=0.01,
+        speech_duration_s=3000.0,
+        vad_speech_coverage=0.7895,
+        mean_confidence=0.85,
+        windows=13,
+    )
+
+
+def test_metrics_without_vad_audio_or_segments_leave_what_they_cannot_measure_empty():
+    no_vad = Metrics.measured(
+        duration_s=10.0, processing_s=1.0, speech_s=0.0, confidences=[], windows=1, vad=False
+    )
+    assert no_vad.vad_speech_coverage is None
+    assert no_vad.mean_confidence is None
+    silent = Metrics.measured(
+        duration_s=0.0, processing_s=0.2, speech_s=0.0, confidences=(), windows=0
+    )
+    assert silent.real_time_factor == 0.0
+    assert silent.vad_speech_coverage is None

@@ -3,16 +3,8 @@
 Everything outside it works with the engine's own types and errors.
 """
 
-from transcription.engine.audio import MediaInfo, probe, stream_audio
-from transcription.engine.devices import (
-    DeviceAssignment,
-    DevicePlan,
-    GpuInfo,
-    HardwareProfile,
-    ModelSize,
-    detect_hardware,
-    plan_devices,
-)
+from transcription.engine.audio import SAMPLE_RATE_HZ, MediaInfo, probe, stream_audio
+from transcription.engine.devices import DeviceAssignment, DevicePlan, ModelSize, plan_devices
 from transcription.engine.errors import (
     DevicePlanError,
     EngineError,
@@ -22,6 +14,7 @@ from transcription.engine.errors import (
     TranscriptionCancelled,
 )
 from transcription.engine.formats import CONTENT_TYPES, FORMATS, render
+from transcription.engine.hardware import GpuInfo, HardwareProfile, detect_hardware
 from transcription.engine.manager import LoadedModel, model_manager
 from transcription.engine.pipeline import (
     LANGUAGES,
@@ -53,6 +46,7 @@ from transcription.engine.types import (
 )
 
 __all__ = [
+    "SAMPLE_RATE_HZ",
     "BufferDecode",
     "BufferRequest",
     "StepTimings",

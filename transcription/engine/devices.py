@@ -1,14 +1,13 @@
-"""Device manager: what hardware is here, and how to run a model on it.
+"""Device policy: how to run a model on the hardware ``detect_hardware()`` found.
 
-``detect_hardware()`` reads the machine (CUDA devices through CTranslate2 and nvidia-smi,
-CPU cores and RAM through the kernel, cgroup limits included). ``plan_devices()`` is a
-pure function of that profile, the model's memory footprint and the operator's overrides,
-so the policy is unit-tested on recorded profiles of machines we do not have.
+``plan_devices()`` is a pure function of a ``HardwareProfile`` (see
+``transcription.engine.hardware``), the model's memory footprint and the operator's
+overrides, so the policy is unit-tested on recorded profiles of machines we do not have.
 
-Policy (requirement 2 of the brief): on ``auto``, compute capability >= 7.0 runs float16,
-int8_float16 when VRAM is tight; Pascal (6.x) runs int8; CPU runs int8. Under memory
-pressure the plan degrades precision, then device — never the model: the batch lane is the
-accuracy lane, so a model that fits nowhere on the GPU runs on the CPU instead.
+Policy: on ``auto``, compute capability >= 7.0 runs float16, int8_float16 when VRAM is
+tight; Pascal (6.x) runs int8; CPU runs int8. Under memory pressure the plan degrades
+precision, then device — never the model: the batch lane is the accuracy lane, so a model
+that fits nowhere on the GPU runs on the CPU instead.
 
 ``plan_lanes()`` plans both lanes of one host against one VRAM budget per GPU: the realtime
 worker (its model plus the working memory of the live sessions it decodes together) is
@@ -19,17 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import re
-import shutil
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import ctranslate2
 
 from transcription.engine.errors import DevicePlanError
+from transcription.engine.hardware import MB, GpuInfo, HardwareProfile
 
 # Bytes per weight for each compute type; int8 variants quantise the linear layers.
 BYTES_PER_PARAM = {
@@ -46,15 +40,14 @@ BYTES_PER_PARAM = {
 # not with its quantisation: about one byte per parameter. This matches faster-whisper's
 # published large-v2 figures (fp16 4.5 GB, int8 2.9 GB with beam 5).
 WORKING_BYTES_PER_PARAM = 1.0
-MB = 1024 * 1024
 VRAM_RESERVE_FRACTION = 0.05
 VRAM_RESERVE_MIN_MB = 512
 RAM_USABLE_FRACTION = 0.8
 CPU_THREADS_PER_WORKER_MAX = 4
 GPU_WORKER_CPU_THREADS_MAX = 4
-# With only an estimate of the footprint, one worker per GPU (the brief's topology); a
-# footprint measured on this GPU may allow more, up to this many (past it the workers
-# compete for the same compute and each job only gets slower).
+# With only an estimate of the footprint, one worker per GPU; a footprint measured on this
+# GPU may allow more, up to this many (past it the workers compete for the same compute and
+# each job only gets slower).
 DEFAULT_WORKERS_PER_GPU = 1
 MEASURED_WORKERS_PER_GPU_MAX = 4
 # Working memory of one live session decoded in a batch on the GPU: its encoder pass over a
@@ -62,26 +55,6 @@ MEASURED_WORKERS_PER_GPU_MAX = 4
 # estimate for large-v3-turbo at float16, sized high; the realtime worker decodes at most
 # its planned batch of sessions at once.
 REALTIME_SESSION_WORKING_MB = 192.0
-
-
-@dataclass(frozen=True)
-class GpuInfo:
-    index: int
-    name: str
-    compute_capability: tuple[int, int] | None
-    total_vram_mb: int | None
-    free_vram_mb: int | None
-    compute_types: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class HardwareProfile:
-    cpu_cores: int
-    ram_total_mb: int
-    ram_available_mb: int
-    cpu_compute_types: tuple[str, ...]
-    gpus: tuple[GpuInfo, ...] = ()
-    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -164,130 +137,6 @@ class LanePlan:
     realtime_sessions: int  # live sessions decoded together, whose memory is planned
 
 
-# --- detection ----------------------------------------------------------------------
-
-
-def detect_hardware() -> HardwareProfile:
-    """Read this machine's CPUs, RAM and CUDA devices."""
-    notes: list[str] = []
-    ram_total, ram_available = _memory_mb()
-    gpus = _detect_gpus(notes)
-    return HardwareProfile(
-        cpu_cores=_cpu_cores(),
-        ram_total_mb=ram_total,
-        ram_available_mb=ram_available,
-        cpu_compute_types=tuple(sorted(ctranslate2.get_supported_compute_types("cpu"))),
-        gpus=tuple(gpus),
-        notes=tuple(notes),
-    )
-
-
-def _cpu_cores() -> int:
-    cores = len(os.sched_getaffinity(0))
-    try:  # cgroup v2 CPU quota, as a container limit sets it
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        if quota != "max":
-            cores = min(cores, max(1, math.floor(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return cores
-
-
-def _memory_mb() -> tuple[int, int]:
-    info: dict[str, int] = {}
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        key, _, value = line.partition(":")
-        info[key] = int(value.split()[0]) // 1024
-    total = info.get("MemTotal", 0)
-    available = info.get("MemAvailable", info.get("MemFree", 0))
-    try:  # cgroup v2 memory limit
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip()) // MB
-        if limit != "max":
-            limit_mb = int(limit) // MB
-            total = min(total, limit_mb)
-            available = min(available, max(0, limit_mb - used))
-    except (OSError, ValueError):
-        pass
-    return total, available
-
-
-NVIDIA_SMI_QUERY = "index,name,compute_cap,memory.total,memory.free"
-
-
-def _detect_gpus(notes: list[str]) -> list[GpuInfo]:
-    try:
-        count = ctranslate2.get_cuda_device_count()
-    except Exception as exc:  # a broken driver install raises from inside CTranslate2
-        notes.append(f"CUDA unavailable: {exc}")
-        return []
-    if count == 0:
-        return []
-    rows = query_nvidia_smi(notes)
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-    if visible and all(part.strip().isdigit() for part in visible.split(",")):
-        wanted = [int(part) for part in visible.split(",")]
-        by_index = {row["index"]: row for row in rows}
-        rows = [by_index[i] for i in wanted if i in by_index]
-    gpus = []
-    for index in range(count):
-        row = rows[index] if index < len(rows) else {}
-        gpus.append(
-            GpuInfo(
-                index=index,
-                name=str(row.get("name", "unknown CUDA device")),
-                compute_capability=row.get("compute_capability"),
-                total_vram_mb=row.get("total_mb"),
-                free_vram_mb=row.get("free_mb"),
-                compute_types=tuple(sorted(ctranslate2.get_supported_compute_types("cuda", index))),
-            )
-        )
-    return gpus
-
-
-def query_nvidia_smi(notes: list[str]) -> list[dict]:
-    """Return one dict per GPU from nvidia-smi; empty (with a note) when it cannot run."""
-    binary = shutil.which("nvidia-smi")
-    if binary is None:
-        notes.append("nvidia-smi not found: VRAM and compute capability unknown")
-        return []
-    try:
-        out = subprocess.run(
-            [binary, f"--query-gpu={NVIDIA_SMI_QUERY}", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError) as exc:
-        notes.append(f"nvidia-smi failed: {exc}")
-        return []
-    return parse_nvidia_smi(out)
-
-
-def parse_nvidia_smi(output: str) -> list[dict]:
-    rows = []
-    for line in output.strip().splitlines():
-        parts = [part.strip() for part in line.split(",")]
-        if len(parts) != 5:
-            continue
-        index, name, cap, total, free = parts
-        major, _, minor = cap.partition(".")
-        rows.append(
-            {
-                "index": int(index),
-                "name": name,
-                "compute_capability": (int(major), int(minor or 0)) if major.isdigit() else None,
-                "total_mb": int(float(total)) if total.replace(".", "", 1).isdigit() else None,
-                "free_mb": int(float(free)) if free.replace(".", "", 1).isdigit() else None,
-            }
-        )
-    return rows
-
-
-# --- policy -------------------------------------------------------------------------
-
-
 def _gpu_ladder(gpu: GpuInfo) -> list[str]:
     cc = gpu.compute_capability
     if cc is None:  # no nvidia-smi: trust what CTranslate2 says the device supports
@@ -309,8 +158,12 @@ def _cpu_ladder(profile: HardwareProfile) -> list[str]:
 def _usable_vram_mb(gpu: GpuInfo) -> float | None:
     if gpu.free_vram_mb is None:
         return None
-    reserve = max(VRAM_RESERVE_MIN_MB, (gpu.total_vram_mb or 0) * VRAM_RESERVE_FRACTION)
-    return max(0.0, gpu.free_vram_mb - reserve)
+    return max(0.0, gpu.free_vram_mb - _reserve_mb(gpu))
+
+
+def _reserve_mb(gpu: GpuInfo) -> float:
+    """Return the VRAM kept free on ``gpu``: the driver, fragmentation, other processes."""
+    return max(VRAM_RESERVE_MIN_MB, (gpu.total_vram_mb or 0) * VRAM_RESERVE_FRACTION)
 
 
 def _fmt_mb(mb: float | None) -> str:
@@ -535,46 +388,23 @@ def plan_lanes(
     it is missing from the free VRAM the profile reports, and is counted once, as the
     realtime lane's share, so the plan comes out the same before and after it loads.
     """
-    held = realtime_held_mb or {}
-    gpus = tuple(
-        dataclasses.replace(
-            gpu, free_vram_mb=int(min(gpu.total_vram_mb, gpu.free_vram_mb + held[gpu.index]))
-        )
-        if gpu.index in held and gpu.free_vram_mb is not None and gpu.total_vram_mb is not None
-        else gpu
-        for gpu in profile.gpus
-    )
-    profile = dataclasses.replace(profile, gpus=gpus)
-
+    profile = _with_realtime_held(profile, realtime_held_mb or {})
     realtime = None
     claims: dict[int, float] = {}
     batch_profile = profile
     if realtime_model is not None:
-        sessions_mb = realtime_sessions * REALTIME_SESSION_WORKING_MB
-        realtime = plan_devices(
+        realtime = _plan_realtime(
             profile,
-            dataclasses.replace(realtime_model, extra_mb=realtime_model.extra_mb + sessions_mb),
+            realtime_model,
+            realtime_sessions=realtime_sessions,
             device=device,
             compute_type=compute_type,
-            workers=1,  # one realtime worker per device: every live session of it shares it
             cpu_threads=cpu_threads,
         )
-        for a in realtime.assignments:
-            if a.device == "cuda":
-                claims[a.index] = a.footprint_mb or 0.0
-        ram_used = sum((a.footprint_mb or 0.0) for a in realtime.assignments if a.device == "cpu")
-        batch_profile = dataclasses.replace(
-            profile,
-            ram_available_mb=max(0, int(profile.ram_available_mb - ram_used)),
-            gpus=tuple(
-                dataclasses.replace(
-                    gpu, free_vram_mb=int(max(0, gpu.free_vram_mb - claims[gpu.index]))
-                )
-                if gpu.index in claims and gpu.free_vram_mb is not None
-                else gpu
-                for gpu in gpus
-            ),
-        )
+        claims = {
+            a.index: a.footprint_mb or 0.0 for a in realtime.assignments if a.device == "cuda"
+        }
+        batch_profile = _left_for_batch(profile, realtime, claims)
 
     sized_batch = dataclasses.replace(batch_model, extra_mb=batch_model.extra_mb + diarization_mb)
     batch = plan_devices(
@@ -593,27 +423,82 @@ def plan_lanes(
         if realtime_model is not None
     ]
     batch = dataclasses.replace(batch, reasons=(*kept, *batch.reasons))
-
-    budgets = []
-    for gpu in gpus:
-        batch_mb = sum(
-            a.workers * (a.footprint_mb or 0.0)
-            for a in batch.assignments
-            if a.device == "cuda" and a.index == gpu.index
-        )
-        budgets.append(
-            GpuBudget(
-                index=gpu.index,
-                name=gpu.name,
-                total_mb=gpu.total_vram_mb,
-                free_mb=gpu.free_vram_mb,
-                reserve_mb=max(
-                    VRAM_RESERVE_MIN_MB, (gpu.total_vram_mb or 0) * VRAM_RESERVE_FRACTION
-                ),
-                realtime_mb=claims.get(gpu.index, 0.0),
-                batch_mb=batch_mb,
-            )
-        )
     return LanePlan(
-        batch=batch, realtime=realtime, gpus=tuple(budgets), realtime_sessions=realtime_sessions
+        batch=batch,
+        realtime=realtime,
+        gpus=_gpu_budgets(profile.gpus, batch, claims),
+        realtime_sessions=realtime_sessions,
+    )
+
+
+def _with_realtime_held(profile: HardwareProfile, held: Mapping[int, float]) -> HardwareProfile:
+    """Count the VRAM this host's running realtime worker holds as free again (its claim)."""
+    gpus = tuple(
+        dataclasses.replace(
+            gpu, free_vram_mb=int(min(gpu.total_vram_mb, gpu.free_vram_mb + held[gpu.index]))
+        )
+        if gpu.index in held and gpu.free_vram_mb is not None and gpu.total_vram_mb is not None
+        else gpu
+        for gpu in profile.gpus
+    )
+    return dataclasses.replace(profile, gpus=gpus)
+
+
+def _plan_realtime(
+    profile: HardwareProfile,
+    model: ModelSize,
+    *,
+    realtime_sessions: int,
+    device: str,
+    compute_type: str,
+    cpu_threads: int | None,
+) -> DevicePlan:
+    """Plan the realtime worker: its model plus the working memory of its live sessions."""
+    sessions_mb = realtime_sessions * REALTIME_SESSION_WORKING_MB
+    return plan_devices(
+        profile,
+        dataclasses.replace(model, extra_mb=model.extra_mb + sessions_mb),
+        device=device,
+        compute_type=compute_type,
+        workers=1,  # one realtime worker per device: every live session of it shares it
+        cpu_threads=cpu_threads,
+    )
+
+
+def _left_for_batch(
+    profile: HardwareProfile, realtime: DevicePlan, claims: Mapping[int, float]
+) -> HardwareProfile:
+    """Return the profile less what the realtime worker claims: VRAM per GPU, or RAM."""
+    ram_used = sum((a.footprint_mb or 0.0) for a in realtime.assignments if a.device == "cpu")
+    return dataclasses.replace(
+        profile,
+        ram_available_mb=max(0, int(profile.ram_available_mb - ram_used)),
+        gpus=tuple(
+            dataclasses.replace(gpu, free_vram_mb=int(max(0, gpu.free_vram_mb - claims[gpu.index])))
+            if gpu.index in claims and gpu.free_vram_mb is not None
+            else gpu
+            for gpu in profile.gpus
+        ),
+    )
+
+
+def _gpu_budgets(
+    gpus: tuple[GpuInfo, ...], batch: DevicePlan, claims: Mapping[int, float]
+) -> tuple[GpuBudget, ...]:
+    """Return how each GPU's VRAM is shared: reserve, the realtime claim, the batch workers."""
+    return tuple(
+        GpuBudget(
+            index=gpu.index,
+            name=gpu.name,
+            total_mb=gpu.total_vram_mb,
+            free_mb=gpu.free_vram_mb,
+            reserve_mb=_reserve_mb(gpu),
+            realtime_mb=claims.get(gpu.index, 0.0),
+            batch_mb=sum(
+                a.workers * (a.footprint_mb or 0.0)
+                for a in batch.assignments
+                if a.device == "cuda" and a.index == gpu.index
+            ),
+        )
+        for gpu in gpus
     )

@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from transcription.engine import registry
 from transcription.engine.audio import SAMPLE_RATE_HZ, probe, stream_audio
 from transcription.engine.errors import EngineError, TranscriptionCancelled
+from transcription.engine.hardware import MB
+from transcription.engine.registry import load_measured_footprints, record_measured_footprint
 from transcription.engine.speakers import SpeakerTurn, turns_from_annotation
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,6 @@ INSTALL_HINT = "pip install -e '.[diarize]'"
 # plus the embedding model's batches and torch's CUDA context. Replaced by the peak
 # measured on this machine after the first diarization (footprints.json).
 ESTIMATED_FOOTPRINT_MB = {"cuda": 1536.0, "cpu": 1024.0}
-MB = 1024 * 1024
 
 
 class DiarizationUnavailableError(EngineError):
@@ -252,15 +252,15 @@ def _record_cuda_footprint(torch, loaded: LoadedDiarizer) -> None:
     """Store the pipeline's peak VRAM (weights and working memory) for future plans."""
     peak_mb = torch.cuda.max_memory_reserved(loaded.device_index) / MB
     key = _footprint_key(loaded.source, "cuda")
-    if peak_mb > registry.load_measured_footprints(loaded.models_dir).get(key, 0.0):
-        registry.record_measured_footprint(loaded.models_dir, key, peak_mb)
+    if peak_mb > load_measured_footprints(loaded.models_dir).get(key, 0.0):
+        record_measured_footprint(loaded.models_dir, key, peak_mb)
 
 
 def diarization_footprint_mb(source: str, *, models_dir: Path, device: str) -> tuple[float, str]:
     """What a loaded pipeline costs a worker on ``device``: measured here before, else
     estimated."""
     kind = "cpu" if device == "cpu" else "cuda"
-    measured = registry.load_measured_footprints(models_dir).get(_footprint_key(source, kind))
+    measured = load_measured_footprints(models_dir).get(_footprint_key(source, kind))
     if measured is not None:
         return measured, "measured"
     return ESTIMATED_FOOTPRINT_MB[kind], "estimated"

@@ -22,9 +22,15 @@ from pathlib import Path
 
 from faster_whisper import WhisperModel
 
-from transcription.engine import registry
-from transcription.engine.devices import query_nvidia_smi
 from transcription.engine.errors import EngineError
+from transcription.engine.hardware import query_nvidia_smi
+from transcription.engine.registry import (
+    footprint_key,
+    load_measured_footprints,
+    model_checksum,
+    record_measured_footprint,
+    resolve_model,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +116,7 @@ class ModelManager:
         share of the plan). A dropped model is freed when the last transcription using it
         ends.
         """
-        resolved = registry.resolve_model(name, models_dir=models_dir, offline=offline)
+        resolved = resolve_model(name, models_dir=models_dir, offline=offline)
         key = ModelKey(
             str(resolved.path), device, device_index, compute_type, cpu_threads, num_workers
         )
@@ -245,7 +251,7 @@ class ModelManager:
             return LoadedModel(
                 name=name,
                 path=path,
-                checksum=registry.model_checksum(path),
+                checksum=model_checksum(path),
                 device=device,
                 device_index=key.device_index if device == "cuda" else 0,
                 compute_type_requested=key.compute_type,
@@ -279,9 +285,9 @@ def record_vram_footprint(model: LoadedModel) -> None:
     used = model.vram_free_before_mb - rows[model.device_index]["free_mb"]
     if used <= 0:
         return
-    key = registry.footprint_key(model.path, "cuda", model.compute_type)
-    if used > registry.load_measured_footprints(model.models_dir).get(key, 0):
-        registry.record_measured_footprint(model.models_dir, key, used)
+    key = footprint_key(model.path, "cuda", model.compute_type)
+    if used > load_measured_footprints(model.models_dir).get(key, 0):
+        record_measured_footprint(model.models_dir, key, used)
 
 
 model_manager = ModelManager()

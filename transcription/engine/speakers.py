@@ -17,8 +17,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from transcription.engine.audio import probe
 from transcription.engine.errors import EngineError
 from transcription.engine.manager import LoadedModel
@@ -257,16 +255,13 @@ def _merge_channels(parts: list[Transcript], elapsed_s: float) -> Transcript:
         segments=tuple(segments),
         speech=tuple(speech),
         run=dataclasses.replace(parts[0].run, decoding=decoding),
-        metrics=Metrics(
-            audio_duration_s=duration,
-            processing_time_s=round(elapsed_s, 3),
-            real_time_factor=round(elapsed_s / duration, 4) if duration else 0.0,
-            speech_duration_s=round(speech_s, 3),
-            vad_speech_coverage=round(speech_s / duration, 4) if vad_on and duration else None,
-            mean_confidence=(
-                round(float(np.mean([s.confidence for s in segments])), 4) if segments else None
-            ),
+        metrics=Metrics.measured(
+            duration_s=duration,
+            processing_s=elapsed_s,
+            speech_s=speech_s,
+            confidences=(s.confidence for s in segments),
             windows=sum(p.metrics.windows for p in parts),
+            vad=vad_on,
         ),
         speakers=tuple(p.speakers[0] for p in parts),  # every channel, even a silent one
     )

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from ctranslate2.models import WhisperGenerationResult
+from faster_whisper import WhisperModel
 from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import (
@@ -153,18 +155,12 @@ def _decode_batch(
     tokenizer = Tokenizer(
         whisper.hf_tokenizer, multilingual, task="transcribe", language=language or "en"
     )
-    prompts, lengths = [], []
-    for request in requests:
-        previous = tokenizer.encode(" " + request.prompt.strip()) if request.prompt.strip() else []
-        prompt = whisper.get_prompt(
-            tokenizer,
-            previous_tokens=previous,
-            without_timestamps=True,
-            hotwords=request.hotwords,
-        )
-        prompts.append(prompt)
-        # Never past Whisper's 448 tokens, prompt included.
-        lengths.append(min(WHISPER_MAX_TOKENS, len(prompt) + _new_tokens(request.audio)))
+    prompts = [_prompt(whisper, tokenizer, request) for request in requests]
+    # Never past Whisper's 448 tokens, prompt included.
+    lengths = [
+        min(WHISPER_MAX_TOKENS, len(prompt) + _new_tokens(request.audio))
+        for prompt, request in zip(prompts, requests, strict=True)
+    ]
     generated = whisper.model.generate(
         encoder_output,
         prompts,
@@ -195,36 +191,58 @@ def _decode_batch(
         batch=len(requests),
     )
 
-    results = []
-    for request, tokens, result, alignment in zip(
-        requests, text_tokens, generated, alignments, strict=True
-    ):
-        duration_s = request.audio.shape[0] / SAMPLE_RATE_HZ
-        avg_logprob = result.scores[0] * len(result.sequences_ids[0]) / (len(tokens) + 1)
-        words: tuple[Word, ...] = ()
-        if tokens:
-            merge_punctuations(alignment, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
-            words = tuple(
-                Word(
-                    round(min(float(w["start"]), duration_s), 3),
-                    round(min(float(w["end"]), duration_s), 3),
-                    w["word"],
-                    round(float(w["probability"]), 4),
-                )
-                for w in alignment
-                if w["word"]
-            )
-        results.append(
-            BufferDecode(
-                words=words,
-                language=language or "en",
-                text=tokenizer.decode(tokens),
-                avg_logprob=round(float(avg_logprob), 4),
-                no_speech_prob=round(float(result.no_speech_prob), 4),
-                timings=timings,
-            )
+    return [
+        _buffer_decode(request, tokens, result, alignment, tokenizer, language or "en", timings)
+        for request, tokens, result, alignment in zip(
+            requests, text_tokens, generated, alignments, strict=True
         )
-    return results
+    ]
+
+
+def _prompt(whisper: WhisperModel, tokenizer: Tokenizer, request: BufferRequest) -> list[int]:
+    """Return the decoder prompt of one buffer: its previous text and its hotwords."""
+    previous = tokenizer.encode(" " + request.prompt.strip()) if request.prompt.strip() else []
+    return whisper.get_prompt(
+        tokenizer,
+        previous_tokens=previous,
+        without_timestamps=True,
+        hotwords=request.hotwords,
+    )
+
+
+def _buffer_decode(
+    request: BufferRequest,
+    tokens: list[int],
+    result: WhisperGenerationResult,
+    alignment: list[dict],
+    tokenizer: Tokenizer,
+    language: str,
+    timings: StepTimings,
+) -> BufferDecode:
+    """Turn one buffer's generated tokens and their alignment into timed words."""
+    duration_s = request.audio.shape[0] / SAMPLE_RATE_HZ
+    avg_logprob = result.scores[0] * len(result.sequences_ids[0]) / (len(tokens) + 1)
+    words: tuple[Word, ...] = ()
+    if tokens:
+        merge_punctuations(alignment, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
+        words = tuple(
+            Word(
+                round(min(float(w["start"]), duration_s), 3),
+                round(min(float(w["end"]), duration_s), 3),
+                w["word"],
+                round(float(w["probability"]), 4),
+            )
+            for w in alignment
+            if w["word"]
+        )
+    return BufferDecode(
+        words=words,
+        language=language,
+        text=tokenizer.decode(tokens),
+        avg_logprob=round(float(avg_logprob), 4),
+        no_speech_prob=round(float(result.no_speech_prob), 4),
+        timings=timings,
+    )
 
 
 def _new_tokens(audio: np.ndarray) -> int:

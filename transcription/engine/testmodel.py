@@ -27,7 +27,8 @@ import tokenizers
 from ctranslate2.specs import whisper_spec
 from faster_whisper.tokenizer import _LANGUAGE_CODES
 
-SAMPLE_RATE_HZ = 16000
+from transcription.engine.audio import SAMPLE_RATE_HZ
+
 ENCODER_POSITIONS = 1500
 DECODER_POSITIONS = 448
 TIMESTAMP_TOKENS = 1501  # <|0.00|> … <|30.00|> in 20 ms steps
@@ -151,7 +152,6 @@ def build_test_model(
     has Whisper's 51865 tokens); by default a small offline byte-level tokenizer is used.
     """
     dims = SIZES[size]
-    d = dims.d_model
     if tokenizer_dir is not None:
         tokenizer = tokenizers.Tokenizer.from_file(str(Path(tokenizer_dir) / "tokenizer.json"))
     else:
@@ -164,7 +164,25 @@ def build_test_model(
         dims.encoder_layers, dims.heads, dims.decoder_layers, dims.heads
     )
     w = _Weights(seed)
-    encoder = spec.encoder
+    # The encoder draws from the generator first: a seed keeps giving the same model.
+    _fill_encoder(spec.encoder, w, dims)
+    _fill_decoder(spec.decoder, w, dims, vocab_size, eot=eot, printable=tokenizer_dir is None)
+
+    spec.register_vocabulary(tokens)
+    lang_ids = [tokenizer.token_to_id(f"<|{code}|>") for code in _LANGUAGE_CODES]
+    spec.config.lang_ids = [i for i in lang_ids if i is not None]
+    spec.config.suppress_ids = []
+    spec.config.suppress_ids_begin = [eot]
+    spec.config.alignment_heads = list(
+        itertools.product(range(dims.decoder_layers // 2, dims.decoder_layers), range(dims.heads))
+    )
+    spec.validate()
+    spec.optimize(quantization=None)
+    return _save(spec, tokenizer, dims, Path(output_dir))
+
+
+def _fill_encoder(encoder, w: _Weights, dims: TestModelSize) -> None:
+    d = dims.d_model
     encoder.conv1.weight = w.normal(d, dims.n_mels, 3, std=0.1)
     encoder.conv1.bias = np.zeros(d, dtype=np.float32)
     encoder.conv2.weight = w.normal(d, d, 3, std=0.1)
@@ -175,7 +193,11 @@ def build_test_model(
         w.attention(layer.self_attention, d, cross=False)
         w.ffn(layer.ffn, d)
 
-    decoder = spec.decoder
+
+def _fill_decoder(
+    decoder, w: _Weights, dims: TestModelSize, vocab_size: int, *, eot: int | None, printable: bool
+) -> None:
+    d = dims.d_model
     decoder.embeddings.weight = w.normal(vocab_size, d, std=1.0)
     decoder.position_encodings.encodings = w.normal(DECODER_POSITIONS, d, std=1.0)
     w.norm(decoder.layer_norm, d)
@@ -188,24 +210,19 @@ def build_test_model(
     decoder.projection.weight = w.normal(vocab_size, d, std=LOGIT_STD / np.sqrt(d))
     bias = np.zeros(vocab_size, dtype=np.float32)
     bias[eot] = EOT_BIAS
-    if tokenizer_dir is None:
+    if printable:
         # Keep the nonsense printable: no control bytes, no stray UTF-8 continuation bytes.
         # (A bias, not config.suppress_ids: faster-whisper passes its own suppress list.)
         bias[[b for b in range(256) if b < 0x20 or b >= 0x7F]] = -1e4
     decoder.projection.bias = bias
 
-    spec.register_vocabulary(tokens)
-    lang_ids = [tokenizer.token_to_id(f"<|{code}|>") for code in _LANGUAGE_CODES]
-    spec.config.lang_ids = [i for i in lang_ids if i is not None]
-    spec.config.suppress_ids = []
-    spec.config.suppress_ids_begin = [eot]
-    spec.config.alignment_heads = list(
-        itertools.product(range(dims.decoder_layers // 2, dims.decoder_layers), range(dims.heads))
-    )
-    spec.validate()
-    spec.optimize(quantization=None)
 
-    output_dir = Path(output_dir)
+def _save(
+    spec: whisper_spec.WhisperSpec,
+    tokenizer: tokenizers.Tokenizer,
+    dims: TestModelSize,
+    output_dir: Path,
+) -> Path:
     # Write into a sibling temp dir and rename, so a half-written model is never seen.
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}-"))

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,33 @@ class Metrics:
     vad_speech_coverage: float | None  # speech / audio; None with VAD off
     mean_confidence: float | None
     windows: int
+
+    @classmethod
+    def measured(
+        cls,
+        *,
+        duration_s: float,
+        processing_s: float,
+        speech_s: float,
+        confidences: Iterable[float],
+        windows: int,
+        vad: bool = True,
+    ) -> Metrics:
+        """Build the metrics of a run, rounded and divided the one way every lane reports them.
+
+        ``confidences`` are the segments' (or live steps') mean token probabilities; with
+        ``vad`` off there is no speech coverage to report.
+        """
+        scores = list(confidences)
+        return cls(
+            audio_duration_s=round(duration_s, 3),
+            processing_time_s=round(processing_s, 3),
+            real_time_factor=round(processing_s / duration_s, 4) if duration_s else 0.0,
+            speech_duration_s=round(speech_s, 3),
+            vad_speech_coverage=round(speech_s / duration_s, 4) if vad and duration_s else None,
+            mean_confidence=round(float(np.mean(scores)), 4) if scores else None,
+            windows=windows,
+        )
 
 
 @dataclass(frozen=True)
