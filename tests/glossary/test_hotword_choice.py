@@ -9,7 +9,7 @@ from glossary.hearings import Edit
 from glossary.normalize import TermSpec
 from glossary.services import HotwordChoice
 from transcription.engine import Segment, TranscribeOptions, TranscriptionCancelled, transcribe
-from transcription.engine.pipeline import _lost_words
+from transcription.engine.decode_policy import lost_words
 
 TERMS = [
     TermSpec("Kubernetes", ("쿠버네티스",)),
@@ -194,14 +194,14 @@ def _segment(text: str) -> Segment:
 def test_a_biased_decode_that_lost_much_of_what_the_first_pass_heard_is_redone():
     heard = " Login goes through Keycloak with OIDC, and the API checks the JWT on every request."
 
-    assert _lost_words([_segment(" JWT on every request")], heard)
-    assert not _lost_words([_segment(heard)], heard)
-    assert not _lost_words(
+    assert lost_words([_segment(" JWT on every request")], heard)
+    assert not lost_words([_segment(heard)], heard)
+    assert not lost_words(
         [_segment(" Login goes through key cloak with"), _segment(" OIDC and the API checks")],
         heard,
     )
     # A short first pass says too little to judge by.
-    assert not _lost_words([_segment(" Okay.")], " Okay, thank you all.")
+    assert not lost_words([_segment(" Okay.")], " Okay, thank you all.")
 
 
 @pytest.mark.shared_audio

@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from transcription.engine.audio import probe
+from transcription.engine.decoding import SegmentCallback
 from transcription.engine.errors import EngineError
+from transcription.engine.hearing import HotwordSelector
 from transcription.engine.manager import LoadedModel
 from transcription.engine.pipeline import (
     CancelCallback,
-    HotwordSelector,
     ProgressCallback,
-    SegmentCallback,
     TurnCallback,
     transcribe,
 )
