@@ -52,6 +52,7 @@ from rapidfuzz.distance import LCSseq
 from glossary.metrics import term_occurrences
 from glossary.normalize import TermSpec, apply_glossary
 from glossary.offering import WORD, Offer, TermOffer
+from transcription.engine.hearing import CheckedAlternative
 
 # A term the survey wrote is offered where the first pass heard something at least this
 # close to it (TermOffer.closeness): shown the whole glossary, the survey also writes
@@ -339,7 +340,7 @@ class Reconciler:
         return edits
 
 
-def listened(checked: Sequence[dict]) -> list[Edit]:
+def listened(checked: Sequence[CheckedAlternative]) -> list[Edit]:
     """The alternatives the audio favours (``gain`` over AUDIO_GAIN), best first, none
     overlapping another: what the hearings stage makes of a checked segment.
 
@@ -347,22 +348,22 @@ def listened(checked: Sequence[dict]) -> list[Edit]:
     whatever its gain: the audio cannot tell a spelling from its spaces, the letters can.
     """
 
-    def spelled(alternative: dict) -> bool:
-        return _letters(alternative["heard"]) == _letters(alternative["text"])
+    def spelled(alternative: CheckedAlternative) -> bool:
+        return _letters(alternative.heard) == _letters(alternative.text)
 
     taken: list[Edit] = []
-    for alternative in sorted(checked, key=lambda a: (not spelled(a), -a["gain"])):
-        if alternative["gain"] <= AUDIO_GAIN and not spelled(alternative):
+    for alternative in sorted(checked, key=lambda a: (not spelled(a), -a.gain)):
+        if alternative.gain <= AUDIO_GAIN and not spelled(alternative):
             break
-        if _overlaps(alternative["start"], alternative["end"], taken):
+        if _overlaps(alternative.start, alternative.end, taken):
             continue
         taken.append(
             Edit(
-                alternative["start"],
-                alternative["end"],
-                alternative["text"],
-                alternative["term"],
-                alternative["reason"],
+                alternative.start,
+                alternative.end,
+                alternative.text,
+                alternative.term,
+                alternative.reason,
             )
         )
     return sorted(taken, key=lambda e: e.start)

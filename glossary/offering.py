@@ -60,7 +60,7 @@ from glossary.soundalike import (
     LETTER_NAMES,
     NUMBER_WORDS,
     SHORT_TERM_CHARS,
-    _metaphone,
+    metaphone,
     number_words,
     spoken_forms,
 )
@@ -169,7 +169,7 @@ class TermOffer:
                 letters.append(form_letters)
                 self._form_term.append(index)
         self._letters = letters
-        self._metaphones = [_metaphone(f) for f in letters]
+        self._metaphones = [metaphone(f) for f in letters]
         self._form_digits = np.array([_has_digit(f) for f in letters], dtype=bool)
         self._term_of_form = np.array(self._form_term, dtype=np.intp)
 
@@ -222,7 +222,7 @@ class TermOffer:
         would meet a letter."""
         spelling = cdist(spellings, self._letters, scorer=Indel.normalized_similarity)
         sound = cdist(
-            [_metaphone(s) for s in spellings],
+            [metaphone(s) for s in spellings],
             self._metaphones,
             scorer=Indel.normalized_similarity,
         )

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from glossary.hearings import Reconciler, listened
+from glossary.bias import HotwordChoice
+from glossary.hearings import Edit, Reconciler, listened
 from glossary.normalize import TermSpec
-from glossary.services import HotwordChoice, post_process
+from glossary.review import post_process
+from transcription.engine.hearing import CheckedAlternative
 
 TERMS = [
     TermSpec(t)
@@ -267,6 +269,12 @@ def _alternative(text: str, heard: str, term: str, gain: float, reason: str = "s
     }
 
 
+def _verdicts(checked: list[dict]) -> list[Edit]:
+    """What the hearings stage takes of a segment's alternatives as the run record keeps
+    them (JSON)."""
+    return listened([CheckedAlternative.from_dict(a) for a in checked])
+
+
 def test_the_audio_decides_best_gain_first_and_no_two_overlap():
     text = " run on Cuba neat with the gateway in float 69-8100"
     checked = [
@@ -277,7 +285,7 @@ def test_the_audio_decides_best_gain_first_and_no_two_overlap():
         _alternative(text, "run", "Rust", 0.0),  # no better than as written
     ]
 
-    assert [(e.text, e.start) for e in listened(checked)] == [
+    assert [(e.text, e.start) for e in _verdicts(checked)] == [
         ("Kubernetes", text.index("Cuba")),
         ("float16", text.index("float 69-8100")),
     ]
@@ -291,8 +299,8 @@ def test_a_span_with_the_terms_very_letters_is_taken_whatever_its_gain():
         _alternative(text, "web socket", "WebSocket", -4.8),
     ]
 
-    assert [e.text for e in listened(checked)] == ["Alertmanager", "WebSocket"]
-    assert listened(checked)[0].end == text.index(" pages")
+    assert [e.text for e in _verdicts(checked)] == ["Alertmanager", "WebSocket"]
+    assert _verdicts(checked)[0].end == text.index(" pages")
 
 
 def test_the_audio_is_asked_where_a_hearing_wrote_a_term_the_decode_lacks(reconciler):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from glossary.bias import HotwordChoice, glossary_bias
 from glossary.hearings import Edit
 from glossary.normalize import TermSpec
-from glossary.services import HotwordChoice
 from transcription.engine import Segment, TranscribeOptions, TranscriptionCancelled, transcribe
 from transcription.engine.decode_policy import lost_words
 
@@ -159,13 +159,15 @@ def test_a_term_the_survey_wrote_is_offered_where_the_first_pass_heard_a_little_
 
 
 def test_beside_per_window_hotwords_the_prompt_lists_only_terms_kept_out_of_hotwords():
-    listed = HotwordChoice(
+    listed = glossary_bias(
         terms=[*TERMS, TermSpec("FastAPI", hotword=False), TermSpec("Pydantic", hotword=False)],
         count_tokens=words,
+        hotwords_per_window=True,
     )
+    every_term_hot = glossary_bias(terms=TERMS, count_tokens=words, hotwords_per_window=True)
 
-    assert listed.prompt() == "FastAPI, Pydantic."
-    assert choice().prompt() is None  # every term is offered where heard, none listed
+    assert listed.initial_prompt == "FastAPI, Pydantic."
+    assert every_term_hot.initial_prompt is None  # every term is offered where heard
 
 
 def test_a_latin_span_offers_one_term_and_hangul_is_read_by_sound():
