@@ -24,8 +24,8 @@ from glossary.soundalike.romanise import as_hangul, loan_key, metaphone, romanis
 # (리더스 vs Redis 0.80, 다크 vs Docker 0.75, "reddish" 0.75). 0.82 sits in that gap.
 DEFAULT_THRESHOLD = 0.82
 # Added to the threshold for one ordinary (not all-capitals) Latin word: a real word
-# Whisper wrote was usually said (docs/glossary-design.md). "radios" vs Redis scores 0.86 and "Jango" vs Django 0.88 (both stay);
-# "Kubernetis" 0.95 (corrected).
+# Whisper wrote was usually said (docs/glossary-design.md). "radios" vs Redis scores 0.86
+# and "Jango" vs Django 0.88 (both stay); "Kubernetis" 0.95 (corrected).
 WORD_MARGIN = 0.1
 # A term of at most this many letters and digits only matches exactly.
 SHORT_TERM_CHARS = 3

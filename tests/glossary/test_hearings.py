@@ -13,7 +13,7 @@ from glossary.bias import HotwordChoice
 from glossary.hearings import Edit, Reconciler, listened
 from glossary.normalize import TermSpec
 from glossary.review import post_process
-from transcription.engine.hearing import CheckedAlternative
+from transcription.engine.hearing import CheckedAlternative, Hearing
 
 TERMS = [
     TermSpec(t)
@@ -464,3 +464,36 @@ def test_a_verdict_on_text_that_has_since_changed_is_not_applied():
     )
 
     assert _correct(result)["segments"][0]["text"] == text
+
+
+def test_a_hearing_keeps_the_run_records_json_keys_in_order():
+    text = " We run on Cuba neat"
+    stored = {
+        "start": 0.0,
+        "end": 30.0,
+        "first_pass": text,
+        "survey": None,
+        "biased_decode": " We run",
+        "checked": [
+            {
+                "start": 0.0,
+                "end": 3.0,
+                "text": text,
+                "alternatives": [_alternative(text, "Cuba neat", "Kubernetes", 9.2)],
+            }
+        ],
+        "speaker": "CHANNEL_1",
+    }
+    plain = {"start": 0.0, "end": 30.0, "first_pass": text, "survey": " a", "checked": []}
+
+    for record in (stored, plain):
+        assert list(Hearing.from_dict(record).to_dict().items()) == list(record.items())
+
+
+def test_a_hearing_stored_before_the_audio_was_asked_reads_as_unchecked():
+    stored = {"start": 0.0, "end": 30.0, "first_pass": " the disk", "survey": " Redis"}
+
+    hearing = Hearing.from_dict(stored)
+
+    assert hearing.checked is None and hearing.speaker is None
+    assert hearing.to_dict() == stored
