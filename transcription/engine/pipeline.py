@@ -94,10 +94,10 @@ class _Progress:
 class _Heard:
     """What the windows decoded so far add up to, and what the next window inherits."""
 
-    language: str | None
-    prompt: str | None
-    step_downs: list[str]
-    language_probability: float = 0.0
+    language: str | None  # None: detected on the first window with speech
+    language_probability: float
+    prompt: str | None  # the previous-text prompt the next window starts from
+    step_downs: list[str]  # each step down after running out of memory, in order
     windows: int = 0
     segments: list[Segment] = field(default_factory=list)
     speech: list[SpeechRegion] = field(default_factory=list)
@@ -165,10 +165,10 @@ def transcribe(
     vad = vad_options(options.vad_parameters) if options.vad else None
     heard = _Heard(
         language=options.language,
+        language_probability=1.0 if options.language else 0.0,
         prompt=options.initial_prompt,
         step_downs=[model.fallback] if model.fallback else [],
     )
-    heard.language_probability = 1.0 if heard.language else 0.0
     for window in windows(stream_audio(Path(path), channel=channel), window_s, vad):
         heard.windows += 1
         heard.speech += window.speech()
