@@ -1,43 +1,11 @@
 """Reconcile a window's biased decode with the two quick hearings that chose its hotwords.
 
-A window of a job with a glossary is heard three times (``transcription.engine.pipeline``):
-
-* the **first pass**, greedy and unbiased: what the audio sounds like to the model;
-* the **survey**, greedy, offered the glossary's terms (those closest to the first pass
-  first, as many as fit): where the model, shown them, writes a term verbatim near
-  something the first pass heard like it, it usually heard it;
-* the **biased decode**, beam search offered the terms the first two found: the transcript.
-
-The biased decode is the best of the three on ordinary words, but a small model's beam
-search drifts with its prompt: it writes "PostgreSQL Kubernetes" where the survey wrote
-"PostgreSQL and Redis", or "CDF's" where the first pass heard "the DFS" and PDFs was
-offered. Two rules put such a term back, each asking two hearings to agree:
-
-* **The survey wrote it.** Where the decode and the survey differ (a word alignment), the
-  survey has a term there that the decode lacks (and that the first pass heard something
-  a little like: ``SURVEY_CLOSENESS``), and every term among the decode's words it would
-  replace is one the decode wrote more often than any hearing supports (the survey or the
-  first pass wrote it, or the first pass was offered it), the term goes in: in place of
-  the decode's words that sound most like it, or, where none does, of the decode's words
-  that stand for it (``_spliced``).
-* **The first pass was offered it and the decode heard it otherwise.** A term offered
-  from a span of the first pass, missing from the decode, whose decode words at that
-  place differ from the first pass's and still sound like the term
-  (``MOVED_THRESHOLD``): two hearings at one place agree it is there.
-
-Nothing else changes; a term the decode wrote is never taken out unless a term the survey
-wrote takes its place. ``decoded`` is the text as the glossary stage left it (variants and
-casing already canonical). Latin text (the offering search reads Latin only).
-
-Where the audio is at hand (a file job's windows), rules give way to it: ``proposals``
-lists the rules' edits with looser ones (a hearing's words wherever it wrote a term the
-decode lacks, or the term alone in place of a few of the decode's words there; the first
-pass's words where the decode wrote a term neither hearing did),
-``glossary.services.HotwordChoice.alternatives`` adds the sound-alikes, the engine scores
-each against the segment's audio (``transcription.engine.listening``), and ``listened``
-takes those the audio favours. Measured side by side on five term sets, that kept recall
-(a little up on the unseen ones) and cut false terms by more than half (README,
-``manage.py bench``).
+``Reconciler.edits`` puts back a term the biased decode lost where two hearings agree it
+was said (the survey wrote it; or the first pass was offered it and the decode heard the
+same place otherwise). ``Reconciler.proposals`` adds looser edits for the audio to judge,
+and ``listened`` takes those the audio favours (a window the engine checked). ``decoded``
+is the text as the glossary stage left it. Latin text. The rules and why:
+docs/glossary-design.md ("Reconciling the decode with its hearings").
 """
 
 from __future__ import annotations
@@ -52,6 +20,7 @@ from rapidfuzz.distance import LCSseq
 from glossary.metrics import term_occurrences
 from glossary.normalize import TermSpec, apply_glossary
 from glossary.offering import WORD, Offer, TermOffer
+from transcription.engine.hearing import CheckedAlternative
 
 # A term the survey wrote is offered where the first pass heard something at least this
 # close to it (TermOffer.closeness): shown the whole glossary, the survey also writes
@@ -339,7 +308,7 @@ class Reconciler:
         return edits
 
 
-def listened(checked: Sequence[dict]) -> list[Edit]:
+def listened(checked: Sequence[CheckedAlternative]) -> list[Edit]:
     """The alternatives the audio favours (``gain`` over AUDIO_GAIN), best first, none
     overlapping another: what the hearings stage makes of a checked segment.
 
@@ -347,22 +316,22 @@ def listened(checked: Sequence[dict]) -> list[Edit]:
     whatever its gain: the audio cannot tell a spelling from its spaces, the letters can.
     """
 
-    def spelled(alternative: dict) -> bool:
-        return _letters(alternative["heard"]) == _letters(alternative["text"])
+    def spelled(alternative: CheckedAlternative) -> bool:
+        return _letters(alternative.heard) == _letters(alternative.text)
 
     taken: list[Edit] = []
-    for alternative in sorted(checked, key=lambda a: (not spelled(a), -a["gain"])):
-        if alternative["gain"] <= AUDIO_GAIN and not spelled(alternative):
+    for alternative in sorted(checked, key=lambda a: (not spelled(a), -a.gain)):
+        if alternative.gain <= AUDIO_GAIN and not spelled(alternative):
             break
-        if _overlaps(alternative["start"], alternative["end"], taken):
+        if _overlaps(alternative.start, alternative.end, taken):
             continue
         taken.append(
             Edit(
-                alternative["start"],
-                alternative["end"],
-                alternative["text"],
-                alternative["term"],
-                alternative["reason"],
+                alternative.start,
+                alternative.end,
+                alternative.text,
+                alternative.term,
+                alternative.reason,
             )
         )
     return sorted(taken, key=lambda e: e.start)

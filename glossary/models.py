@@ -9,7 +9,9 @@ from django.db import models
 
 
 class GlossaryQuerySet(models.QuerySet):
-    def for_owner(self, owner) -> GlossaryQuerySet:
+    def usable_by(self, owner) -> GlossaryQuerySet:
+        """The glossaries ``owner`` (an Owner or its id) may use: its own. Every request,
+        job and live session that names a glossary is checked through here."""
         return self.filter(owner=owner)
 
 

@@ -1,46 +1,10 @@
 """Which glossary terms a first pass may have heard: the search behind per-window hotwords.
 
-Correction (``glossary.soundalike``) must be sure before it rewrites a span; offering a term
-as a hotword need not be, because the biased decode still has to hear it in the audio. So
-this search is built for recall, and it reads the first pass the way the ear would:
-
-* **Spans cross punctuation and hyphens.** A greedy first pass breaks a term anywhere:
-  "C-translate" (CTranslate2), "400, 20" (429), "Q-brand" (Qdrant).
-* **An acronym Whisper wrote is said by its letter names** ("DCR" is "dee see ar"), and so
-  is a term's acronym: spoken letters that rhyme ("DCR" for ECR, "BCM" for PCM — the
-  classic E-set confusion) or lose one ("SR" for ASR, "DFS" for PDFs) stay close.
-* **A number is said in words** ("400, 20" is "four hundred twenty", near "four twenty
-  nine"); a term's digits are compared only with a span's digits and its number words
-  only with a span's number words, never a digit with a letter ("into" is not int8).
-* **No first-sound rule**: a lost leading vowel ("Lambbic" for Alembic) or a consonant
-  swallowed into the word before ("half-attensors" for safetensors) still counts.
-
-Three guards, each for a class of false offer (an offered term that was not said is often
-written anyway: "Jupyter" for "jitter"):
-
-* A span of function words only ("is the", "it to") is never a term, and one of numbers
-  and function words only is a number, never a term with letters ("a hundred" is no
-  A100, though "four hundred twenty" may be 429).
-* A term of at most three letters or digits (ECR, RAG, S3) is offered only from a span
-  with a letter or number in it as Whisper writes spoken letters and numbers (capitals,
-  a lone letter, digits: "DCR", "SR", "V 3"), or where it is written as such: "search"
-  is not ECR, nor "array" RAG.
-* A term written with letters and digits (float16, A100) is offered from a span with a
-  number in it only where the span's other letters are like the term's ("float 16",
-  "flow 16"): the number alone does not make "frames that 16 kilohertz" float16.
-
-A contraction or possessive is one word ("that's", "CDF's"): its "s" is no spoken S3.
-``closeness`` ranks every term by its best score against the text, without the guards:
-the survey pass offers the closest terms first when the glossary does not fit.
-
-The score of a span against a term is the mean of the spelling and the Metaphone
-similarities (rapidfuzz's Indel) against the term's best spoken form, as in correction. A
-span explains one term: overlapping candidates are resolved greedily, best score first, so
-"large V 3" offers large-v3 and not S3, and "rest API" offers REST and API and not
-FastAPI. Latin text only; Hangul transliterations are found by the sound-alike matcher.
-
-Known limit: a word beside a spoken form still scores high ("a hundred apples" and
-"bought a hundred" offer A100): offering is loose by design; correction refuses those.
+Built for recall, not certainty (the biased decode still has to hear a term): spans cross
+punctuation, acronyms are read by their letter names, numbers in words, no first-sound
+rule; three guards against classes of false offers. Latin text only. Why, with the
+measurements behind the thresholds: docs/glossary-design.md ("Which terms a first pass
+heard").
 """
 
 from __future__ import annotations
@@ -60,17 +24,13 @@ from glossary.soundalike import (
     LETTER_NAMES,
     NUMBER_WORDS,
     SHORT_TERM_CHARS,
-    _metaphone,
+    metaphone,
     number_words,
     spoken_forms,
 )
 
-# Measured on the first passes of tiny.en over the espeak-ng sentences of
-# ../shared/speech/terms_en.jsonl (the tuning half; see the README's bench figures): the
-# terms said there score 0.64–1.0 against what was heard, most of them ≥ 0.73; spans
-# that say no term reach 0.79 ("that 16" for float16 in "sixteen kilohertz"). The bias
-# is cheap where it is wrong (the decode has to hear the term), costly where a term is
-# missing (the decode rarely finds it unprompted), so the bar sits low.
+# Low: the bias is cheap where it is wrong (the decode has to hear the term), costly where
+# a term is missing. Measured on tiny.en's first passes: docs/glossary-design.md.
 OFFER_THRESHOLD = 0.69
 # The most words of the first pass read as one span ("post the rescue hell": PostgreSQL).
 MAX_SPAN_WORDS = 5
@@ -169,7 +129,7 @@ class TermOffer:
                 letters.append(form_letters)
                 self._form_term.append(index)
         self._letters = letters
-        self._metaphones = [_metaphone(f) for f in letters]
+        self._metaphones = [metaphone(f) for f in letters]
         self._form_digits = np.array([_has_digit(f) for f in letters], dtype=bool)
         self._term_of_form = np.array(self._form_term, dtype=np.intp)
 
@@ -222,7 +182,7 @@ class TermOffer:
         would meet a letter."""
         spelling = cdist(spellings, self._letters, scorer=Indel.normalized_similarity)
         sound = cdist(
-            [_metaphone(s) for s in spellings],
+            [metaphone(s) for s in spellings],
             self._metaphones,
             scorer=Indel.normalized_similarity,
         )

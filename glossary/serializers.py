@@ -4,7 +4,7 @@ from django.db import transaction
 from rest_framework import serializers
 
 from glossary.models import Glossary, Term
-from glossary.services import MODES
+from glossary.review import MODES
 from scribe.exceptions import ScribeError
 
 
@@ -52,7 +52,7 @@ class GlossarySerializer(serializers.ModelSerializer):
 
     def validate_name(self, value: str) -> str:
         owner = self.context["owner"]
-        clash = Glossary.objects.for_owner(owner).filter(name=value)
+        clash = Glossary.objects.usable_by(owner).filter(name=value)
         if self.instance is not None:
             clash = clash.exclude(pk=self.instance.pk)
         if clash.exists():
@@ -100,7 +100,7 @@ class TextCorrectSerializer(serializers.Serializer):
     def validate_glossary_id(self, value: int | None) -> int | None:
         if (
             value is not None
-            and not Glossary.objects.for_owner(self.context["owner"]).filter(pk=value).exists()
+            and not Glossary.objects.usable_by(self.context["owner"]).filter(pk=value).exists()
         ):
             raise GlossaryNotFoundError(
                 f"No glossary of yours has the id {value}: list yours with GET /v1/glossaries."

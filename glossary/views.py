@@ -31,7 +31,7 @@ class GlossaryViewSet(viewsets.ModelViewSet):
     queryset = Glossary.objects.none()  # for the schema's types; requests use get_queryset
 
     def get_queryset(self):
-        return Glossary.objects.for_owner(self.request.user.owner).prefetch_related("terms")
+        return Glossary.objects.usable_by(self.request.user.owner).prefetch_related("terms")
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "owner": self.request.user.owner}

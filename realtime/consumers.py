@@ -217,7 +217,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             not problem
             and clean["glossary_id"] is not None
             and not await database_sync_to_async(
-                Glossary.objects.for_owner(self.key.owner_id).filter(pk=clean["glossary_id"]).exists
+                Glossary.objects.usable_by(self.key.owner_id).filter(pk=clean["glossary_id"]).exists
             )()
         ):
             problem = "no glossary of yours has this glossary_id"

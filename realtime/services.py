@@ -2,7 +2,7 @@
 
 Called from the realtime worker's decode thread (synchronous ORM, off the event loop).
 A final is an engine ``Segment``, flagged and corrected by the same review as a file
-job's segments (``glossary.services.segment_review``); the session's stored result is an
+job's segments (``glossary.review.segment_review``); the session's stored result is an
 engine ``Transcript`` post-processed like a file job's result.
 """
 
@@ -19,15 +19,8 @@ from typing import Any
 from django.utils import timezone
 
 from glossary.models import Glossary
-from glossary.services import (
-    Review,
-    hallucination_phrases,
-    is_hallucination,
-    post_process,
-    rule_specs,
-    segment_review,
-    term_specs,
-)
+from glossary.review import Review, is_hallucination, post_process, segment_review
+from glossary.services import hallucination_phrases, rule_specs, term_specs
 from realtime.models import StreamSegment
 from realtime.session import FinalSegment
 from transcription import storage
@@ -56,7 +49,7 @@ def session_review(*, owner_id: int, glossary_id: int | None) -> Review:
     (checked again here: recovery builds it long after the start), the enabled rules and
     the hallucination phrases."""
     glossary = (
-        Glossary.objects.filter(pk=glossary_id, owner_id=owner_id).first() if glossary_id else None
+        Glossary.objects.usable_by(owner_id).filter(pk=glossary_id).first() if glossary_id else None
     )
     return Review(
         mode=LIVE_MODE,

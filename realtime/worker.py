@@ -38,7 +38,8 @@ from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
 from django.conf import settings
 
-from glossary.services import HotwordChoice, Review, glossary_bias
+from glossary.bias import HotwordChoice, glossary_bias
+from glossary.review import Review
 from realtime import services
 from realtime.audio import FrameDecoder
 from realtime.capacity import Capacity, measure_capacity
@@ -256,6 +257,7 @@ class RealtimeWorker(AsyncConsumer):
             terms=review.terms,
             extra_hotwords=options.get("hotwords") or [],
             count_tokens=token_counter(model),
+            hotwords_per_window=bool(review.terms),
         )
         session.hotwords = bias.hotwords
         if review.terms:
@@ -264,9 +266,7 @@ class RealtimeWorker(AsyncConsumer):
                 extra_hotwords=options.get("hotwords") or [],
                 count_tokens=token_counter(model),
             )
-        # With terms chosen per step, the glossary's terms are offered where heard (as
-        # for jobs); the prompt keeps only those the operator keeps out of hotwords.
-        prompt = (session.choice.prompt() if session.choice else bias.initial_prompt) or ""
+        prompt = bias.initial_prompt or ""
         session.stream = StreamingSession(None, speech_regions, initial_prompt=prompt)
         await self._event(
             session, {"type": "ready", "session_id": session.session_id, "job_id": str(job.id)}

@@ -9,7 +9,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from glossary.models import Glossary
-from glossary.services import MODES
+from glossary.review import MODES
 from scribe.env import COMPUTE_TYPES
 from transcription.engine import FORMATS, LANGUAGES
 from transcription.models import Job
@@ -146,7 +146,7 @@ class JobOptionsSerializer(serializers.Serializer):
 
     def validate_glossary_id(self, value: int | None) -> int | None:
         owner = self.context.get("owner")
-        if value is not None and not Glossary.objects.for_owner(owner).filter(pk=value).exists():
+        if value is not None and not Glossary.objects.usable_by(owner).filter(pk=value).exists():
             raise serializers.ValidationError("No glossary of yours has this id.")
         return value
 

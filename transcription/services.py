@@ -25,7 +25,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from accounts.models import Owner
-from glossary.services import Bias, job_bias, job_hotword_choice, job_result_post_process
+from glossary.bias import Bias
+from glossary.services import job_bias, job_hotword_choice, job_result_post_process
 from realtime.models import StreamSegment
 from scribe import metrics as scribe_metrics
 from scribe.db import retry_transient, transient_errors, unit_of_work
@@ -519,8 +520,6 @@ def job_process(*, job_id: str) -> None:
         count = token_counter(loaded)
         bias = job_bias(job, count_tokens=count)
         choice = job_hotword_choice(job, count_tokens=count)
-        if choice is not None:  # the glossary's terms are offered where they are heard
-            bias = dataclasses.replace(bias, initial_prompt=choice.prompt())
         with storage.source_local_path(job.source_path, job.id) as source:
             transcript = _transcript_for(
                 job, source, loaded, _options_for(job, bias), callbacks, choice

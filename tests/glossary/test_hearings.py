@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from glossary.hearings import Reconciler, listened
+from glossary.bias import HotwordChoice
+from glossary.hearings import Edit, Reconciler, listened
 from glossary.normalize import TermSpec
-from glossary.services import HotwordChoice, post_process
+from glossary.review import post_process
+from transcription.engine.hearing import CheckedAlternative, Hearing
 
 TERMS = [
     TermSpec(t)
@@ -267,6 +269,12 @@ def _alternative(text: str, heard: str, term: str, gain: float, reason: str = "s
     }
 
 
+def _verdicts(checked: list[dict]) -> list[Edit]:
+    """What the hearings stage takes of a segment's alternatives as the run record keeps
+    them (JSON)."""
+    return listened([CheckedAlternative.from_dict(a) for a in checked])
+
+
 def test_the_audio_decides_best_gain_first_and_no_two_overlap():
     text = " run on Cuba neat with the gateway in float 69-8100"
     checked = [
@@ -277,7 +285,7 @@ def test_the_audio_decides_best_gain_first_and_no_two_overlap():
         _alternative(text, "run", "Rust", 0.0),  # no better than as written
     ]
 
-    assert [(e.text, e.start) for e in listened(checked)] == [
+    assert [(e.text, e.start) for e in _verdicts(checked)] == [
         ("Kubernetes", text.index("Cuba")),
         ("float16", text.index("float 69-8100")),
     ]
@@ -291,8 +299,8 @@ def test_a_span_with_the_terms_very_letters_is_taken_whatever_its_gain():
         _alternative(text, "web socket", "WebSocket", -4.8),
     ]
 
-    assert [e.text for e in listened(checked)] == ["Alertmanager", "WebSocket"]
-    assert listened(checked)[0].end == text.index(" pages")
+    assert [e.text for e in _verdicts(checked)] == ["Alertmanager", "WebSocket"]
+    assert _verdicts(checked)[0].end == text.index(" pages")
 
 
 def test_the_audio_is_asked_where_a_hearing_wrote_a_term_the_decode_lacks(reconciler):
@@ -456,3 +464,36 @@ def test_a_verdict_on_text_that_has_since_changed_is_not_applied():
     )
 
     assert _correct(result)["segments"][0]["text"] == text
+
+
+def test_a_hearing_keeps_the_run_records_json_keys_in_order():
+    text = " We run on Cuba neat"
+    stored = {
+        "start": 0.0,
+        "end": 30.0,
+        "first_pass": text,
+        "survey": None,
+        "biased_decode": " We run",
+        "checked": [
+            {
+                "start": 0.0,
+                "end": 3.0,
+                "text": text,
+                "alternatives": [_alternative(text, "Cuba neat", "Kubernetes", 9.2)],
+            }
+        ],
+        "speaker": "CHANNEL_1",
+    }
+    plain = {"start": 0.0, "end": 30.0, "first_pass": text, "survey": " a", "checked": []}
+
+    for record in (stored, plain):
+        assert list(Hearing.from_dict(record).to_dict().items()) == list(record.items())
+
+
+def test_a_hearing_stored_before_the_audio_was_asked_reads_as_unchecked():
+    stored = {"start": 0.0, "end": 30.0, "first_pass": " the disk", "survey": " Redis"}
+
+    hearing = Hearing.from_dict(stored)
+
+    assert hearing.checked is None and hearing.speaker is None
+    assert hearing.to_dict() == stored

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from glossary.bias import HotwordChoice, glossary_bias
 from glossary.hearings import Edit
 from glossary.normalize import TermSpec
-from glossary.services import HotwordChoice
 from transcription.engine import Segment, TranscribeOptions, TranscriptionCancelled, transcribe
-from transcription.engine.pipeline import _lost_words
+from transcription.engine.decode_policy import lost_words
 
 TERMS = [
     TermSpec("Kubernetes", ("쿠버네티스",)),
@@ -159,13 +159,15 @@ def test_a_term_the_survey_wrote_is_offered_where_the_first_pass_heard_a_little_
 
 
 def test_beside_per_window_hotwords_the_prompt_lists_only_terms_kept_out_of_hotwords():
-    listed = HotwordChoice(
+    listed = glossary_bias(
         terms=[*TERMS, TermSpec("FastAPI", hotword=False), TermSpec("Pydantic", hotword=False)],
         count_tokens=words,
+        hotwords_per_window=True,
     )
+    every_term_hot = glossary_bias(terms=TERMS, count_tokens=words, hotwords_per_window=True)
 
-    assert listed.prompt() == "FastAPI, Pydantic."
-    assert choice().prompt() is None  # every term is offered where heard, none listed
+    assert listed.initial_prompt == "FastAPI, Pydantic."
+    assert every_term_hot.initial_prompt is None  # every term is offered where heard
 
 
 def test_a_latin_span_offers_one_term_and_hangul_is_read_by_sound():
@@ -194,14 +196,14 @@ def _segment(text: str) -> Segment:
 def test_a_biased_decode_that_lost_much_of_what_the_first_pass_heard_is_redone():
     heard = " Login goes through Keycloak with OIDC, and the API checks the JWT on every request."
 
-    assert _lost_words([_segment(" JWT on every request")], heard)
-    assert not _lost_words([_segment(heard)], heard)
-    assert not _lost_words(
+    assert lost_words([_segment(" JWT on every request")], heard)
+    assert not lost_words([_segment(heard)], heard)
+    assert not lost_words(
         [_segment(" Login goes through key cloak with"), _segment(" OIDC and the API checks")],
         heard,
     )
     # A short first pass says too little to judge by.
-    assert not _lost_words([_segment(" Okay.")], " Okay, thank you all.")
+    assert not lost_words([_segment(" Okay.")], " Okay, thank you all.")
 
 
 @pytest.mark.shared_audio

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import tokenizers
 
+from glossary.bias import glossary_bias
 from glossary.flags import (
     DEFAULT_HALLUCINATIONS,
     hallucination_matcher,
@@ -15,7 +16,6 @@ from glossary.flags import (
 )
 from glossary.metrics import cer, normalise, term_preservation, wer
 from glossary.normalize import RuleSpec, TermSpec, apply_glossary, apply_rules
-from glossary.services import glossary_bias
 from tests.conftest import REPO_ROOT
 
 TERMS = [

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from glossary.services import Review
+from glossary.review import Review
 from realtime import services as stream_services
 from realtime.session import FinalSegment, TimedWord
 from transcription import services

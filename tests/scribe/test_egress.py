@@ -14,7 +14,8 @@ import pytest
 
 from glossary.llm import LLMConfig
 from glossary.models import LLMAuditRecord
-from glossary.services import llm_audit, post_process
+from glossary.review import post_process
+from glossary.services import llm_audit
 from scribe.egress import Egress, EgressRefused
 from tests.glossary.fake_llm import FakeLLM
 

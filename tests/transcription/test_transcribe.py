@@ -214,7 +214,7 @@ def test_a_file_that_is_not_media_raises_a_media_error(loaded_model, tmp_path):
 
 
 def test_a_window_is_cut_at_the_late_pause_that_fills_its_last_whisper_chunk():
-    from transcription.engine.pipeline import _choose_cut
+    from transcription.engine.windows import choose_cut
 
     sr = 16000
     # 290 s window: speech regions with pauses at ~262 s, ~271 s and ~281 s.
@@ -226,20 +226,20 @@ def test_a_window_is_cut_at_the_late_pause_that_fills_its_last_whisper_chunk():
         {"start": 282 * sr, "end": 290 * sr},  # 275 s, runs to the window's end
     ]
 
-    cut = _choose_cut(regions, 290 * sr, search=30 * sr)
+    cut = choose_cut(regions, 290 * sr, search=30 * sr)
 
     # Cutting after 267 s of speech leaves 27 s in its last 30 s chunk: the fullest option.
     assert cut == 281 * sr
 
 
 def test_a_window_without_a_late_pause_is_cut_at_its_end():
-    from transcription.engine.pipeline import _choose_cut
+    from transcription.engine.windows import choose_cut
 
     sr = 16000
     regions = [{"start": 0, "end": 10 * sr}, {"start": 11 * sr, "end": 300 * sr}]
 
-    assert _choose_cut(regions, 300 * sr, search=30 * sr) == 300 * sr
-    assert _choose_cut([], 300 * sr, search=30 * sr) == 300 * sr
+    assert choose_cut(regions, 300 * sr, search=30 * sr) == 300 * sr
+    assert choose_cut([], 300 * sr, search=30 * sr) == 300 * sr
 
 
 def test_a_full_live_buffer_with_a_long_prompt_stays_within_whispers_token_limit(loaded_model):

@@ -16,16 +16,14 @@ from typing import Any
 
 from django.conf import settings
 
+from glossary.bias import Bias, HotwordChoice, glossary_bias
 from glossary.metrics import ErrorCount, TermScore, char_errors, term_score, word_errors
 from glossary.models import Glossary
+from glossary.review import post_process
 from glossary.services import (
-    Bias,
-    HotwordChoice,
-    glossary_bias,
     hallucination_phrases,
     llm_audit,
     llm_config,
-    post_process,
     rule_specs,
     term_specs,
 )
@@ -323,9 +321,7 @@ def _decode(
             TranscribeOptions(
                 language=entry.language,
                 hotwords=bias.hotwords,
-                # As jobs do: terms chosen per window are offered where heard, and the
-                # prompt keeps only those kept out of hotwords (HotwordChoice.prompt).
-                initial_prompt=choice.prompt() if choice else bias.initial_prompt,
+                initial_prompt=bias.initial_prompt,
                 beam_size=config.beam_size,
                 batch_size=config.batch_size,
             ),
@@ -416,7 +412,13 @@ def bench_run(
             for config in group:
                 rss.reset(load_peak_mb)
                 bias = (
-                    glossary_bias(terms=terms, count_tokens=count_tokens)
+                    # As jobs do: terms chosen per window are offered where heard, and
+                    # the prompt keeps only those kept out of hotwords.
+                    glossary_bias(
+                        terms=terms,
+                        count_tokens=count_tokens,
+                        hotwords_per_window=config.hotwords == "chosen",
+                    )
                     if config.glossary
                     else Bias(hotwords=None, initial_prompt=None)
                 )

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from transcription.engine.audio import probe
+from transcription.engine.decoding import SegmentCallback
 from transcription.engine.errors import EngineError
+from transcription.engine.hearing import HotwordSelector
 from transcription.engine.manager import LoadedModel
 from transcription.engine.pipeline import (
     CancelCallback,
-    HotwordSelector,
     ProgressCallback,
-    SegmentCallback,
     TurnCallback,
     transcribe,
 )

@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from glossary.models import Glossary
-from glossary.services import MODES
+from glossary.review import MODES
 from transcription.bench import (
     BenchConfig,
     BenchError,
