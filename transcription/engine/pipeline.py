@@ -18,7 +18,6 @@ from pathlib import Path
 import av
 import ctranslate2
 import faster_whisper
-import numpy as np
 from faster_whisper.tokenizer import _LANGUAGE_CODES
 from faster_whisper.vad import VadOptions
 
@@ -223,16 +222,13 @@ def _transcript(
         segments=tuple(segments),
         speech=tuple(heard.speech),
         run=run,
-        metrics=Metrics(
-            audio_duration_s=round(duration, 3),
-            processing_time_s=round(elapsed, 3),
-            real_time_factor=round(elapsed / duration, 4) if duration else 0.0,
-            speech_duration_s=round(speech_s, 3),
-            vad_speech_coverage=round(speech_s / duration, 4) if vad and duration else None,
-            mean_confidence=(
-                round(float(np.mean([s.confidence for s in segments])), 4) if segments else None
-            ),
+        metrics=Metrics.measured(
+            duration_s=duration,
+            processing_s=elapsed,
+            speech_s=speech_s,
+            confidences=(s.confidence for s in segments),
             windows=heard.windows,
+            vad=vad is not None,
         ),
     )
 
