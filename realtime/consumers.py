@@ -34,6 +34,7 @@ from glossary.models import Glossary
 from realtime.audio import ENCODINGS, SAMPLE_RATES
 from realtime.worker import ensure_local_worker
 from transcription.engine import LANGUAGES
+from transcription.engine.audio import SAMPLE_RATE_HZ
 
 OPEN_TIMEOUT_S = 10.0
 WORKER_SILENCE_S = 10.0  # no tick from the worker for this long: it is gone
@@ -66,7 +67,7 @@ def validate_start(options: object) -> tuple[dict, str | None]:
         "language": language.lower() or None,
         "hotwords": options.get("hotwords") or [],
         "word_timestamps": bool(options.get("word_timestamps", True)),
-        "sample_rate": options.get("sample_rate", 16000),
+        "sample_rate": options.get("sample_rate", SAMPLE_RATE_HZ),
         "encoding": options.get("encoding", "pcm_s16le"),
     }
     if clean["language"] not in (None, "auto") and clean["language"] not in LANGUAGES:

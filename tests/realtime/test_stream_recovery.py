@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from glossary.services import Review
 from realtime import services as stream_services
-from realtime.session import FinalSegment, TimedWord
+from realtime.live_types import FinalSegment, TimedWord
 from transcription import services
 from transcription.engine import run_record
 from transcription.models import Job
