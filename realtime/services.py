@@ -38,8 +38,10 @@ from transcription.engine import (
 )
 from transcription.models import Job
 
-# Live finals are corrected with the session's glossary and the enabled rules.
+# Live finals are corrected with the session's glossary and the enabled rules unless the
+# session chooses less. Not ``llm``: a final would wait for the model's answer.
 LIVE_MODE = "rules"
+LIVE_MODES = ("none", "glossary", "rules")
 
 
 def stream_job_create(*, owner_id: int, options: dict[str, Any]) -> Job:
@@ -48,15 +50,18 @@ def stream_job_create(*, owner_id: int, options: dict[str, Any]) -> Job:
     )
 
 
-def session_review(*, owner_id: int, glossary_id: int | None) -> Review:
-    """The review of a session's finals: its glossary while the session's owner owns it
-    (checked again here: recovery builds it long after the start), the enabled rules and
-    the hallucination phrases."""
+def session_review(*, owner_id: int, options: dict[str, Any]) -> Review:
+    """The review of a session's finals, by its start ``options``: its correction mode, its
+    glossary while the session's owner owns it (checked again here: recovery builds it long
+    after the start), the enabled rules and the hallucination phrases."""
+    glossary_id = options.get("glossary_id")
     glossary = (
         Glossary.objects.filter(pk=glossary_id, owner_id=owner_id).first() if glossary_id else None
     )
+    # Sessions stored before they could choose have no mode: they had the rules.
+    mode = (options.get("post_correction") or {}).get("mode", LIVE_MODE)
     return Review(
-        mode=LIVE_MODE,
+        mode=mode,
         terms=term_specs(glossary),
         rules=rule_specs(glossary),
         phrases=hallucination_phrases(),
@@ -165,7 +170,7 @@ def stream_job_finish(
 
 def stream_job_recover(*, job: Job) -> None:
     """A session whose worker died: keep what was finalised, as a completed job."""
-    review = session_review(owner_id=job.owner_id, glossary_id=job.options.get("glossary_id"))
+    review = session_review(owner_id=job.owner_id, options=job.options)
     last = job.stream_segments.order_by("-index").values_list("end", flat=True).first() or 0.0
     stream_job_finish(
         job_id=job.id,

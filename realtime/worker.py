@@ -418,9 +418,7 @@ class RealtimeWorker(AsyncConsumer):
         job = services.stream_job_create(owner_id=session.owner_id, options=options)
         job.run = _run_dict(model, options)
         job.save(update_fields=["run"])
-        review = services.session_review(
-            owner_id=session.owner_id, glossary_id=options.get("glossary_id")
-        )
+        review = services.session_review(owner_id=session.owner_id, options=options)
         return job, review
 
     def _finish_job(self, session: LiveSession, error: str | None = None) -> None:
