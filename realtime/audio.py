@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-SAMPLE_RATE_HZ = 16000
+from transcription.engine.audio import SAMPLE_RATE_HZ
+
 ENCODINGS: dict[str, tuple[np.dtype, float]] = {
     "pcm_s16le": (np.dtype("<i2"), 32768.0),
     "f32le": (np.dtype("<f4"), 1.0),

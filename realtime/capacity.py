@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.session import MIN_CHUNK_S, SAMPLE_RATE_HZ
+from realtime.session import MIN_CHUNK_S
 from transcription.engine import BufferRequest, LoadedModel, decode_buffers
+from transcription.engine.audio import SAMPLE_RATE_HZ
 
 logger = logging.getLogger(__name__)
 

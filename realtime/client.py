@@ -13,9 +13,7 @@ from pathlib import Path
 import numpy as np
 import websockets
 
-from transcription.engine import stream_audio
-
-SAMPLE_RATE_HZ = 16000
+from transcription.engine.audio import SAMPLE_RATE_HZ, stream_audio
 
 
 @dataclass

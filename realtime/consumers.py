@@ -32,8 +32,10 @@ from accounts.services import key_group
 from accounts.websocket import key_still_valid
 from glossary.models import Glossary
 from realtime.audio import ENCODINGS, SAMPLE_RATES
+from realtime.services import LIVE_MODE, LIVE_MODES
 from realtime.worker import ensure_local_worker
 from transcription.engine import LANGUAGES
+from transcription.engine.audio import SAMPLE_RATE_HZ
 
 OPEN_TIMEOUT_S = 10.0
 WORKER_SILENCE_S = 10.0  # no tick from the worker for this long: it is gone
@@ -47,6 +49,7 @@ START_OPTIONS = {
     "word_timestamps",
     "sample_rate",
     "encoding",
+    "post_correction",
 }
 
 
@@ -66,7 +69,7 @@ def validate_start(options: object) -> tuple[dict, str | None]:
         "language": language.lower() or None,
         "hotwords": options.get("hotwords") or [],
         "word_timestamps": bool(options.get("word_timestamps", True)),
-        "sample_rate": options.get("sample_rate", 16000),
+        "sample_rate": options.get("sample_rate", SAMPLE_RATE_HZ),
         "encoding": options.get("encoding", "pcm_s16le"),
     }
     if clean["language"] not in (None, "auto") and clean["language"] not in LANGUAGES:
@@ -89,6 +92,17 @@ def validate_start(options: object) -> tuple[dict, str | None]:
     ):
         problems.append("glossary_id must be the id of one of your glossaries")
     clean["glossary_id"] = glossary_id
+    post_correction = options.get("post_correction", {"mode": LIVE_MODE})
+    # As for jobs, a mode object without a mode asks for none.
+    mode = post_correction.get("mode", "none") if isinstance(post_correction, dict) else None
+    if mode == "llm":
+        problems.append(
+            "post_correction mode 'llm' is not offered on live sessions: it would hold finals "
+            f"back until a language model answers; use one of {list(LIVE_MODES)}"
+        )
+    elif mode not in LIVE_MODES or set(post_correction) - {"mode"}:
+        problems.append(f'post_correction must be {{"mode": one of {list(LIVE_MODES)}}}')
+    clean["post_correction"] = {"mode": mode}
     if problems:
         return {}, "; ".join(problems)
     return clean, None

@@ -12,7 +12,6 @@ import json
 import math
 import os
 import socket
-import zlib
 from dataclasses import asdict
 from typing import Any
 
@@ -21,21 +20,21 @@ from django.utils import timezone
 from glossary.models import Glossary
 from glossary.review import Review, is_hallucination, post_process, segment_review
 from glossary.services import hallucination_phrases, rule_specs, term_specs
+from realtime.live_types import FinalSegment, stored_segment
 from realtime.models import StreamSegment
-from realtime.session import FinalSegment
 from transcription import storage
 from transcription.engine import (
     PIPELINE_VERSION,
     Metrics,
     RunRecord,
-    Segment,
     Transcript,
-    Word,
 )
 from transcription.models import Job
 
-# Live finals are corrected with the session's glossary and the enabled rules.
+# Live finals are corrected with the session's glossary and the enabled rules unless the
+# session chooses less. Not ``llm``: a final would wait for the model's answer.
 LIVE_MODE = "rules"
+LIVE_MODES = ("none", "glossary", "rules")
 
 
 def stream_job_create(*, owner_id: int, options: dict[str, Any]) -> Job:
@@ -44,54 +43,28 @@ def stream_job_create(*, owner_id: int, options: dict[str, Any]) -> Job:
     )
 
 
-def session_review(*, owner_id: int, glossary_id: int | None) -> Review:
-    """The review of a session's finals: its glossary while the session's owner owns it
-    (checked again here: recovery builds it long after the start), the enabled rules and
-    the hallucination phrases."""
+def session_review(*, owner_id: int, options: dict[str, Any]) -> Review:
+    """The review of a session's finals, by its start ``options``: its correction mode, its
+    glossary while the session's owner owns it (checked again here: recovery builds it long
+    after the start), the enabled rules and the hallucination phrases."""
+    glossary_id = options.get("glossary_id")
     glossary = (
         Glossary.objects.usable_by(owner_id).filter(pk=glossary_id).first() if glossary_id else None
     )
+    # Sessions stored before they could choose have no mode: they had the rules.
+    mode = (options.get("post_correction") or {}).get("mode", LIVE_MODE)
     return Review(
-        mode=LIVE_MODE,
+        mode=mode,
         terms=term_specs(glossary),
         rules=rule_specs(glossary),
         phrases=hallucination_phrases(),
     )
 
 
-def final_segment(final: FinalSegment) -> Segment:
-    """A live final as the engine's ``Segment``.
-
-    Live decoding keeps word probabilities only: the segment's log-probability is their
-    mean log; its no-speech probability is 0 because words of buffers the model called
-    silence are never committed.
-    """
-    probabilities = [max(w.probability, 1e-6) for w in final.words] or [final.confidence]
-    text = " " + final.text
-    return Segment(
-        id=final.index,
-        start=final.start,
-        end=final.end,
-        text=text,
-        avg_logprob=round(sum(math.log(p) for p in probabilities) / len(probabilities), 4),
-        no_speech_prob=0.0,
-        compression_ratio=round(_compression_ratio(text), 4),
-        temperature=0.0,
-        words=tuple(
-            Word(round(w.start, 3), round(w.end, 3), w.text, w.probability) for w in final.words
-        ),
-    )
-
-
-def _compression_ratio(text: str) -> float:
-    data = text.encode("utf-8")
-    return len(data) / len(zlib.compress(data)) if data else 0.0
-
-
 def stream_final_save(*, job_id, final: FinalSegment, review: Review) -> dict[str, Any] | None:
     """Review and store a final; return it as the client sees it, or None when it is a
     hallucination (stored with its flags, never sent)."""
-    segment = asdict(final_segment(final))
+    segment = asdict(final.to_segment())
     segment["confidence"] = round(math.exp(min(segment["avg_logprob"], 0.0)), 4)
     reviewed = segment_review(segment, review=review, speech=None)
     StreamSegment.objects.create(
@@ -130,20 +103,6 @@ def stream_jobs_heartbeat(*, job_ids: list) -> None:
         )
 
 
-def _stored_segment(row: StreamSegment) -> Segment:
-    return Segment(
-        id=row.index,
-        start=row.start,
-        end=row.end,
-        text=" " + (row.raw_text or row.text),
-        avg_logprob=row.avg_logprob,
-        no_speech_prob=0.0,
-        compression_ratio=row.compression_ratio,
-        temperature=0.0,
-        words=tuple(Word(w["start"], w["end"], w["text"], w["probability"]) for w in row.words),
-    )
-
-
 def _run_record(run: dict[str, Any]) -> RunRecord:
     """The session's run record; a session that died before writing one gets a blank."""
     if run:
@@ -155,7 +114,7 @@ def stream_result(
     job: Job, *, run: dict[str, Any], metrics: Metrics, review: Review
 ) -> dict[str, Any]:
     """The session's transcript, built and post-processed as a file job's result is."""
-    segments = tuple(_stored_segment(row) for row in job.stream_segments.order_by("index"))
+    segments = tuple(stored_segment(row) for row in job.stream_segments.order_by("index"))
     duration = max((s.end for s in segments), default=0.0)
     transcript = Transcript(
         language=job.language or run.get("decoding", {}).get("language") or "unknown",
@@ -204,7 +163,7 @@ def stream_job_finish(
 
 def stream_job_recover(*, job: Job) -> None:
     """A session whose worker died: keep what was finalised, as a completed job."""
-    review = session_review(owner_id=job.owner_id, glossary_id=job.options.get("glossary_id"))
+    review = session_review(owner_id=job.owner_id, options=job.options)
     last = job.stream_segments.order_by("-index").values_list("end", flat=True).first() or 0.0
     stream_job_finish(
         job_id=job.id,

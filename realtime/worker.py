@@ -6,6 +6,8 @@ to it through the channel layer; it never blocks its event loop: decoding runs i
 one-thread executor (one model, one decode at a time). Every session that is due in the
 same tick is stepped together: their buffers are decoded as one batch
 (``decode_buffers``), so a GPU serves more sessions per model at about the cost of one.
+Which sessions are due, their turn and what a step decodes and keeps are decided in
+``realtime.scheduler``; this module does the I/O around it.
 
 Nothing a session does can stop the others: a step, a storage write or a send that fails
 ends that session with an ``error`` event and the rest go on. The scheduler and the
@@ -29,8 +31,6 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from channels.consumer import AsyncConsumer
@@ -39,16 +39,25 @@ from channels.exceptions import ChannelFull
 from django.conf import settings
 
 from glossary.bias import HotwordChoice, glossary_bias
-from glossary.review import Review
 from realtime import services
 from realtime.audio import FrameDecoder
 from realtime.capacity import Capacity, measure_capacity
-from realtime.session import MIN_CHUNK_S, DecodeRequest, StepResult, StreamingSession, TimedWord
+from realtime.scheduler import (
+    BACKLOG_MAX_S,
+    BACKLOG_WARN_S,
+    LiveSession,
+    Step,
+    backlog_report,
+    decode_together,
+    due_steps,
+    in_turn,
+    request_decodes,
+)
+from realtime.session import StreamingSession
 from scribe import metrics as scribe_metrics
 from scribe.db import unit_of_work
 from scribe.logs import log_context
 from transcription.engine import (
-    BufferRequest,
     LoadedModel,
     Metrics,
     decode_buffers,
@@ -64,11 +73,6 @@ logger = logging.getLogger(__name__)
 
 TICK_S = 2.0  # keep-alive to consumers: silence from a worker means it is gone
 HEARTBEAT_S = 5.0
-BACKLOG_WARN_S = 10.0  # audio waiting to be decoded before the client is told
-BACKLOG_MAX_S = 60.0  # past this, new frames are refused (and the client told so)
-# Audio waiting beyond one step (MIN_CHUNK_S) after a tick: decoding runs late, and batch
-# workers on the same device are asked to yield (transcription/priority.py).
-LATE_BACKLOG_S = MIN_CHUNK_S
 _capacity_lock = threading.Lock()
 _capacity: Capacity | None = None
 
@@ -125,63 +129,6 @@ def warm_up_in_background() -> threading.Thread:
     thread = threading.Thread(target=run, name="realtime-warm-up", daemon=True)
     thread.start()
     return thread
-
-
-@dataclass
-class LiveSession:
-    session_id: str
-    reply_channel: str
-    owner_id: int
-    job_id: Any = None
-    options: dict[str, Any] = field(default_factory=dict)
-    stream: StreamingSession | None = None
-    decoder: FrameDecoder | None = None
-    inbox: list[np.ndarray] = field(default_factory=list)
-    inbox_samples: int = 0
-    finalize: bool = False
-    stop: bool = False
-    language: str | None = None
-    decode_s: float = 0.0
-    steps: int = 0
-    speech_s: float = 0.0
-    dropped_s: float = 0.0
-    warned_at: float = 0.0
-    confidences: list[float] = field(default_factory=list)
-    hotwords: str | None = None
-    choice: HotwordChoice | None = None
-    review: Review = field(default_factory=Review)
-
-    @property
-    def backlog_s(self) -> float:
-        return self.inbox_samples / 16000
-
-    def step_hotwords(self) -> str | None:
-        """This step's hotwords: with a glossary, the terms the session's latest words say
-        or sound like (the previous step is this one's first pass); else the request's."""
-        if self.choice is None or self.stream is None:
-            return self.hotwords
-        return self.choice(self.stream.recent_text)
-
-    @property
-    def due(self) -> bool:
-        """Whether the session has work for the scheduler."""
-        if self.stream is None:
-            return False
-        return bool(self.inbox or self.stream.ready or self.finalize or self.stop)
-
-
-@dataclass
-class Step:
-    """One session's part of a scheduler tick, filled in by the decode thread."""
-
-    session: LiveSession
-    stopping: bool
-    finishing: bool
-    request: DecodeRequest | None = None
-    words: list[TimedWord] | None = None
-    result: StepResult = field(default_factory=StepResult)
-    finals: list[dict] = field(default_factory=list)
-    error: str | None = None
 
 
 class RealtimeWorker(AsyncConsumer):
@@ -365,27 +312,10 @@ class RealtimeWorker(AsyncConsumer):
             while await self._tick():
                 pass
 
-    def _in_turn(self) -> list[LiveSession]:
-        sessions = list(self.sessions.values())
-        self.turn = (self.turn + 1) % max(1, len(sessions))
-        return sessions[self.turn :] + sessions[: self.turn]
-
     async def _tick(self) -> bool:
         """One step for every due session; whether any decoded (more may be due)."""
-        steps = []
-        for session in self._in_turn():
-            if not session.due:
-                continue
-            stream = session.stream
-            assert stream is not None
-            for samples in session.inbox:
-                stream.insert_audio(samples)
-            session.inbox, session.inbox_samples = [], 0
-            stopping = session.stop  # read before the await: a stop arriving meanwhile waits
-            finishing = stopping or session.finalize
-            if finishing or stream.ready:
-                session.finalize = False
-                steps.append(Step(session, stopping=stopping, finishing=finishing))
+        sessions, self.turn = in_turn(list(self.sessions.values()), self.turn)
+        steps = due_steps(sessions)
         if not steps:
             await self._report_backlog()
             return False
@@ -404,16 +334,14 @@ class RealtimeWorker(AsyncConsumer):
         if self.model is None:
             return
         behind = max((s.backlog_s for s in self.sessions.values()), default=0.0)
-        late = behind > LATE_BACKLOG_S
-        if not (late or self.reported_late):
+        backlog_s = backlog_report(behind, reported_late=self.reported_late)
+        if backlog_s is None:
             return
         device = "cpu" if self.model.device == "cpu" else f"cuda:{self.model.device_index}"
         try:
             # A cache write (Redis, or a file) off the event loop, which never blocks.
-            await asyncio.to_thread(
-                realtime_backlog_report, device=device, backlog_s=behind if late else 0.0
-            )
-            self.reported_late = late
+            await asyncio.to_thread(realtime_backlog_report, device=device, backlog_s=backlog_s)
+            self.reported_late = backlog_s > 0
         except Exception:  # a signal only: live decoding goes on without it
             logger.warning("could not report the realtime backlog", exc_info=True)
 
@@ -458,105 +386,38 @@ class RealtimeWorker(AsyncConsumer):
 
     def _run_steps(self, steps: list[Step]) -> None:
         """Decode every due session's buffer as one batch, then apply and store each."""
-        for step in steps:
-            stream = step.session.stream
-            assert stream is not None
-            try:
-                step.request = stream.decode_request(finishing=step.finishing)
-            except Exception as exc:
-                self._fail(step, exc)
-        self._decode([step for step in steps if step.request is not None and step.error is None])
+        decode_together(request_decodes(steps), self._decode_batch)
         for step in steps:
             if step.error is not None:
                 continue
             try:
                 self._apply_and_store(step)
             except Exception as exc:
-                self._fail(step, exc)
-
-    def _decode(self, steps: list[Step]) -> None:
-        """One batch for all; if the batch fails, each on its own, so only the session
-        that cannot be decoded fails."""
-        if not steps:
-            return
-        try:
-            self._decode_batch(steps)
-        except Exception:
-            if len(steps) == 1:
-                self._fail(steps[0], "decoding failed")
-                return
-            logger.exception("a batch of %d sessions failed; decoding them one by one", len(steps))
-            for step in steps:
-                try:
-                    self._decode_batch([step])
-                except Exception as exc:
-                    self._fail(step, exc)
+                step.fail(exc)
 
     def _decode_batch(self, steps: list[Step]) -> None:
         assert self.model is not None
-        requests = [
-            BufferRequest(
-                s.request.audio,
-                prompt=s.request.prompt,
-                language=s.session.language,
-                hotwords=s.session.step_hotwords(),
-            )
-            for s in steps
-            if s.request is not None
-        ]
+        requests = [step.buffer_request() for step in steps]
         decoded = decode_buffers(self.model, requests, beam_size=settings.SCRIBE_REALTIME_BEAM_SIZE)
         for step, result in zip(steps, decoded, strict=True):
-            session = step.session
-            if session.language is None and result.words:
-                session.language = result.language  # detected once, then kept
-            # A buffer the model calls silence yields no words (Whisper writes "Thank
-            # you." into silence); faster-whisper drops such windows the same way.
-            step.words = (
-                None  # a repetition loop: not a hypothesis; the next step decodes again
-                if result.looping
-                else []
-                if result.silent
-                else [TimedWord(w.start, w.end, w.text, w.probability) for w in result.words]
-            )
+            step.take(result)
 
     def _apply_and_store(self, step: Step) -> None:
         """Apply the decode to the session, then write its finals before anyone sees them."""
         session = step.session
-        stream = session.stream
-        assert stream is not None
-        if step.finishing:
-            step.result = stream.finish_with(step.words)
-        elif step.words is not None:
-            step.result = stream.apply(step.words)
-        else:
-            step.result = stream.skip()
-        session.steps += int(step.request is not None)
-        for final in step.result.finals:
-            session.confidences.append(final.confidence)
-            session.speech_s += final.end - final.start
+        for final in step.apply():
+            session.count_final(final)
             sent = services.stream_final_save(
                 job_id=session.job_id, final=final, review=session.review
             )
             if sent is not None:
                 step.finals.append(sent)
 
-    def _fail(self, step: Step, exc: Exception | str) -> None:
-        logger.error(
-            "session %s failed: %s",
-            step.session.session_id,
-            exc,
-            exc_info=True,
-            extra={"session_id": step.session.session_id, "job_id": step.session.job_id},
-        )
-        step.error = f"This session failed and was closed: {exc}"
-
     def _start_job(self, session: LiveSession, model: LoadedModel, options: dict):
         job = services.stream_job_create(owner_id=session.owner_id, options=options)
         job.run = _run_dict(model, options)
         job.save(update_fields=["run"])
-        review = services.session_review(
-            owner_id=session.owner_id, glossary_id=options.get("glossary_id")
-        )
+        review = services.session_review(owner_id=session.owner_id, options=options)
         return job, review
 
     def _finish_job(self, session: LiveSession, error: str | None = None) -> None:

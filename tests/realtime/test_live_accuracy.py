@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from glossary.metrics import wer
-from realtime.session import SAMPLE_RATE_HZ, StreamingSession, TimedWord
+from realtime.live_types import TimedWord, heard_words
+from realtime.session import StreamingSession
 from tests.conftest import SHARED_AUDIO
 from tests.realmodel import LIVE_REFERENCE, live_source
 from transcription.engine import TranscribeOptions, decode_buffers, speech_regions, transcribe
-from transcription.engine.audio import decode_all
+from transcription.engine.audio import SAMPLE_RATE_HZ, decode_all
 from transcription.engine.streaming import BufferRequest
 
 pytestmark = [pytest.mark.real_model, pytest.mark.shared_audio]
@@ -28,11 +29,7 @@ def source(tmp_path_factory):
 def live_session(model) -> StreamingSession:
     def heard(audio: np.ndarray, prompt: str) -> list[TimedWord] | None:
         decoded = decode_buffers(model, [BufferRequest(audio, prompt=prompt, language="en")])[0]
-        if decoded.looping:
-            return None
-        if decoded.silent:
-            return []
-        return [TimedWord(w.start, w.end, w.text, w.probability) for w in decoded.words]
+        return heard_words(decoded)
 
     return StreamingSession(heard, speech_regions)
 

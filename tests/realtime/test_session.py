@@ -12,17 +12,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from realtime.agreement import MAX_TENTATIVE_AGE_S
+from realtime.live_types import FinalSegment, TimedWord
 from realtime.session import (
     KEEP_CONTEXT_S,
     LEFT_CONTEXT_S,
     MAX_BUFFER_S,
-    MAX_TENTATIVE_AGE_S,
     MAX_WORD_S,
-    SAMPLE_RATE_HZ,
-    FinalSegment,
     StreamingSession,
-    TimedWord,
 )
+from transcription.engine.audio import SAMPLE_RATE_HZ
 
 
 def script(*sentences: tuple[float, list[str]], word_s: float = 0.4) -> list[TimedWord]:

@@ -367,6 +367,42 @@ def test_a_glossary_corrects_finals_and_anothers_glossary_is_refused(stream_key)
     assert all(s.text.endswith("[checked]") for s in StreamSegment.objects.all())
 
 
+def test_a_session_may_turn_correction_off_but_not_choose_the_llm(stream_key, api):
+    from glossary.models import Glossary, Rule
+
+    key, secret = stream_key
+    mine = Glossary.objects.create(owner=key.owner, name="live")
+    Rule.objects.create(
+        glossary=mine, kind="regex", pattern=r"^(.*)$", replacement=r"\1 [checked]", enabled=True
+    )
+    speech = decode_all(shared_clip("jfk.flac"))
+
+    async def scenario():
+        comm = communicator(secret)
+        assert (await comm.connect())[0]
+        options = {"glossary_id": mine.pk, "post_correction": {"mode": "llm"}}
+        await comm.send_json_to({"type": "start", "options": options})
+        refused = json.loads(await comm.receive_from())
+        options["post_correction"] = {"mode": "none"}
+        await comm.send_json_to({"type": "start", "options": options})
+        await receive_until(comm, "ready")
+        await stream_audio(comm, speech)
+        await comm.send_json_to({"type": "stop"})
+        return refused, await receive_until(comm, "closed")
+
+    refused, events = asyncio.run(scenario())
+
+    assert refused["code"] == "bad_options" and "hold finals back" in refused["message"]
+    finals = [e["segment"]["text"] for e in events if e["type"] == "final"]
+    assert finals and not any(text.endswith("[checked]") for text in finals)
+    assert all(s.text == s.raw_text for s in StreamSegment.objects.all())
+    owner_api = api.__class__()
+    owner_api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    result = owner_api.get(f"/v1/jobs/{events[-1]['job_id']}/result?format=json").json()
+    assert result["post_correction"]["mode"] == "none"
+    assert not result["text"].endswith("[checked]")
+
+
 def test_killing_the_scheduler_closes_every_session_with_4500(stream_key, stream_settings):
     stream_settings.SCRIBE_REALTIME_MAX_SESSIONS = 2
     _, secret = stream_key

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from glossary.review import Review
 from realtime import services as stream_services
-from realtime.session import FinalSegment, TimedWord
+from realtime.live_types import FinalSegment, TimedWord
 from transcription import services
 from transcription.engine import run_record
 from transcription.models import Job
@@ -96,7 +96,7 @@ def test_a_final_that_is_a_hallucination_is_stored_flagged_but_never_sent_or_tra
     Job.objects.filter(pk=job.pk).update(
         run=dataclasses.asdict(run_record(loaded_model, {"lane": "realtime"}))
     )
-    review = stream_services.session_review(owner_id=key.owner_id, glossary_id=None)
+    review = stream_services.session_review(owner_id=key.owner_id, options={})
 
     sent = stream_services.stream_final_save(
         job_id=job.id, final=final(0, 0.0, "배포 끝났습니다"), review=review
@@ -123,9 +123,13 @@ def test_a_sessions_glossary_applies_only_while_its_owner_owns_it(owner_key, job
     glossary = Glossary.objects.create(owner_id=key.owner_id, name="infra")
     Term.objects.create(glossary=glossary, canonical="Kubernetes", variants=["쿠버네티스"])
 
-    owned = stream_services.session_review(owner_id=key.owner_id, glossary_id=glossary.pk)
+    owned = stream_services.session_review(
+        owner_id=key.owner_id, options={"glossary_id": glossary.pk}
+    )
     Glossary.objects.filter(pk=glossary.pk).update(owner=Owner.objects.create(name="other"))
-    handed_over = stream_services.session_review(owner_id=key.owner_id, glossary_id=glossary.pk)
+    handed_over = stream_services.session_review(
+        owner_id=key.owner_id, options={"glossary_id": glossary.pk}
+    )
 
     assert [t.canonical for t in owned.terms] == ["Kubernetes"]
     assert handed_over.terms == []
@@ -134,7 +138,7 @@ def test_a_sessions_glossary_applies_only_while_its_owner_owns_it(owner_key, job
 def test_retention_purges_a_live_sessions_finals_with_its_result(owner_key, job_settings):
     key, _ = owner_key
     job = stream_services.stream_job_create(owner_id=key.owner_id, options={})
-    review = stream_services.session_review(owner_id=key.owner_id, glossary_id=None)
+    review = stream_services.session_review(owner_id=key.owner_id, options={})
     stream_services.stream_final_save(
         job_id=job.id, final=final(0, 0.0, "vLLM 서빙 시작"), review=review
     )
@@ -146,3 +150,24 @@ def test_retention_purges_a_live_sessions_finals_with_its_result(owner_key, job_
 
     assert job.stream_segments.count() == 0
     assert Job.objects.get(pk=job.pk).result_purged_at is not None
+
+
+def test_a_recovered_session_keeps_the_post_correction_it_chose(owner_key, api, job_settings):
+    from glossary.models import Glossary, Rule
+
+    key, _ = owner_key
+    glossary = Glossary.objects.create(owner_id=key.owner_id, name="live")
+    Rule.objects.create(
+        glossary=glossary, kind="literal", pattern="vLLM", replacement="VLLM", enabled=True
+    )
+    options = {"glossary_id": glossary.pk, "post_correction": {"mode": "none"}}
+    job = stream_services.stream_job_create(owner_id=key.owner_id, options=options)
+    stream_services.stream_final_save(
+        job_id=job.id, final=final(0, 0.0, "vLLM 서빙 시작"), review=Review()
+    )
+
+    stream_services.stream_job_recover(job=Job.objects.get(pk=job.pk))
+
+    result = api.get(f"/v1/jobs/{job.id}/result?format=json").json()
+    assert result["text"] == "vLLM 서빙 시작"
+    assert result["post_correction"]["mode"] == "none"

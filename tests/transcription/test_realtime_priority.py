@@ -11,7 +11,8 @@ import uuid
 
 import pytest
 
-from realtime.worker import LiveSession, RealtimeWorker
+from realtime.scheduler import LiveSession
+from realtime.worker import RealtimeWorker
 from tests.conftest import require_service
 from tests.media import write_tone_wav
 from transcription import priority

@@ -1,0 +1,205 @@
+"""The realtime worker's scheduling, without its I/O: which sessions are due and in what
+turn, what each step decodes, which steps are decoded together (every due one, in one
+batch; each alone if the batch fails), what a decode leaves in its session, and when batch
+workers are told that live decoding runs late.
+
+``realtime.worker`` does the I/O around it: channel messages, the decode thread and the
+model, storage, metrics and keep-alive.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from glossary.bias import HotwordChoice
+from glossary.review import Review
+from realtime.audio import FrameDecoder
+from realtime.live_types import FinalSegment, TimedWord, heard_words
+from realtime.session import MIN_CHUNK_S, DecodeRequest, StepResult, StreamingSession
+from transcription.engine.audio import SAMPLE_RATE_HZ
+from transcription.engine.streaming import BufferDecode, BufferRequest
+
+logger = logging.getLogger(__name__)
+
+BACKLOG_WARN_S = 10.0  # audio waiting to be decoded before the client is told
+BACKLOG_MAX_S = 60.0  # past this, new frames are refused (and the client told so)
+# Audio waiting beyond one step (MIN_CHUNK_S) after a tick: decoding runs late, and batch
+# workers on the same device are asked to yield (transcription/priority.py).
+LATE_BACKLOG_S = MIN_CHUNK_S
+
+
+@dataclass
+class LiveSession:
+    session_id: str
+    reply_channel: str
+    owner_id: int
+    job_id: Any = None
+    options: dict[str, Any] = field(default_factory=dict)
+    stream: StreamingSession | None = None
+    decoder: FrameDecoder | None = None
+    inbox: list[np.ndarray] = field(default_factory=list)
+    inbox_samples: int = 0
+    finalize: bool = False
+    stop: bool = False
+    language: str | None = None
+    decode_s: float = 0.0
+    steps: int = 0
+    speech_s: float = 0.0
+    dropped_s: float = 0.0
+    warned_at: float = 0.0
+    confidences: list[float] = field(default_factory=list)
+    hotwords: str | None = None
+    choice: HotwordChoice | None = None
+    review: Review = field(default_factory=Review)
+
+    @property
+    def backlog_s(self) -> float:
+        return self.inbox_samples / SAMPLE_RATE_HZ
+
+    def step_hotwords(self) -> str | None:
+        """This step's hotwords: with a glossary, the terms the session's latest words say
+        or sound like (the previous step is this one's first pass); else the request's."""
+        if self.choice is None or self.stream is None:
+            return self.hotwords
+        return self.choice(self.stream.recent_text)
+
+    @property
+    def due(self) -> bool:
+        """Whether the session has work for the scheduler."""
+        if self.stream is None:
+            return False
+        return bool(self.inbox or self.stream.ready or self.finalize or self.stop)
+
+    def count_final(self, final: FinalSegment) -> None:
+        """Add a final to the session's figures (its job's metrics)."""
+        self.confidences.append(final.confidence)
+        self.speech_s += final.end - final.start
+
+
+@dataclass
+class Step:
+    """One session's part of a scheduler tick, filled in by the decode thread."""
+
+    session: LiveSession
+    stopping: bool
+    finishing: bool
+    request: DecodeRequest | None = None
+    words: list[TimedWord] | None = None
+    result: StepResult = field(default_factory=StepResult)
+    finals: list[dict] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def stream(self) -> StreamingSession:
+        assert self.session.stream is not None, "only started sessions are stepped"
+        return self.session.stream
+
+    def buffer_request(self) -> BufferRequest:
+        """What the model is asked for this step."""
+        assert self.request is not None
+        return BufferRequest(
+            self.request.audio,
+            prompt=self.request.prompt,
+            language=self.session.language,
+            hotwords=self.session.step_hotwords(),
+        )
+
+    def take(self, decoded: BufferDecode) -> None:
+        """Keep what the model heard; a session's language is detected once, then kept."""
+        if self.session.language is None and decoded.words:
+            self.session.language = decoded.language
+        self.words = heard_words(decoded)
+
+    def apply(self) -> tuple[FinalSegment, ...]:
+        """Apply the words heard (if any) to the session's stream; return its new finals."""
+        if self.finishing:
+            self.result = self.stream.finish_with(self.words)
+        elif self.words is not None:
+            self.result = self.stream.apply(self.words)
+        else:
+            self.result = self.stream.skip()
+        self.session.steps += int(self.request is not None)
+        return self.result.finals
+
+    def fail(self, exc: Exception | str) -> None:
+        """End this step's session with an error; the other sessions go on."""
+        session = self.session
+        logger.error(
+            "session %s failed: %s",
+            session.session_id,
+            exc,
+            exc_info=True,
+            extra={"session_id": session.session_id, "job_id": session.job_id},
+        )
+        self.error = f"This session failed and was closed: {exc}"
+
+
+def in_turn(sessions: Sequence[LiveSession], turn: int) -> tuple[list[LiveSession], int]:
+    """The sessions in this tick's order, starting one further each tick so that none is
+    always served last; and the next tick's turn."""
+    turn = (turn + 1) % max(1, len(sessions))
+    return [*sessions[turn:], *sessions[:turn]], turn
+
+
+def due_steps(sessions: Iterable[LiveSession]) -> list[Step]:
+    """This tick's steps: each due session's new audio goes into its stream, and a session
+    with enough new audio, or asked to finalise or stop, gets a step."""
+    steps = []
+    for session in sessions:
+        if not session.due:
+            continue
+        stream = session.stream
+        assert stream is not None
+        for samples in session.inbox:
+            stream.insert_audio(samples)
+        session.inbox, session.inbox_samples = [], 0
+        stopping = session.stop  # read before the await: a stop arriving meanwhile waits
+        finishing = stopping or session.finalize
+        if finishing or stream.ready:
+            session.finalize = False
+            steps.append(Step(session, stopping=stopping, finishing=finishing))
+    return steps
+
+
+def request_decodes(steps: list[Step]) -> list[Step]:
+    """Ask each step's stream what to decode; return the steps that decode."""
+    for step in steps:
+        try:
+            step.request = step.stream.decode_request(finishing=step.finishing)
+        except Exception as exc:
+            step.fail(exc)
+    return [step for step in steps if step.request is not None and step.error is None]
+
+
+def decode_together(steps: list[Step], decode_batch: Callable[[list[Step]], None]) -> None:
+    """Decode every step in one batch; if the batch fails, each on its own, so only the
+    session that cannot be decoded fails."""
+    if not steps:
+        return
+    try:
+        decode_batch(steps)
+    except Exception:
+        if len(steps) == 1:
+            steps[0].fail("decoding failed")
+            return
+        logger.exception("a batch of %d sessions failed; decoding them one by one", len(steps))
+        for step in steps:
+            try:
+                decode_batch([step])
+            except Exception as exc:
+                step.fail(exc)
+
+
+def backlog_report(behind_s: float, *, reported_late: bool) -> float | None:
+    """What to tell batch workers after a tick with ``behind_s`` of audio waiting: the
+    backlog while decoding runs late, 0 once it caught up after a late report, None when
+    there is nothing new to say."""
+    late = behind_s > LATE_BACKLOG_S
+    if not (late or reported_late):
+        return None
+    return behind_s if late else 0.0
