@@ -170,14 +170,8 @@ def stream_job_recover(*, job: Job) -> None:
         run=job.run or {},
         language=job.language,
         review=review,
-        metrics=Metrics(
-            audio_duration_s=last,
-            processing_time_s=0.0,
-            real_time_factor=0.0,
-            speech_duration_s=0.0,
-            vad_speech_coverage=None,
-            mean_confidence=None,
-            windows=0,
+        metrics=Metrics.measured(
+            duration_s=last, processing_s=0.0, speech_s=0.0, confidences=(), windows=0, vad=False
         ),
         note="The realtime worker stopped during the session; the transcript holds every "
         "final sent before that.",

@@ -32,7 +32,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
@@ -423,15 +422,11 @@ class RealtimeWorker(AsyncConsumer):
     def _finish_job(self, session: LiveSession, error: str | None = None) -> None:
         assert self.model is not None and session.stream is not None
         duration = session.stream.audio_end_s
-        metrics = Metrics(
-            audio_duration_s=round(duration, 3),
-            processing_time_s=round(session.decode_s, 3),
-            real_time_factor=round(session.decode_s / duration, 4) if duration else 0.0,
-            speech_duration_s=round(session.speech_s, 3),
-            vad_speech_coverage=round(session.speech_s / duration, 4) if duration else None,
-            mean_confidence=round(float(np.mean(session.confidences)), 4)
-            if session.confidences
-            else None,
+        metrics = Metrics.measured(
+            duration_s=duration,
+            processing_s=session.decode_s,
+            speech_s=session.speech_s,
+            confidences=session.confidences,
             windows=session.steps,
         )
         services.stream_job_finish(
