@@ -8,7 +8,7 @@ or SIGTERM stops every child; when one child dies the whole group stops and says
 (see scribe/supervisor.py for why it does not restart it). ``--tunnel cloudflare|ngrok``
 adds a public URL through the tunnel client on PATH.
 
-In production run the processes separately (see docker/ and README "Serving the API").
+In production run the processes separately (see docker/ and docs/operations.md, "Serving").
 """
 
 from __future__ import annotations
