@@ -54,11 +54,22 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy scribe transcription realtime glossary accounts openai_compat webhooks
 
+# Every benchmark that finishes on a CPU in minutes, one after another (about 20 minutes on
+# 2 shared cores; each took 1 to 4). Needs PostgreSQL and Redis on loopback and ../shared/audio.
+# Not here (docs/benchmarks.md says more):
+#   benchmarks/realtime_latency.py --real --threads 2   live captions on tiny.en (realtime_real.py), 18 min here
+#   benchmarks/db_load.py                               all three connection modes: a git worktree of the commit before the pool, 8 min
+#   benchmarks/gpu_priority.py [--model-dir DIR]        streams before batch: needs a CUDA GPU
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/engine_overhead.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/engine_memory.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/jobs_api.py
-	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/db_load.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/openai_stream.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/diarize_channels.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/realtime_latency.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/realtime_memory.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/worker_kill_trial.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/db_load.py --modes pool
 
 clean:
 	rm -rf $(VENV) var

@@ -6,7 +6,7 @@ scribe never keeps a connection past a unit of work (``CONN_MAX_AGE=0``); on Pos
 per-process psycopg pool (Django's native ``OPTIONS["pool"]``) hands connections out and
 takes them back, so a process never holds more than ``SCRIBE_DB_POOL_MAX`` and a request
 that cannot get one within ``SCRIBE_DB_POOL_TIMEOUT_S`` fails cleanly (503) instead of
-opening one more. See "Database connections" in README.md for the arithmetic.
+opening one more. See "Database connections" in docs/operations.md for the arithmetic.
 """
 
 from __future__ import annotations

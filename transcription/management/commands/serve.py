@@ -8,7 +8,7 @@ or SIGTERM stops every child; when one child dies the whole group stops and says
 (see scribe/supervisor.py for why it does not restart it). ``--tunnel cloudflare|ngrok``
 adds a public URL through the tunnel client on PATH.
 
-In production run the processes separately (see docker/ and README "Serving the API").
+In production run the processes separately (see docker/ and docs/operations.md, "Serving").
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from scribe.supervisor import Child, ProcessGroup
 from scribe.tunnel import CLIENTS, TunnelClient, find_client
 from transcription.engine import EngineError
 from transcription.engine.bundles import lane_model_missing, model_fetch
+from transcription.engine.registry import bundled_model_offer
 from transcription.services import LANES, lane_model_name
 
 LIVE_TIMEOUT_S = 120.0
@@ -108,9 +109,13 @@ class Command(BaseCommand):
             if not missing:
                 continue
             if settings.SCRIBE_OFFLINE:
+                offer = bundled_model_offer(
+                    how="set SCRIBE_BATCH_MODEL={path} and SCRIBE_REALTIME_MODEL={path}"
+                )
                 self.stderr.write(
                     f"scribe: the {lane} model is missing: {missing}\n"
                     "scribe: import an offline copy with manage.py models import PATH --name NAME"
+                    + (f"\nscribe:{offer}" if offer else "")
                 )
                 raise SystemExit(1)
             self.stderr.write(f"scribe: fetching the {lane} model {name} (first run)…")

@@ -11,11 +11,13 @@ from tqdm import tqdm
 from transcription.engine import (
     FORMATS,
     EngineError,
+    ModelNotFoundError,
     TranscribeOptions,
     probe,
     render,
     transcribe,
 )
+from transcription.engine.registry import bundled_model_offer
 from transcription.services import (
     DeviceOverrides,
     device_plan_build,
@@ -101,6 +103,10 @@ class Command(BaseCommand):
         try:
             plan = device_plan_build(model=model, overrides=overrides)
             loaded = model_load(model=model, plan=plan)
+        except ModelNotFoundError as exc:
+            # Still one line; a model already on disk is offered, never used unasked.
+            offer = bundled_model_offer(how='pass --model {path} (make run: ARGS="--model {path}")')
+            raise CommandError(exc.message + offer) from None
         except EngineError as exc:
             raise CommandError(exc.message) from None
         for reason in plan.reasons:
