@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts.services import api_key_create
 from tests.conftest import shared_clip
 from tests.media import write_mp4, write_tone_wav, write_wav
-from transcription import services
+from transcription import runner, services
 from transcription.engine.audio import decode_all
 from transcription.models import Job
 
@@ -31,7 +31,7 @@ def upload(api, path: Path, options: dict | None = None, **extra):
 
 def run_worker(job_id: str) -> None:
     """Do what a django-q2 worker does with the task (the real qcluster is in e2e tests)."""
-    services.job_process(job_id=job_id)
+    runner.job_process(job_id=job_id)
 
 
 def files_under(root: Path) -> list[Path]:
@@ -340,6 +340,15 @@ def test_health_is_live_and_ready_only_with_the_models_on_disk(client, job_setti
     not_ready = client.get("/health/ready")
     assert not_ready.status_code == 503
     assert "realtime model" in not_ready.json()["problems"][0]
+
+
+def test_health_needs_only_the_models_of_the_lanes_this_host_serves(client, job_settings):
+    job_settings.SCRIBE_REALTIME_MODEL = "large-v3-turbo"  # not on disk
+    job_settings.SCRIBE_LANES = ["batch"]
+    assert client.get("/health/ready").status_code == 200
+
+    job_settings.SCRIBE_LANES = ["batch", "realtime"]
+    assert client.get("/health/ready").status_code == 503
 
 
 def test_the_openapi_schema_and_docs_are_served(client, db):

@@ -16,7 +16,7 @@ from transcription.engine import (
     render,
     transcribe,
 )
-from transcription.services import (
+from transcription.lanes import (
     DeviceOverrides,
     device_plan_build,
     lane_model_name,
