@@ -2,8 +2,11 @@
 
 A job whose options carry ``callback_url`` gets one delivery when it reaches a terminal
 state: a POST of its summary (the body of ``GET /v1/jobs/{id}``), signed with the owner's
-secret. Every connection goes through ``scribe.egress`` with SCRIBE_WEBHOOK_ALLOWED_HOSTS,
-so a host off the list — at the first hop or at any redirect — is never contacted.
+secret. The job app records the end as a ``JobEvent`` row in the transition's transaction
+and queues ``job_event_deliver`` after the commit; ``job_events_sweep`` (every minute)
+handles the events whose message was lost, so no end goes uncalled back. Every connection
+goes through ``scribe.egress`` with SCRIBE_WEBHOOK_ALLOWED_HOSTS, so a host off the list —
+at the first hop or at any redirect — is never contacted.
 """
 
 from __future__ import annotations

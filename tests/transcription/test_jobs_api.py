@@ -16,7 +16,7 @@ from tests.conftest import shared_clip
 from tests.media import write_mp4, write_tone_wav, write_wav
 from transcription import runner, services
 from transcription.engine.audio import decode_all
-from transcription.models import Job
+from transcription.models import Job, JobEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -374,3 +374,16 @@ def test_retention_purges_only_terminal_jobs_past_the_period(api, job_settings, 
     queued = Job.objects.get(pk=waiting)
     assert queued.status == "queued" and queued.source_path
     assert default_storage.exists(queued.source_path)
+
+
+def test_retention_deletes_the_job_events_handled_before_the_period(owner_key):
+    handled, waiting = (
+        Job.objects.create(owner=owner_key[0].owner, status="processing") for _ in range(2)
+    )
+    assert handled.mark_cancelled() and waiting.mark_cancelled()
+    JobEvent.objects.filter(job=handled).update(handled_at=timezone.now())
+    later = timezone.now() + timezone.timedelta(days=7, hours=1)
+
+    services.job_results_purge(now=later)
+
+    assert list(JobEvent.objects.values_list("job_id", flat=True)) == [waiting.pk]
