@@ -68,13 +68,17 @@ def _row_write(setup: dict[str, Any], *, refresh_only: bool) -> None:
 
 
 def _refresh(setup: dict[str, Any]) -> None:
+    failing = False
     while True:  # as long as the process lives
         time.sleep(settings.SCRIBE_HEARTBEAT_S)
         try:
             with unit_of_work():
                 _row_write(setup, refresh_only=True)
-        except Exception as exc:  # the next refresh tries again
-            logger.warning("realtime worker status not refreshed (%s)", exc)
+            failing = False
+        except Exception as exc:  # the next refresh tries again; said once per outage
+            if not failing:
+                logger.warning("realtime worker status not refreshed (%s)", exc)
+            failing = True
 
 
 def realtime_workers() -> list[dict[str, Any]]:

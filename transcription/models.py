@@ -107,7 +107,8 @@ class Job(models.Model):
     completed, failed and cancelled are terminal. Transitions are conditional updates
     (``UPDATE … WHERE status = …``) so a web request and a worker racing on the same job
     cannot both win; each returns whether this caller made it. The source audio is deleted
-    by the caller whose transition ended the job, and only then.
+    by the caller whose transition ended the job, and only then. A transition to a terminal
+    state writes a ``JobEvent`` in its transaction: what other apps (webhooks) react to.
     """
 
     class Kind(models.TextChoices):
