@@ -4,7 +4,7 @@
 A job with ``"diarize": "channels"`` transcribes each channel on its own (VAD, then
 decoding of that channel's speech) and labels segments by channel; without it the job
 transcribes the downmix once. Both run through the real job service
-(``services.job_create`` then ``services.job_process``, as a worker does) on the embedded
+(``services.job_create`` then ``runner.job_process``, as a worker does) on the embedded
 defaults (SQLite and local files in a temp dir), with the same model and settings.
 
 The file: ``../shared/audio/stereo_diarization.wav`` (5 s, a different speaker on each
@@ -95,7 +95,7 @@ def main() -> int:
     from django.core.management import call_command
 
     from accounts.services import api_key_create
-    from transcription import services
+    from transcription import runner, services
     from transcription.models import Job
 
     call_command("migrate", verbosity=0)
@@ -111,7 +111,7 @@ def main() -> int:
             job = services.job_create(owner=owner, upload=upload, options=options)
         finally:
             upload.close()
-        services.job_process(job_id=str(job.id))
+        runner.job_process(job_id=str(job.id))
         job.refresh_from_db()
         if job.status != Job.Status.COMPLETED:
             raise SystemExit(f"job {job.id} {job.status}: {job.error_message}")

@@ -53,6 +53,7 @@ from realtime.scheduler import (
     request_decodes,
 )
 from realtime.session import StreamingSession
+from realtime.status import realtime_worker_report
 from scribe import metrics as scribe_metrics
 from scribe.db import unit_of_work
 from scribe.logs import log_context
@@ -64,9 +65,14 @@ from transcription.engine import (
     speech_regions,
     token_counter,
 )
-from transcription.placement import realtime_planned_sessions, worker_slot
+from transcription.lanes import (
+    device_plan_build,
+    lane_model_name,
+    model_load,
+    realtime_planned_sessions,
+    worker_slot,
+)
 from transcription.priority import realtime_backlog_report
-from transcription.services import device_plan_build, lane_model_name, model_load
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +101,9 @@ def warm_up() -> tuple[LoadedModel, Capacity]:
     with _capacity_lock:
         if _capacity is None:
             _capacity = measure_capacity(model)
+            realtime_worker_report(
+                model=model, capacity=_capacity, session_cap=session_limit(_capacity)
+            )
             scribe_metrics.model_loaded(
                 lane="realtime",
                 model=model.name,

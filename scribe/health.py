@@ -9,7 +9,7 @@ from django_q.brokers import get_broker
 
 from scribe.db import pool_saturation
 from transcription.engine import ModelNotFoundError, resolve_model
-from transcription.services import LANES, lane_model_name
+from transcription.lanes import configured_lanes, lane_model_name
 
 
 def live(request) -> JsonResponse:
@@ -41,7 +41,7 @@ def _broker() -> str | None:
 
 def _models() -> list[str]:
     problems = []
-    for lane in LANES:
+    for lane in configured_lanes():
         try:
             resolve_model(
                 lane_model_name(lane), models_dir=settings.SCRIBE_MODELS_DIR, offline=True
@@ -52,7 +52,8 @@ def _models() -> list[str]:
 
 
 def ready(request) -> JsonResponse:
-    """Ready when the database and broker answer and every lane's model is on disk."""
+    """Ready when the database and broker answer and the model of every lane this host
+    serves (SCRIBE_LANES) is on disk."""
     problems = [p for p in (_database(), _broker()) if p] + _models()
     body = {"status": "ready" if not problems else "not_ready", "problems": problems}
     return JsonResponse(body, status=200 if not problems else 503)

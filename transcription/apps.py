@@ -43,14 +43,14 @@ def warm_up_worker(sender, proc_name, **kwargs) -> None:
     """
     from scribe import metrics as scribe_metrics
     from scribe.db import unit_of_work
-    from transcription import services
+    from transcription import lanes, recovery
     from transcription.engine import EngineError
 
     with unit_of_work():  # an idle worker keeps no connection
-        services.jobs_recover()
+        recovery.jobs_recover()
     try:
-        model = services.lane_model_name("batch")
-        loaded = services.model_load(model=model, plan=services.device_plan_build(model=model))
+        model = lanes.lane_model_name("batch")
+        loaded = lanes.model_load(model=model, plan=lanes.device_plan_build(model=model))
         scribe_metrics.model_loaded(
             lane="batch",
             model=loaded.name,
@@ -78,7 +78,7 @@ WORKER_LANES = {"qcluster": ("batch",), "realtime": ("realtime",)}
 def workers_have_their_models(app_configs, **kwargs):
     """A batch or realtime worker refuses to start without its model on disk."""
     from transcription.engine.bundles import lane_model_missing
-    from transcription.services import lane_model_name
+    from transcription.lanes import lane_model_name
 
     errors = []
     for lane in WORKER_LANES.get(process_role(), ()):

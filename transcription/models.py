@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django_q.tasks import async_task
+
+# The task that reacts to a job's end (its callback): named by its dotted path, which
+# django-q2 resolves in the worker, so the job app does not import the webhooks app. The
+# webhooks app also sweeps unhandled events every minute, so an event whose message is
+# lost (the process died after the commit, the broker was down) is still handled.
+JOB_EVENT_TASK = "webhooks.tasks.job_event_deliver"
 
 
 class JobQuerySet(models.QuerySet):
@@ -24,11 +32,18 @@ class JobQuerySet(models.QuerySet):
     def terminal(self) -> JobQuerySet:
         return self.filter(status__in=Job.TERMINAL)
 
+    def with_sent_at(self) -> JobQuerySet:
+        """Annotate ``sent_at``: when the job's message last went to the broker, whose
+        queue is first in, first out (a requeued or resent job is at its back)."""
+        return self.annotate(sent_at=Coalesce("enqueued_at", "created_at"))  # before 0002
+
     def ahead_of(self, job: Job) -> JobQuerySet:
-        """Queued jobs that will be taken before ``job`` (the queue is first in, first out)."""
-        return self.queued().filter(
-            models.Q(created_at__lt=job.created_at)
-            | models.Q(created_at=job.created_at, id__lt=job.id)
+        """Queued jobs that will be taken before ``job``: those sent to the broker before it."""
+        sent_at = job.enqueued_at or job.created_at
+        return (
+            self.queued()
+            .with_sent_at()
+            .filter(models.Q(sent_at__lt=sent_at) | models.Q(sent_at=sent_at, id__lt=job.id))
         )
 
     def with_jobs_ahead(self) -> JobQuerySet:
@@ -37,11 +52,13 @@ class JobQuerySet(models.QuerySet):
         A correlated subquery in the same SELECT: a page of jobs costs one query, not one
         count per queued row.
         """
+        sent_at = Coalesce(models.OuterRef("enqueued_at"), models.OuterRef("created_at"))
         ahead = (
             Job.objects.queued()
+            .with_sent_at()
             .filter(
-                models.Q(created_at__lt=models.OuterRef("created_at"))
-                | models.Q(created_at=models.OuterRef("created_at"), id__lt=models.OuterRef("id"))
+                models.Q(sent_at__lt=sent_at)
+                | models.Q(sent_at=sent_at, id__lt=models.OuterRef("id"))
             )
             .order_by()
             .values("status")  # one group: all are queued
@@ -90,7 +107,8 @@ class Job(models.Model):
     completed, failed and cancelled are terminal. Transitions are conditional updates
     (``UPDATE … WHERE status = …``) so a web request and a worker racing on the same job
     cannot both win; each returns whether this caller made it. The source audio is deleted
-    by the caller whose transition ended the job, and only then.
+    by the caller whose transition ended the job, and only then. A transition to a terminal
+    state writes a ``JobEvent`` in its transaction: what other apps (webhooks) react to.
     """
 
     class Kind(models.TextChoices):
@@ -182,16 +200,16 @@ class Job(models.Model):
         return self._transition_where({"status__in": allowed}, **changes)
 
     def _transition_where(self, where: dict, **changes) -> bool:
-        updated = Job.objects.filter(pk=self.pk, **where).update(**changes)
+        ending = changes.get("status") in self.TERMINAL
+        # Every path to a terminal state passes here, once, in the caller that won: its
+        # event is written in the same transaction, so a job never ends unrecorded.
+        with transaction.atomic() if ending else nullcontext():
+            updated = Job.objects.filter(pk=self.pk, **where).update(**changes)
+            if updated and ending:
+                JobEvent.record(job_id=self.pk, status=changes["status"])
         if updated:
             for field, value in changes.items():
                 setattr(self, field, value)
-            if changes.get("status") in self.TERMINAL:
-                # Every path to a terminal state passes here, once, in the caller that won.
-                # Imported here: webhooks' models import this module.
-                from webhooks.services import webhook_job_ended
-
-                webhook_job_ended(job=self)
         return bool(updated)
 
     @classmethod
@@ -335,6 +353,60 @@ class Job(models.Model):
 
     def cancel_was_requested(self) -> bool:
         return Job.objects.filter(pk=self.pk, cancel_requested_at__isnull=False).exists()
+
+
+class JobEventQuerySet(models.QuerySet):
+    def unhandled(self) -> JobEventQuerySet:
+        return self.filter(handled_at__isnull=True)
+
+
+class JobEvent(models.Model):
+    """A job reached a terminal state: the record other apps react to (the outbox).
+
+    Written in the transaction of the job's transition and holding no content, only which
+    job and what happened; the reacting app (webhooks) reads the job as it is when it
+    handles the event, and marks it handled (``mark_handled``) in the same transaction
+    as what it does about it.
+    """
+
+    class Name(models.TextChoices):
+        COMPLETED = "job.completed"
+        FAILED = "job.failed"
+        CANCELLED = "job.cancelled"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    name = models.CharField(max_length=30, choices=Name.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    handled_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    objects = JobEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} of job {self.job_id}"
+
+    @classmethod
+    def record(cls, *, job_id: uuid.UUID, status: str) -> JobEvent:
+        """Record that a job reached ``status`` (in the caller's transaction), and ask for
+        the reaction once that transaction commits."""
+        event = cls.objects.create(job_id=job_id, name=cls.Name(f"job.{status}"))
+        event_id = event.pk
+        # robust: a broker that refuses the message fails neither the job nor the caller;
+        # the minute sweep handles the event instead.
+        transaction.on_commit(
+            lambda: async_task(JOB_EVENT_TASK, event_id, group="job-events"), robust=True
+        )
+        return event
+
+    def mark_handled(self) -> bool:
+        """Take this event to handle; False if another handler took it first."""
+        now = timezone.now()
+        taken = JobEvent.objects.filter(pk=self.pk, handled_at__isnull=True).update(handled_at=now)
+        if taken:
+            self.handled_at = now
+        return bool(taken)
 
 
 class ServiceSettings(models.Model):

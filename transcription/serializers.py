@@ -1,20 +1,21 @@
-"""Request options and job representations of the jobs API."""
+"""Request options of the jobs API (a job's representation: transcription/representation.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
-from django.urls import reverse
 from rest_framework import serializers
 
+from accounts.models import Owner
 from glossary.models import Glossary
 from glossary.review import MODES
+from scribe.egress import Egress, EgressRefused
 from scribe.env import COMPUTE_TYPES
 from transcription.engine import FORMATS, LANGUAGES
-from transcription.models import Job
-from transcription.services import LANES, job_queue_position
-from webhooks.services import CallbackRefused, callback_url_check
+from transcription.lanes import LANES
+
+CALLBACK_HOSTS_SETTING = "SCRIBE_WEBHOOK_ALLOWED_HOSTS"
 
 
 def allowed_models() -> list[str]:
@@ -139,10 +140,10 @@ class JobOptionsSerializer(serializers.Serializer):
         return attrs
 
     def validate_callback_url(self, value: str) -> str:
-        try:
-            return callback_url_check(url=value, owner=self.context.get("owner"))
-        except CallbackRefused as exc:
-            raise serializers.ValidationError(str(exc)) from None
+        refused = callback_url_refusal(url=value, owner=self.context.get("owner"))
+        if refused:
+            raise serializers.ValidationError(refused)
+        return value
 
     def validate_glossary_id(self, value: int | None) -> int | None:
         owner = self.context.get("owner")
@@ -161,61 +162,27 @@ class JobOptionsSerializer(serializers.Serializer):
         return {"mode": mode}
 
 
-def job_representation(job: Job, request) -> dict[str, Any]:
-    """The caller's view of a job, with what matters in its current state."""
-    data: dict[str, Any] = {
-        "job_id": str(job.id),
-        "status": job.status,
-        "kind": job.kind,
-        "created_at": job.created_at,
-        "source": {
-            "name": job.source_name,
-            "format": job.media_format,
-            "size_bytes": job.media_size_bytes,
-            "duration_sec": job.media_duration_s,
-        },
-        "options": job.options,
-        "attempts": job.attempts,
-    }
-    if job.status == Job.Status.QUEUED:
-        # The list annotates it (JobQuerySet.with_jobs_ahead); a single job counts here.
-        ahead = getattr(job, "jobs_ahead", None)
-        if ahead is None:
-            ahead = job_queue_position(job=job)
-        data["queue_position"] = ahead + 1
-        data["jobs_ahead"] = ahead
-    elif job.status == Job.Status.PROCESSING:
-        data["started_at"] = job.started_at
-        data["progress"] = job.progress_percent
-        data["processed_sec"] = round(job.processed_s, 1)
-        data["total_sec"] = job.total_s
-        data["eta_sec"] = job.eta_s
-        data["cancel_requested"] = job.cancel_requested_at is not None
-    else:
-        data["started_at"] = job.started_at
-        data["finished_at"] = job.finished_at
-    if job.status == Job.Status.COMPLETED:
-        metrics = job.metrics
-        data["summary"] = {
-            "language": job.language,
-            "duration_sec": metrics.get("audio_duration_s"),
-            "processing_time_sec": metrics.get("processing_time_s"),
-            "real_time_factor": metrics.get("real_time_factor"),
-            "speech_coverage": metrics.get("vad_speech_coverage"),
-            "mean_confidence": metrics.get("mean_confidence"),
-            "model": job.run.get("model_name"),
-            "compute_type": job.run.get("compute_type"),
-        }
-        if job.result_purged_at:
-            data["results"] = None
-            data["results_purged_at"] = job.result_purged_at
-        else:
-            url = request.build_absolute_uri(reverse("job-result", args=[job.id]))
-            formats = job.options.get("formats") or sorted(FORMATS)
-            data["results"] = {fmt: f"{url}?format={fmt}" for fmt in formats}
-    if job.status == Job.Status.FAILED:
-        data["error"] = {"code": job.error_code, "message": job.error_message}
-    if job.interrupted:
-        # A live session cut short: its transcript holds what was finalised before.
-        data["interrupted"] = {"code": job.error_code, "message": job.error_message}
-    return data
+def callback_url_refusal(*, url: str, owner: Owner | None) -> str | None:
+    """Why a job of ``owner`` may not call ``url`` back, and what to do; None if it may.
+
+    The webhooks app checks the allowlist again before every attempt: it may have changed
+    meanwhile.
+    """
+    scheme = url.split(":", 1)[0].lower()
+    if scheme not in ("http", "https"):
+        return f"Use an http or https URL, not {scheme}:."
+    try:
+        Egress(settings.SCRIBE_WEBHOOK_ALLOWED_HOSTS, setting=CALLBACK_HOSTS_SETTING).check(url)
+    except EgressRefused as exc:
+        return (
+            f"Refused: {exc}. Ask the operator to add the host to {CALLBACK_HOSTS_SETTING}, "
+            "or leave callback_url out and poll /v1/jobs/{id}."
+        )
+    # The webhooks app keeps an owner's signing secret (WebhookSecret, one per owner).
+    owners = Owner.objects.filter(webhook_secret__isnull=False)
+    if owner is None or not owners.filter(pk=owner.pk).exists():
+        return (
+            "Callbacks are signed, and your owner has no signing secret yet: ask the operator "
+            "to create one in the admin (Webhooks → Webhook secrets → Add), then submit again."
+        )
+    return None

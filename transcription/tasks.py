@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from scribe.logs import log_context
-from transcription import services
+from transcription import recovery, runner, services
 
 
 def job_run(job_id: str) -> None:
     with log_context(job_id=job_id):
-        services.job_process(job_id=job_id)
+        runner.job_process(job_id=job_id)
 
 
 def jobs_recover() -> int:
-    return services.jobs_recover()
+    return recovery.jobs_recover()
 
 
 def results_purge() -> int:

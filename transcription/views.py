@@ -1,4 +1,4 @@
-"""The jobs API under /v1/: thin views over transcription.services."""
+"""The jobs API under /v1/: thin views over the job app's services and selectors."""
 
 from __future__ import annotations
 
@@ -16,17 +16,23 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from transcription import services, storage
+from transcription import selectors, services, storage
 from transcription.engine import CONTENT_TYPES, FORMATS, render, transcript_from_dict
 from transcription.errors import JobStateError, ResultGoneError
 from transcription.models import Job
-from transcription.serializers import JobOptionsSerializer, job_representation
+from transcription.representation import job_representation
+from transcription.serializers import JobOptionsSerializer
 from transcription.uploads import LimitedUploadHandler
 
 # An answer in the error shape (scribe/schema.py adds the common ones to every operation).
 ERROR = OpenApiResponse(
     response={"$ref": "#/components/schemas/Error"}, description="See error.message."
 )
+
+
+def _base_url(request: Request) -> str:
+    """The links of a job's representation start where this request came in."""
+    return request.build_absolute_uri("/")
 
 
 class OwnedJobsMixin:
@@ -81,7 +87,9 @@ class JobListView(OwnedJobsMixin, GenericAPIView):
             )
         finally:
             upload.close()  # the temporary file is deleted on close
-        return Response(job_representation(job, request), status=status.HTTP_202_ACCEPTED)
+        return Response(
+            job_representation(job, base_url=_base_url(request)), status=status.HTTP_202_ACCEPTED
+        )
 
     @extend_schema(
         operation_id="jobs_list",
@@ -97,7 +105,8 @@ class JobListView(OwnedJobsMixin, GenericAPIView):
                 raise ValidationError({"status": [f"Use one of {', '.join(Job.Status.values)}."]})
             jobs = jobs.filter(status=wanted)
         page = self.paginate_queryset(jobs.with_jobs_ahead())
-        return self.get_paginated_response([job_representation(j, request) for j in page])
+        base_url = _base_url(request)
+        return self.get_paginated_response([job_representation(j, base_url=base_url) for j in page])
 
 
 class JobDetailView(OwnedJobsMixin, GenericAPIView):
@@ -105,7 +114,7 @@ class JobDetailView(OwnedJobsMixin, GenericAPIView):
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request, job_id):
-        return Response(job_representation(self.get_object(), request))
+        return Response(job_representation(self.get_object(), base_url=_base_url(request)))
 
     @extend_schema(
         responses={200: OpenApiTypes.OBJECT, 409: ERROR},
@@ -113,7 +122,7 @@ class JobDetailView(OwnedJobsMixin, GenericAPIView):
     )
     def delete(self, request, job_id):
         job = services.job_cancel(job=self.get_object())
-        return Response(job_representation(job, request))
+        return Response(job_representation(job, base_url=_base_url(request)))
 
 
 class ResultFormatNegotiation(BaseContentNegotiation):
@@ -175,7 +184,65 @@ class SystemQueueView(GenericAPIView):
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
-        return Response(services.queue_summary())
+        return Response(selectors.queue_summary())
+
+
+REALTIME_WORKER = {
+    "type": "object",
+    "description": "A realtime worker process, as it measured itself when it started.",
+    "properties": {
+        "host": {"type": "string"},
+        "pid": {"type": "integer"},
+        "model": {"type": "string"},
+        "device": {"type": "string", "description": "cpu or cuda:N"},
+        "compute_type": {"type": "string"},
+        "measured_sessions": {
+            "type": "integer",
+            "description": "Live sessions its start-up measurement says it keeps up with.",
+        },
+        "session_cap": {
+            "type": "integer",
+            "description": "Live sessions it admits: SCRIBE_REALTIME_MAX_SESSIONS, else the "
+            "measured number within what the device plan holds memory for.",
+        },
+        "batch_size": {
+            "type": "integer",
+            "description": "Sessions decoded together at most: SCRIBE_REALTIME_MAX_BATCH, "
+            "else 8 where a batch costs less than its sessions alone (a GPU), else 1.",
+        },
+        "started_at": {"type": "string", "format": "date-time"},
+        "seen_at": {"type": "string", "format": "date-time"},
+    },
+}
+SYSTEM_STATUS = {
+    "type": "object",
+    "properties": {
+        "device": {"type": "object", "description": "This host's hardware."},
+        "free_vram_mb": {"type": "object", "additionalProperties": {"type": "number"}},
+        "queue": {"type": "object", "description": "As GET /v1/system/queue."},
+        "plan": {"type": "object", "description": "The batch lane's device plan, or error."},
+        "workers": {
+            "type": "object",
+            "properties": {
+                "batch_clusters": {"type": "array", "items": {"type": "object"}},
+                "busy": {"type": "array", "items": {"type": "object"}},
+                "realtime": {
+                    "type": "object",
+                    "properties": {
+                        "in_web_process": {"type": "boolean"},
+                        "channel": {"type": "string"},
+                        "workers": {
+                            "type": "array",
+                            "items": REALTIME_WORKER,
+                            "description": "Every realtime worker alive now.",
+                        },
+                    },
+                },
+            },
+        },
+        "models": {"type": "object", "description": "Each lane's model, and those loaded."},
+    },
+}
 
 
 class SystemView(GenericAPIView):
@@ -183,6 +250,6 @@ class SystemView(GenericAPIView):
 
     required_scope = "admin"
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: OpenApiResponse(response=SYSTEM_STATUS)})
     def get(self, request):
-        return Response(services.system_status())
+        return Response(selectors.system_status())

@@ -4,21 +4,28 @@ from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
 SCHEDULE_NAME = "scribe: resend lost webhook deliveries"
+JOB_EVENTS_SWEEP_NAME = "scribe: call back job ends whose message was lost"
+JOB_EVENTS_SWEEP_TASK = "webhooks.tasks.job_events_sweep"
 
 
 def ensure_schedule(**kwargs) -> None:
-    """Create or update the minute schedule that resends overdue deliveries (idempotent)."""
+    """Create or update the minute schedules that hand on job events whose prompt message
+    was lost and resend overdue deliveries (idempotent)."""
     from django_q.models import Schedule
 
-    Schedule.objects.update_or_create(
-        name=SCHEDULE_NAME,
-        defaults={
-            "func": "webhooks.tasks.deliveries_recover",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
+    for name, func in (
+        (SCHEDULE_NAME, "webhooks.tasks.deliveries_recover"),
+        (JOB_EVENTS_SWEEP_NAME, JOB_EVENTS_SWEEP_TASK),
+    ):
+        Schedule.objects.update_or_create(
+            name=name,
+            defaults={
+                "func": func,
+                "schedule_type": Schedule.MINUTES,
+                "minutes": 1,
+                "repeats": -1,
+            },
+        )
 
 
 class WebhooksConfig(AppConfig):

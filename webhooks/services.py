@@ -2,8 +2,11 @@
 
 A job whose options carry ``callback_url`` gets one delivery when it reaches a terminal
 state: a POST of its summary (the body of ``GET /v1/jobs/{id}``), signed with the owner's
-secret. Every connection goes through ``scribe.egress`` with SCRIBE_WEBHOOK_ALLOWED_HOSTS,
-so a host off the list — at the first hop or at any redirect — is never contacted.
+secret. The job app records the end as a ``JobEvent`` row in the transition's transaction
+and queues ``job_event_deliver`` after the commit; ``job_events_sweep`` (every minute)
+handles the events whose message was lost, so no end goes uncalled back. Every connection
+goes through ``scribe.egress`` with SCRIBE_WEBHOOK_ALLOWED_HOSTS, so a host off the list —
+at the first hop or at any redirect — is never contacted.
 """
 
 from __future__ import annotations
@@ -13,9 +16,7 @@ import hmac
 import logging
 import secrets
 import time
-import uuid
 from datetime import datetime, timedelta
-from urllib.parse import urljoin
 
 import httpx2
 from django.conf import settings
@@ -26,8 +27,9 @@ from django_q.tasks import async_task, schedule
 from rest_framework.renderers import JSONRenderer
 
 from accounts.models import Owner
-from scribe.egress import Egress, EgressRefused, refusal
-from transcription.models import Job
+from scribe.egress import Egress, refusal
+from transcription.models import Job, JobEvent, JobEventQuerySet
+from transcription.representation import job_representation
 from webhooks.models import Delivery, DeliveryAttempt, WebhookSecret
 
 logger = logging.getLogger(__name__)
@@ -38,10 +40,7 @@ PREVIOUS_SECRET_VALID = timedelta(hours=24)  # as long as a rotated API key keep
 SIGNATURE_HEADER = "Scribe-Signature"
 RETRY_STATUSES = frozenset({408, 425, 429})  # and every 5xx
 DELIVERY_TASK = "webhooks.tasks.delivery_attempt"
-
-
-class CallbackRefused(Exception):  # noqa: N818 - a refusal, reported as such
-    """A callback_url that will not be accepted; ``str()`` says why and what to do."""
+SWEEP_BATCH = 100  # events taken per transaction by the sweep
 
 
 # --- secrets ---------------------------------------------------------------------------
@@ -74,70 +73,55 @@ def signature_header(*, body: bytes, secrets_: list[str], timestamp: int) -> str
     return ",".join([f"t={timestamp}", *(f"v1={d}" for d in digests)])
 
 
-# --- submission ------------------------------------------------------------------------
-
-
-def callback_url_check(*, url: str, owner: Owner) -> str:
-    """Return ``url`` if a job of ``owner`` may call it back; raise CallbackRefused if not.
-
-    Checked again before every attempt: the allowlist may have changed meanwhile.
-    """
-    scheme = url.split(":", 1)[0].lower()
-    if scheme not in ("http", "https"):
-        raise CallbackRefused(f"Use an http or https URL, not {scheme}:.")
-    try:
-        Egress(settings.SCRIBE_WEBHOOK_ALLOWED_HOSTS, setting=SETTING).check(url)
-    except EgressRefused as exc:
-        raise CallbackRefused(
-            f"Refused: {exc}. Ask the operator to add the host to {SETTING}, or leave "
-            "callback_url out and poll /v1/jobs/{id}."
-        ) from None
-    if not WebhookSecret.objects.filter(owner=owner).exists():
-        raise CallbackRefused(
-            "Callbacks are signed, and your owner has no signing secret yet: ask the operator "
-            "to create one in the admin (Webhooks → Webhook secrets → Add), then submit again."
-        )
-    return url
-
-
 # --- a job's end -----------------------------------------------------------------------
 
 
-def webhook_job_ended(*, job: Job) -> None:
-    """Schedule the callback of a job that just reached a terminal state, if it has one.
+def job_event_deliver(*, event_id: int) -> int:
+    """Handle one job event as soon as its transition commits (the prompt path)."""
+    return _job_events_handle(JobEvent.objects.filter(pk=event_id))
 
-    Called by the job's transition: the delivery is created and queued only after the
-    transition's transaction commits, and nothing it does can fail the job.
+
+def job_events_sweep() -> int:
+    """Handle every job event not handled yet: those whose prompt message was lost (the
+    process died between the commit and the send, or the broker refused it). Returns how
+    many were handled."""
+    handled = 0
+    while count := _job_events_handle(JobEvent.objects.all(), limit=SWEEP_BATCH):
+        handled += count
+    return handled
+
+
+def _job_events_handle(events: JobEventQuerySet, *, limit: int = 1) -> int:
+    """Take up to ``limit`` unhandled events of ``events`` and create the delivery of those
+    whose job has a callback_url, in one transaction, then queue their first attempts.
+
+    Each event is taken once: the prompt task, the sweep and concurrent sweeps may race for
+    it (``mark_handled`` is conditional; on PostgreSQL a sweep also skips rows another has
+    locked). Returns how many were taken.
     """
-    if not (job.options or {}).get("callback_url"):
-        return
-    job_id = job.pk
-    transaction.on_commit(lambda: _delivery_start(job_id=job_id), robust=True)
+    with transaction.atomic():
+        pending = list(events.unhandled().select_for_update(skip_locked=True)[:limit])
+        taken = [event for event in pending if event.mark_handled()]
+        deliveries = [
+            delivery_create(job=event.job, event=event.name)
+            for event in taken
+            if event.job.options.get("callback_url")
+        ]
+    # Queued after the commit: a worker must find the delivery. A message lost here is
+    # sent again by deliveries_resend_lost (the delivery is due now).
+    for delivery in deliveries:
+        async_task(DELIVERY_TASK, str(delivery.pk), 1, group="webhooks")
+    return len(taken)
 
 
-def _delivery_start(*, job_id: uuid.UUID) -> None:
-    job = Job.objects.select_related("owner").get(pk=job_id)
-    delivery = delivery_create(job=job)
-    async_task(DELIVERY_TASK, str(delivery.pk), 1, group="webhooks")
-
-
-class _PublicSite:
-    """Stands in for the request job_representation builds links with: a worker has none."""
-
-    def build_absolute_uri(self, location: str) -> str:
-        return urljoin(settings.SCRIBE_PUBLIC_URL, location)
-
-
-def delivery_create(*, job: Job) -> Delivery:
+def delivery_create(*, job: Job, event: str) -> Delivery:
     """Record the delivery of ``job``'s summary as it is now (its terminal state)."""
-    from transcription.serializers import job_representation  # serializers import services
-
-    summary = job_representation(job, _PublicSite())
+    summary = job_representation(job, base_url=settings.SCRIBE_PUBLIC_URL)
     body = JSONRenderer().render(summary).decode()
     return Delivery.objects.create(
         job=job,
         owner=job.owner,
-        event=f"job.{job.status}",
+        event=event,
         url=job.options["callback_url"],
         body=body,
         next_attempt_at=timezone.now(),

@@ -75,7 +75,7 @@ def test_concurrent_recoveries_of_a_dead_workers_jobs_keep_every_source(
                     "manage.py",
                     "shell",
                     "-c",
-                    "from transcription.services import jobs_recover; jobs_recover()",
+                    "from transcription.recovery import jobs_recover; jobs_recover()",
                 ],
                 cwd=stack.root,
                 env=stack.env,

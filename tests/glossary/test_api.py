@@ -10,7 +10,7 @@ from accounts.services import api_key_create
 from glossary.models import Glossary, Rule
 from glossary.services import job_bias, job_hotword_choice, job_result_post_process
 from tests.conftest import shared_clip
-from transcription import services
+from transcription import runner
 from transcription.models import Job
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -153,7 +153,7 @@ def test_a_job_result_shows_raw_and_corrected_text_stage_diffs_flags_and_bias(ed
             format="multipart",
         ).json()["job_id"]
 
-    services.job_process(job_id=job_id)
+    runner.job_process(job_id=job_id)
 
     result = editor.get(f"/v1/jobs/{job_id}/result?format=json").json()
     segment = result["segments"][0]
@@ -191,8 +191,8 @@ def test_a_job_may_drop_flagged_segments(editor, job_settings, tone_wav):
             {"file": audio, "options": json.dumps({"vad": False, "drop_flagged": True})},
             format="multipart",
         ).json()["job_id"]
-    services.job_process(job_id=kept)
-    services.job_process(job_id=dropped)
+    runner.job_process(job_id=kept)
+    runner.job_process(job_id=dropped)
 
     full = editor.get(f"/v1/jobs/{kept}/result").json()
     lean = editor.get(f"/v1/jobs/{dropped}/result").json()

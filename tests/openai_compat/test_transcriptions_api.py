@@ -18,7 +18,7 @@ from glossary.models import Glossary
 from realtime.models import StreamSegment
 from tests.conftest import shared_clip
 from tests.media import write_wav
-from transcription import services, storage
+from transcription import runner, storage
 from transcription.engine.audio import decode_all
 from transcription.models import Job
 
@@ -44,7 +44,7 @@ def worker(job_settings):
     def run() -> None:
         while not stop.is_set():
             for job_id in Job.objects.queued().values_list("id", flat=True):
-                services.job_process(job_id=str(job_id))
+                runner.job_process(job_id=str(job_id))
             time.sleep(0.05)
 
     thread = threading.Thread(target=run, daemon=True)
@@ -129,7 +129,7 @@ def test_a_job_not_done_within_the_wait_answers_504_pointing_to_it(api, job_sett
     assert job.options["hotwords"] == ["Kennedy", "Berlin"]
     assert job.options["prompt"] == "President Kennedy." and job.options["temperature"] == 0.3
     # and the decoder ran with them.
-    services.job_process(job_id=str(job.id))
+    runner.job_process(job_id=str(job.id))
     job.refresh_from_db()
     decoding = json.loads(storage.result_read(job.result_path))["run"]["decoding"]
     assert decoding["temperature"] == [0.3] and decoding["word_timestamps"] is True
@@ -248,7 +248,7 @@ def test_a_running_job_writes_its_segments_as_it_goes_and_drops_them_at_the_end(
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    services.job_process(job_id=str(job.id))
+    runner.job_process(job_id=str(job.id))
     watcher.join()
 
     assert max(seen) > 0  # partial segments were visible while it ran

@@ -9,7 +9,7 @@ from django.utils import timezone
 from glossary.review import Review
 from realtime import services as stream_services
 from realtime.live_types import FinalSegment, TimedWord
-from transcription import services
+from transcription import recovery, services
 from transcription.engine import run_record
 from transcription.models import Job
 
@@ -45,7 +45,7 @@ def test_a_session_whose_worker_died_keeps_its_finals_as_a_completed_job(
         heartbeat_at=timezone.now() - timedelta(seconds=settings.SCRIBE_STALE_AFTER_S + 1)
     )
 
-    assert services.jobs_recover() == 1
+    assert recovery.jobs_recover() == 1
 
     job.refresh_from_db()
     assert job.status == "completed" and job.error_code == "interrupted"
@@ -64,7 +64,7 @@ def test_a_live_session_is_not_recovered(owner_key, job_settings):
     key, _ = owner_key
     job = stream_services.stream_job_create(owner_id=key.owner_id, options={})
 
-    assert services.jobs_recover() == 0
+    assert recovery.jobs_recover() == 0
     assert Job.objects.get(pk=job.pk).status == "processing"
 
 
@@ -84,7 +84,7 @@ def test_the_realtime_heartbeat_keeps_live_sessions_from_recovery_and_skips_ende
 
     assert timezone.now() - Job.objects.get(pk=live.pk).heartbeat_at < timedelta(seconds=5)
     assert Job.objects.get(pk=ended.pk).heartbeat_at == silent_since
-    assert services.jobs_recover() == 0
+    assert recovery.jobs_recover() == 0
     assert Job.objects.get(pk=live.pk).status == "processing"
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from tests.media import write_tone_wav
 from tests.transcription.test_jobs_api import upload
-from transcription import services
+from transcription import runner
 from transcription.engine import EngineError, TranscribeOptions, model_manager, transcribe
 from transcription.models import Job
 
@@ -65,7 +65,7 @@ def staged_t4(tmp_path, monkeypatch):
     smi.chmod(smi.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     # A worker plans its device once per process; this "process" has just gained a T4.
-    monkeypatch.setattr(services, "_plans", {})
+    monkeypatch.setattr(runner, "_plans", {})
     ooms = [0]
     loads: list[tuple[str, str]] = []
 
@@ -165,7 +165,7 @@ def test_a_job_whose_decode_runs_out_of_gpu_memory_twice_completes_on_the_cpu(
         "job_id"
     ]
 
-    services.job_process(job_id=job_id)
+    runner.job_process(job_id=job_id)
 
     job = Job.objects.get(pk=job_id)
     assert job.status == "completed", job.error_message

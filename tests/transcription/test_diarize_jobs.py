@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import shared_clip
 from tests.media import write_tone_wav
-from transcription import services
+from transcription import runner
 from transcription.engine import GpuInfo, HardwareProfile, speech_regions
 from transcription.engine.diarization import (
     ESTIMATED_FOOTPRINT_MB,
@@ -22,8 +22,8 @@ from transcription.engine.diarization import (
     _footprint_key,
 )
 from transcription.engine.registry import record_measured_footprint
+from transcription.lanes import device_lanes_build
 from transcription.models import Job
-from transcription.placement import device_lanes_build
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,7 +47,7 @@ def upload(api, path: Path, options: dict):
 def run_job(api, path: Path, options: dict) -> dict:
     created = upload(api, path, options)
     assert created.status_code == 202, created.json()
-    services.job_process(job_id=created.json()["job_id"])
+    runner.job_process(job_id=created.json()["job_id"])
     return api.get(f"/v1/jobs/{created.json()['job_id']}").json()
 
 

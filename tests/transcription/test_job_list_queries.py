@@ -68,3 +68,18 @@ def test_the_job_list_gives_each_queued_job_its_place_in_the_whole_queue(api, ow
     }
     detail = api.get(f"/v1/jobs/{mine[3].id}").json()
     assert (detail["queue_position"], detail["jobs_ahead"]) == (3, 2)
+
+
+def test_a_requeued_job_takes_its_place_at_the_back_of_the_queue(api, owner_key):
+    first, second = make_jobs(owner_key[0].owner, ["queued", "queued"])
+    assert first.mark_processing(host="worker-host", pid=1)
+    # Its worker died: its message goes to the broker again, behind the second job's.
+    assert first.mark_requeued()
+
+    body = api.get("/v1/jobs").json()
+    places = {j["job_id"]: (j["queue_position"], j["jobs_ahead"]) for j in body["results"]}
+
+    assert places == {str(second.id): (1, 0), str(first.id): (2, 1)}
+    for job, place in ((first, (2, 1)), (second, (1, 0))):
+        detail = api.get(f"/v1/jobs/{job.id}").json()
+        assert (detail["queue_position"], detail["jobs_ahead"]) == place

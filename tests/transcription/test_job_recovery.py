@@ -11,7 +11,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 from django_q.models import OrmQ
 
-from transcription import services
+from transcription import recovery, runner
 from transcription.management.commands.qcluster import planned_workers
 from transcription.models import Job
 
@@ -44,7 +44,7 @@ def test_a_job_whose_worker_process_died_here_is_requeued_at_once(job):
     claim(job, pid=dead_pid())
     tasks_before = OrmQ.objects.count()
 
-    assert services.jobs_recover() == 1
+    assert recovery.jobs_recover() == 1
 
     job.refresh_from_db()
     assert (job.status, job.attempts, job.worker_pid) == ("queued", 1, None)
@@ -54,12 +54,12 @@ def test_a_job_whose_worker_process_died_here_is_requeued_at_once(job):
 
 def test_a_job_of_a_silent_worker_elsewhere_is_requeued_after_the_stale_period(job, settings):
     claim(job, pid=1, host="another-host", seconds_ago=settings.SCRIBE_STALE_AFTER_S - 5)
-    assert services.jobs_recover() == 0
+    assert recovery.jobs_recover() == 0
 
     Job.objects.filter(pk=job.pk).update(
         heartbeat_at=timezone.now() - timedelta(seconds=settings.SCRIBE_STALE_AFTER_S + 5)
     )
-    assert services.jobs_recover() == 1
+    assert recovery.jobs_recover() == 1
     assert Job.objects.get(pk=job.pk).status == "queued"
 
 
@@ -68,7 +68,7 @@ def test_a_job_with_a_live_worker_is_left_alone(job):
 
     claim(job, pid=os.getpid())
 
-    assert services.jobs_recover() == 0
+    assert recovery.jobs_recover() == 0
     assert Job.objects.get(pk=job.pk).status == "processing"
 
 
@@ -78,7 +78,7 @@ def test_a_job_out_of_attempts_fails_with_a_clear_error_and_no_audio(job, settin
     claim(job, pid=dead_pid())
     source = job.source_path
 
-    services.jobs_recover()
+    recovery.jobs_recover()
 
     job.refresh_from_db()
     assert job.status == "failed" and job.error_code == "worker_lost"
@@ -90,17 +90,17 @@ def test_a_job_cancelled_while_its_worker_died_ends_cancelled(job):
     claim(job, pid=dead_pid())
     job.request_cancel()
 
-    services.jobs_recover()
+    recovery.jobs_recover()
 
     assert Job.objects.get(pk=job.pk).status == "cancelled"
 
 
 def test_a_redelivered_task_for_a_finished_job_does_nothing(job):
-    services.job_process(job_id=str(job.id))
+    runner.job_process(job_id=str(job.id))
     job.refresh_from_db()
     finished = (job.status, job.attempts, job.finished_at)
 
-    services.job_process(job_id=str(job.id))
+    runner.job_process(job_id=str(job.id))
 
     job.refresh_from_db()
     assert (job.status, job.attempts, job.finished_at) == finished == ("completed", 1, finished[2])
@@ -135,13 +135,13 @@ def queued_task_names() -> list[str]:
 def test_a_queued_job_whose_message_was_lost_is_sent_again_once(job, settings):
     lose_its_message(job, seconds_ago=settings.SCRIBE_REQUEUE_AFTER_S + 5)
 
-    assert services.jobs_recover() == 1
-    assert services.jobs_recover() == 0, "its new message is in the broker: not sent twice"
+    assert recovery.jobs_recover() == 1
+    assert recovery.jobs_recover() == 0, "its new message is in the broker: not sent twice"
 
     assert queued_task_names() == [f"job-{job.id}"]
     job.refresh_from_db()
     assert timezone.now() - job.enqueued_at < timedelta(seconds=5)
-    services.job_process(job_id=str(job.id))
+    runner.job_process(job_id=str(job.id))
     assert Job.objects.get(pk=job.pk).status == "completed"
 
 
@@ -149,10 +149,10 @@ def test_a_queued_job_is_not_sent_again_while_its_message_waits_or_before_the_bo
     Job.objects.filter(pk=job.pk).update(
         enqueued_at=timezone.now() - timedelta(seconds=settings.SCRIBE_REQUEUE_AFTER_S + 5)
     )
-    assert services.jobs_recover() == 0, "its message is still in the broker"
+    assert recovery.jobs_recover() == 0, "its message is still in the broker"
 
     lose_its_message(job, seconds_ago=settings.SCRIBE_REQUEUE_AFTER_S - 5)
-    assert services.jobs_recover() == 0, "it has not waited long enough to count as lost"
+    assert recovery.jobs_recover() == 0, "it has not waited long enough to count as lost"
     assert queued_task_names() == []
 
 
@@ -160,7 +160,7 @@ def test_concurrent_recoveries_send_a_lost_job_once(job, settings):
     lose_its_message(job, seconds_ago=settings.SCRIBE_REQUEUE_AFTER_S + 5)
     stale = Job.objects.get(pk=job.pk)  # what a second recovery read before the first sent
 
-    assert services.jobs_resend_lost() == 1
+    assert recovery.jobs_resend_lost() == 1
     assert stale.mark_resent(now=timezone.now()) is False
     assert queued_task_names() == [f"job-{job.id}"]
 
@@ -169,8 +169,8 @@ def test_the_recovery_log_names_the_dead_worker(job, caplog):
     pid = dead_pid()
     claim(job, pid=pid)
 
-    with caplog.at_level("WARNING", logger="transcription.services"):
-        services.jobs_recover()
+    with caplog.at_level("WARNING", logger="transcription.recovery"):
+        recovery.jobs_recover()
 
     assert f"worker {socket.gethostname()}/{pid} is gone" in caplog.text
 
@@ -182,7 +182,7 @@ def test_the_heartbeat_of_a_running_job_keeps_it_from_being_taken_for_dead(job, 
     claim(job, pid=os.getpid(), host="another-host", seconds_ago=settings.SCRIBE_STALE_AFTER_S + 5)
     silent_since = Job.objects.get(pk=job.pk).heartbeat_at
 
-    heartbeat = services._Heartbeat(job, interval_s=0.05)
+    heartbeat = runner._Heartbeat(job, interval_s=0.05)
     heartbeat.start()
     try:
         deadline = time.monotonic() + 10
@@ -193,7 +193,7 @@ def test_the_heartbeat_of_a_running_job_keeps_it_from_being_taken_for_dead(job, 
         heartbeat.stop()
 
     assert timezone.now() - Job.objects.get(pk=job.pk).heartbeat_at < timedelta(seconds=5)
-    assert services.jobs_recover() == 0
+    assert recovery.jobs_recover() == 0
     assert Job.objects.get(pk=job.pk).status == "processing"
 
 
@@ -201,7 +201,7 @@ def test_a_worker_elsewhere_is_not_taken_for_dead_by_a_pid_missing_on_this_host(
     # Its PID means nothing here: only its heartbeat says whether it is alive.
     claim(job, pid=dead_pid(), host="another-host")
 
-    assert services.jobs_recover() == 0
+    assert recovery.jobs_recover() == 0
     assert Job.objects.get(pk=job.pk).status == "processing"
 
 

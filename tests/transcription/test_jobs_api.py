@@ -14,9 +14,9 @@ from django.utils import timezone
 from accounts.services import api_key_create
 from tests.conftest import shared_clip
 from tests.media import write_mp4, write_tone_wav, write_wav
-from transcription import services
+from transcription import runner, services
 from transcription.engine.audio import decode_all
-from transcription.models import Job
+from transcription.models import Job, JobEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,7 +31,7 @@ def upload(api, path: Path, options: dict | None = None, **extra):
 
 def run_worker(job_id: str) -> None:
     """Do what a django-q2 worker does with the task (the real qcluster is in e2e tests)."""
-    services.job_process(job_id=job_id)
+    runner.job_process(job_id=job_id)
 
 
 def files_under(root: Path) -> list[Path]:
@@ -342,6 +342,15 @@ def test_health_is_live_and_ready_only_with_the_models_on_disk(client, job_setti
     assert "realtime model" in not_ready.json()["problems"][0]
 
 
+def test_health_needs_only_the_models_of_the_lanes_this_host_serves(client, job_settings):
+    job_settings.SCRIBE_REALTIME_MODEL = "large-v3-turbo"  # not on disk
+    job_settings.SCRIBE_LANES = ["batch"]
+    assert client.get("/health/ready").status_code == 200
+
+    job_settings.SCRIBE_LANES = ["batch", "realtime"]
+    assert client.get("/health/ready").status_code == 503
+
+
 def test_the_openapi_schema_and_docs_are_served(client, db):
     schema = client.get("/v1/schema?format=json")
     assert schema.status_code == 200
@@ -365,3 +374,16 @@ def test_retention_purges_only_terminal_jobs_past_the_period(api, job_settings, 
     queued = Job.objects.get(pk=waiting)
     assert queued.status == "queued" and queued.source_path
     assert default_storage.exists(queued.source_path)
+
+
+def test_retention_deletes_the_job_events_handled_before_the_period(owner_key):
+    handled, waiting = (
+        Job.objects.create(owner=owner_key[0].owner, status="processing") for _ in range(2)
+    )
+    assert handled.mark_cancelled() and waiting.mark_cancelled()
+    JobEvent.objects.filter(job=handled).update(handled_at=timezone.now())
+    later = timezone.now() + timezone.timedelta(days=7, hours=1)
+
+    services.job_results_purge(now=later)
+
+    assert list(JobEvent.objects.values_list("job_id", flat=True)) == [waiting.pk]

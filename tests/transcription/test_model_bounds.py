@@ -12,7 +12,7 @@ import pytest
 
 from tests.transcription.test_decode_oom import staged_t4  # noqa: F401 - a fixture
 from transcription.engine import model_manager
-from transcription.placement import worker_slot
+from transcription.lanes import worker_slot
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ WORKER = """
 import sys, time
 from django.conf import settings
 settings.configure(VAR_DIR=sys.argv[1], SCRIBE_DEPLOYMENT="test")
-from transcription.placement import worker_slot
+from transcription.lanes import worker_slot
 print(worker_slot(kind="batch", count=int(sys.argv[2])), flush=True)
 time.sleep(60)
 """

@@ -15,6 +15,7 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.conf import Conf
@@ -24,10 +25,11 @@ from django_q.signing import SignedPackage
 
 from accounts.services import api_key_create
 from tests.conftest import REPO_ROOT
-from transcription.models import Job
+from transcription.models import JOB_EVENT_TASK, Job, JobEvent
+from webhooks.apps import JOB_EVENTS_SWEEP_TASK
 from webhooks.models import Delivery, DeliveryAttempt, WebhookSecret
 from webhooks.services import DELIVERY_TASK, webhook_secret_rotate
-from webhooks.tasks import deliveries_recover, delivery_attempt
+from webhooks.tasks import deliveries_recover, delivery_attempt, job_event_deliver, job_events_sweep
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -377,8 +379,9 @@ def test_a_rotated_secret_signs_beside_the_old_one_for_24_hours(owner, secret, h
 def test_a_delivery_whose_message_was_lost_is_sent_again_once(owner, secret, hooks, monkeypatch):
     with Receiver() as receiver:
         with monkeypatch.context() as patch:
-            patch.setattr(Conf, "SYNC", False)  # the message goes to the broker…
+            patch.setattr(Conf, "SYNC", False)  # the attempt's message goes to the broker…
             complete(processing_job(owner, receiver.url))
+            run_broker_tasks(expect=JOB_EVENT_TASK)  # the job's end becomes a delivery
         OrmQ.objects.all().delete()  # …which loses it (Redis flushed, say)
         delivery = Delivery.objects.get()
         assert deliveries_recover() == 0, "not overdue yet"
@@ -391,3 +394,86 @@ def test_a_delivery_whose_message_was_lost_is_sent_again_once(owner, secret, hoo
     assert len(receiver.requests) == 1
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == (Delivery.Status.DELIVERED, 1)
+
+
+def run_broker_tasks(*, expect: str) -> int:
+    """Run what the broker holds as a worker would; each must be a task of ``expect``."""
+    broker = get_broker()
+    ran = 0
+    for ack_id, package in broker.dequeue() or []:
+        task = SignedPackage.loads(package)
+        assert task["func"] == expect
+        func = {JOB_EVENT_TASK: job_event_deliver, DELIVERY_TASK: delivery_attempt}[expect]
+        func(*task["args"])
+        broker.acknowledge(ack_id)
+        ran += 1
+    return ran
+
+
+def test_a_job_end_is_recorded_with_the_transition_or_not_at_all(owner, hooks):
+    job = processing_job(owner, "http://127.0.0.1:9/hook")
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert job.mark_failed(code="internal_error", message="boom")
+        raise RuntimeError("the transaction is rolled back")
+
+    assert Job.objects.get(pk=job.pk).status == Job.Status.PROCESSING
+    assert not JobEvent.objects.exists()
+    job.refresh_from_db()
+    assert job.mark_failed(code="internal_error", message="boom")
+    event = JobEvent.objects.get()
+    assert (event.job_id, event.name) == (job.pk, "job.failed")
+
+
+def test_a_job_end_whose_prompt_message_was_lost_is_called_back_by_the_minute_sweep(
+    owner, secret, hooks, monkeypatch
+):
+    with Receiver() as receiver:
+        with monkeypatch.context() as patch:
+            patch.setattr(Conf, "SYNC", False)  # the prompt message goes to the broker…
+            complete(processing_job(owner, receiver.url))
+        OrmQ.objects.all().delete()  # …and never reaches a worker (its process died)
+        assert JobEvent.objects.unhandled().count() == 1
+        assert not Delivery.objects.exists() and receiver.requests == []
+
+        sweep = Schedule.objects.get(func=JOB_EVENTS_SWEEP_TASK)
+        assert (sweep.schedule_type, sweep.minutes) == (Schedule.MINUTES, 1)
+        Schedule.objects.update(next_run=timezone.now() + timedelta(hours=1))
+        Schedule.objects.filter(pk=sweep.pk).update(next_run=timezone.now() - timedelta(seconds=1))
+        with monkeypatch.context() as patch:
+            patch.setattr(Conf, "SYNC", False)
+            scheduler(broker=get_broker())
+            [(ack_id, package)] = get_broker().dequeue()
+            assert SignedPackage.loads(package)["func"] == JOB_EVENTS_SWEEP_TASK
+            assert job_events_sweep() == 1
+            get_broker().acknowledge(ack_id)
+            assert job_events_sweep() == 0, "handled once"
+            assert run_broker_tasks(expect=DELIVERY_TASK) == 1
+
+    [request] = receiver.requests
+    assert request["headers"]["Scribe-Event"] == "job.completed"
+    assert Delivery.objects.get().status == Delivery.Status.DELIVERED
+    assert not JobEvent.objects.unhandled().exists()
+
+
+def test_an_event_claimed_by_the_prompt_task_and_the_sweep_is_delivered_once(
+    owner, secret, hooks, monkeypatch
+):
+    with Receiver() as receiver, monkeypatch.context() as patch:
+        patch.setattr(Conf, "SYNC", False)
+        complete(processing_job(owner, receiver.url))
+        assert job_events_sweep() == 1  # the sweep gets there first
+        assert run_broker_tasks(expect=JOB_EVENT_TASK) == 1  # then the prompt task
+        assert run_broker_tasks(expect=DELIVERY_TASK) == 1
+
+    assert len(receiver.requests) == 1
+    assert Delivery.objects.count() == 1
+
+
+def test_a_job_without_a_callback_url_leaves_a_handled_event_and_no_delivery(owner, hooks):
+    job = Job.objects.create(owner=owner, status=Job.Status.PROCESSING)
+
+    assert job.mark_cancelled()
+
+    assert JobEvent.objects.get().handled_at is not None
+    assert not Delivery.objects.exists()

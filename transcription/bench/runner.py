@@ -39,7 +39,7 @@ from transcription.engine import (
     transcribe,
 )
 from transcription.engine.registry import model_checksum
-from transcription.services import DeviceOverrides, device_plan_build, model_load
+from transcription.lanes import DeviceOverrides, device_plan_build, model_load
 
 RSS_SAMPLE_INTERVAL_S = 0.02
 

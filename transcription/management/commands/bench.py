@@ -36,7 +36,7 @@ from transcription.bench import (
     table_render,
 )
 from transcription.bench.synthesize import DEFAULT_VOICE, DEFAULT_WORDS_PER_MINUTE
-from transcription.services import lane_model_name
+from transcription.lanes import lane_model_name
 
 
 def _listed(convert: Callable[[str], object], what: str) -> Callable[[str], list]:

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from transcription.engine import DevicePlan, DevicePlanError, HardwareProfile, detect_hardware
 from transcription.engine.devices import GpuBudget
-from transcription.placement import device_lanes_build
+from transcription.lanes import device_lanes_build
 
 
 def _gb(mb: float | None) -> str:

@@ -23,7 +23,7 @@ from transcription.engine.bundles import (
     model_verify,
 )
 from transcription.engine.registry import bundled_models, resolve_model
-from transcription.services import LANES, lane_model_name
+from transcription.lanes import LANES, lane_model_name
 
 
 class Command(BaseCommand):

@@ -34,7 +34,7 @@ from scribe.tunnel import CLIENTS, TunnelClient, find_client
 from transcription.engine import EngineError
 from transcription.engine.bundles import lane_model_missing, model_fetch
 from transcription.engine.registry import bundled_model_offer
-from transcription.services import LANES, lane_model_name
+from transcription.lanes import LANES, lane_model_name
 
 LIVE_TIMEOUT_S = 120.0
 TUNNEL_URL_TIMEOUT_S = 60.0

@@ -18,7 +18,7 @@ from transcription.engine import (
     transcribe,
 )
 from transcription.engine.registry import bundled_model_offer
-from transcription.services import (
+from transcription.lanes import (
     DeviceOverrides,
     device_plan_build,
     lane_model_name,

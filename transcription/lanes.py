@@ -1,28 +1,54 @@
-"""Where this host's workers run: one device plan for both lanes, and each worker's slot.
+"""Lanes: the batch lane (jobs, accuracy first) and the realtime lane (live sessions).
 
-The batch workers (`manage.py qcluster`) and the realtime worker of a host share its GPUs,
-so they are planned together (``device_lanes_build``): the realtime worker with its model
-and the memory of the live sessions it decodes together, the batch workers in what is
-left. Every process computes the same plan from the same hardware and settings, then takes
-its own part of it: a realtime worker the realtime lane, a batch worker one slot of the
-batch lane (``worker_slot``).
+The one home of the concept: the lanes and their models, this host's device plan for both
+(the batch workers of `manage.py qcluster` and the realtime worker share its GPUs, so they
+are planned together: the realtime worker with its model and the memory of the live
+sessions it decodes together, the batch workers in what is left), each worker's slot in
+that plan, and loading a lane's model there. Every process computes the same plan from the
+same hardware and settings, then takes its own part of it: a realtime worker the realtime
+lane, a batch worker one slot of the batch lane (``worker_slot``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from django.conf import settings
 
-from transcription.engine import HardwareProfile, detect_hardware, model_size
+from transcription.engine import (
+    DevicePlan,
+    HardwareProfile,
+    LoadedModel,
+    detect_hardware,
+    model_manager,
+    model_size,
+)
 from transcription.engine.devices import LanePlan, plan_lanes
+
+LANES = ("batch", "realtime")
 
 # Live sessions a realtime worker is planned to decode together when the operator sets no
 # cap: the batch its start-up measurement allows on a GPU (realtime/capacity.py).
 REALTIME_PLANNED_SESSIONS = 8
+
+
+def lane_model_name(lane: str) -> str:
+    """Return the model configured for a lane: ``batch`` (accuracy) or ``realtime``."""
+    if lane == "batch":
+        return settings.SCRIBE_BATCH_MODEL
+    if lane == "realtime":
+        return settings.SCRIBE_REALTIME_MODEL
+    raise ValueError(f"unknown lane {lane!r}: use one of {', '.join(LANES)}")
+
+
+def configured_lanes() -> tuple[str, ...]:
+    """The lanes this host serves (SCRIBE_LANES), in LANES order."""
+    return tuple(lane for lane in LANES if lane in settings.SCRIBE_LANES)
 
 
 def realtime_planned_sessions() -> int:
@@ -79,6 +105,59 @@ def device_lanes_build(
         realtime_sessions=realtime_planned_sessions(),
         diarization_mb=diarization_vram_mb(),
     )
+
+
+@dataclass(frozen=True)
+class DeviceOverrides:
+    device: str | None = None
+    compute_type: str | None = None
+    workers: int | None = None
+    cpu_threads: int | None = None
+
+
+def device_plan_build(
+    *,
+    model: str,
+    overrides: DeviceOverrides | None = None,
+    profile: HardwareProfile | None = None,
+    lane: str = "batch",
+) -> DevicePlan:
+    """Plan devices for ``model`` in ``lane`` from the hardware, settings and command-line
+    overrides, sharing each GPU with the other lane (``device_lanes_build``)."""
+    overrides = overrides or DeviceOverrides()
+    lanes = device_lanes_build(
+        batch_model=model if lane == "batch" else None,
+        device=overrides.device,
+        compute_type=overrides.compute_type,
+        workers=overrides.workers,
+        cpu_threads=overrides.cpu_threads,
+        profile=profile,
+        realtime=True if lane == "realtime" else None,
+    )
+    plan = lanes.batch if lane == "batch" else lanes.realtime
+    assert plan is not None  # the realtime lane is planned when asked for
+    return plan
+
+
+def model_load(*, model: str, plan: DevicePlan, slot: int = 0) -> LoadedModel:
+    """Load ``model`` for worker ``slot`` of ``plan`` (slots are spread over its devices)."""
+    slots = [a for a in plan.assignments for _ in range(a.workers)]
+    assignment = slots[slot % len(slots)]
+    loaded = model_manager.get(
+        model,
+        models_dir=settings.SCRIBE_MODELS_DIR,
+        offline=settings.SCRIBE_OFFLINE,
+        device=assignment.device,
+        device_index=assignment.index,
+        compute_type=assignment.compute_type,
+        cpu_threads=assignment.cpu_threads,
+        # A worker keeps what its share of the plan holds: on a GPU one model of this size.
+        max_loaded=settings.SCRIBE_MAX_LOADED_MODELS,
+        footprint_mb=assignment.footprint_mb,
+        vram_budget_mb=assignment.footprint_mb,
+    )
+    # Report what the operator asked for ("auto", "float16"…) beside what runs.
+    return dataclasses.replace(loaded, compute_type_requested=plan.compute_type_requested)
 
 
 # --- worker slots -------------------------------------------------------------------------
