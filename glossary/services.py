@@ -130,7 +130,7 @@ def text_correct(
 
 
 def job_glossary(job) -> Glossary | None:
-    glossary_id = job.options.get("glossary_id")
+    glossary_id = job.opts.glossary_id
     if not glossary_id:
         return None
     return Glossary.objects.usable_by(job.owner).filter(pk=glossary_id).first()
@@ -139,13 +139,10 @@ def job_glossary(job) -> Glossary | None:
 def job_bias(job, *, count_tokens: Callable[[str], int]) -> Bias:
     """The decoder bias of a job: its inline hotwords, then its glossary's terms. With a
     glossary, hotwords are chosen per window (``job_hotword_choice``)."""
-    hotwords = job.options.get("hotwords") or []
-    if isinstance(hotwords, str):
-        hotwords = hotwords.split()
     terms = term_specs(job_glossary(job))
     return glossary_bias(
         terms=terms,
-        extra_hotwords=hotwords,
+        extra_hotwords=job.opts.hotwords,
         count_tokens=count_tokens,
         hotwords_per_window=bool(terms),
     )
@@ -157,16 +154,13 @@ def job_hotword_choice(job, *, count_tokens: Callable[[str], int]) -> HotwordCho
     terms = term_specs(job_glossary(job))
     if not terms:
         return None
-    hotwords = job.options.get("hotwords") or []
-    if isinstance(hotwords, str):
-        hotwords = hotwords.split()
-    return HotwordChoice(terms=terms, extra_hotwords=hotwords, count_tokens=count_tokens)
+    return HotwordChoice(terms=terms, extra_hotwords=job.opts.hotwords, count_tokens=count_tokens)
 
 
 def job_result_post_process(job, result: dict[str, Any], *, bias: Bias) -> dict[str, Any]:
     """Flags, the requested correction stages and the bias used, added to a job's result."""
     glossary = job_glossary(job)
-    mode = (job.options.get("post_correction") or {}).get("mode", "none")
+    mode = job.opts.post_correction
     processed = post_process(
         result,
         mode=mode,
@@ -175,7 +169,7 @@ def job_result_post_process(job, result: dict[str, Any], *, bias: Bias) -> dict[
         phrases=hallucination_phrases(),
         llm_settings=llm_config() if mode == "llm" else None,
         audit=llm_audit(owner=job.owner, job=job),
-        drop_flagged=bool(job.options.get("drop_flagged")),
+        drop_flagged=job.opts.drop_flagged,
     )
     processed["bias"] = asdict(bias)
     return processed

@@ -27,85 +27,19 @@ from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from rest_framework.exceptions import ValidationError
 
 from accounts.services import key_group
 from accounts.websocket import key_still_valid
-from glossary.models import Glossary
-from realtime.audio import ENCODINGS, SAMPLE_RATES
-from realtime.services import LIVE_MODE, LIVE_MODES
+from realtime.audio import ENCODINGS
 from realtime.worker import ensure_local_worker
-from transcription.engine import LANGUAGES
-from transcription.engine.audio import SAMPLE_RATE_HZ
+from transcription.serializers import options_parse, options_problems
 
 OPEN_TIMEOUT_S = 10.0
 WORKER_SILENCE_S = 10.0  # no tick from the worker for this long: it is gone
 KEY_RECHECK_S = 30.0
 MAX_FRAME_BYTES = 1024 * 1024
 SUBPROTOCOL = "scribe"
-START_OPTIONS = {
-    "language",
-    "hotwords",
-    "glossary_id",
-    "word_timestamps",
-    "sample_rate",
-    "encoding",
-    "post_correction",
-}
-
-
-def validate_start(options: object) -> tuple[dict, str | None]:
-    """Return the start options with defaults, or one message naming every problem."""
-    if not isinstance(options, dict):
-        return {}, "options must be a JSON object"
-    problems = []
-    unknown = sorted(set(options) - START_OPTIONS)
-    if unknown:
-        problems.append(f"unknown options {unknown}; known: {sorted(START_OPTIONS)}")
-    language = options.get("language") or ""
-    if not isinstance(language, str):
-        problems.append("language must be a language code such as 'en', or 'auto'")
-        language = ""
-    clean = {
-        "language": language.lower() or None,
-        "hotwords": options.get("hotwords") or [],
-        "word_timestamps": bool(options.get("word_timestamps", True)),
-        "sample_rate": options.get("sample_rate", SAMPLE_RATE_HZ),
-        "encoding": options.get("encoding", "pcm_s16le"),
-    }
-    if clean["language"] not in (None, "auto") and clean["language"] not in LANGUAGES:
-        problems.append(
-            f"language {clean['language']!r} is not one Whisper knows (ko, en, …, or auto)"
-        )
-    if clean["language"] == "auto":
-        clean["language"] = None
-    if clean["sample_rate"] not in SAMPLE_RATES:
-        problems.append(f"sample_rate must be one of {list(SAMPLE_RATES)}")
-    if clean["encoding"] not in ENCODINGS:
-        problems.append(f"encoding must be one of {sorted(ENCODINGS)}")
-    if not isinstance(clean["hotwords"], list) or not all(
-        isinstance(w, str) for w in clean["hotwords"]
-    ):
-        problems.append("hotwords must be a list of strings")
-    glossary_id = options.get("glossary_id")
-    if glossary_id is not None and (
-        not isinstance(glossary_id, int) or isinstance(glossary_id, bool)
-    ):
-        problems.append("glossary_id must be the id of one of your glossaries")
-    clean["glossary_id"] = glossary_id
-    post_correction = options.get("post_correction", {"mode": LIVE_MODE})
-    # As for jobs, a mode object without a mode asks for none.
-    mode = post_correction.get("mode", "none") if isinstance(post_correction, dict) else None
-    if mode == "llm":
-        problems.append(
-            "post_correction mode 'llm' is not offered on live sessions: it would hold finals "
-            f"back until a language model answers; use one of {list(LIVE_MODES)}"
-        )
-    elif mode not in LIVE_MODES or set(post_correction) - {"mode"}:
-        problems.append(f'post_correction must be {{"mode": one of {list(LIVE_MODES)}}}')
-    clean["post_correction"] = {"mode": mode}
-    if problems:
-        return {}, "; ".join(problems)
-    return clean, None
 
 
 class StreamConsumer(AsyncWebsocketConsumer):
@@ -226,21 +160,17 @@ class StreamConsumer(AsyncWebsocketConsumer):
         if self.started:
             await self._error("already_started", "This session has started already.")
             return
-        clean, problem = validate_start(options)
-        if (
-            not problem
-            and clean["glossary_id"] is not None
-            and not await database_sync_to_async(
-                Glossary.objects.usable_by(self.key.owner_id).filter(pk=clean["glossary_id"]).exists
-            )()
-        ):
-            problem = "no glossary of yours has this glossary_id"
-        if problem:
-            await self._error("bad_options", problem)
+        try:
+            # The job options' schema, live lane (it reads the database for glossary_id).
+            parsed = await database_sync_to_async(options_parse)(
+                options, owner=self.key.owner_id, lane="live"
+            )
+        except ValidationError as exc:
+            await self._error("bad_options", options_problems(exc.detail))
             return
         self.started = True
-        self.sample_width = ENCODINGS[clean["encoding"]][0].itemsize
-        await self._to_worker({"type": "session.start", "options": clean})
+        self.sample_width = ENCODINGS[parsed.encoding][0].itemsize
+        await self._to_worker({"type": "session.start", "options": parsed.stored(live=True)})
 
     async def _audio(self, frame: bytes) -> None:
         if not self.started:

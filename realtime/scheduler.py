@@ -23,6 +23,7 @@ from realtime.live_types import FinalSegment, TimedWord, heard_words
 from realtime.session import MIN_CHUNK_S, DecodeRequest, StepResult, StreamingSession
 from transcription.engine.audio import SAMPLE_RATE_HZ
 from transcription.engine.streaming import BufferDecode, BufferRequest
+from transcription.options import JobOptions
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class LiveSession:
     reply_channel: str
     owner_id: int
     job_id: Any = None
-    options: dict[str, Any] = field(default_factory=dict)
+    options: JobOptions = field(default_factory=JobOptions)
     stream: StreamingSession | None = None
     decoder: FrameDecoder | None = None
     inbox: list[np.ndarray] = field(default_factory=list)

@@ -30,31 +30,25 @@ from transcription.engine import (
     Transcript,
 )
 from transcription.models import Job
-
-# Live finals are corrected with the session's glossary and the enabled rules unless the
-# session chooses less. Not ``llm``: a final would wait for the model's answer.
-LIVE_MODE = "rules"
-LIVE_MODES = ("none", "glossary", "rules")
+from transcription.options import JobOptions
 
 
-def stream_job_create(*, owner_id: int, options: dict[str, Any]) -> Job:
+def stream_job_create(*, owner_id: int, options: JobOptions) -> Job:
     return Job.start_stream(
         owner_id=owner_id, options=options, host=socket.gethostname(), pid=os.getpid()
     )
 
 
-def session_review(*, owner_id: int, options: dict[str, Any]) -> Review:
+def session_review(*, owner_id: int, options: JobOptions) -> Review:
     """The review of a session's finals, by its start ``options``: its correction mode, its
     glossary while the session's owner owns it (checked again here: recovery builds it long
     after the start), the enabled rules and the hallucination phrases."""
-    glossary_id = options.get("glossary_id")
+    glossary_id = options.glossary_id
     glossary = (
         Glossary.objects.usable_by(owner_id).filter(pk=glossary_id).first() if glossary_id else None
     )
-    # Sessions stored before they could choose have no mode: they had the rules.
-    mode = (options.get("post_correction") or {}).get("mode", LIVE_MODE)
     return Review(
-        mode=mode,
+        mode=options.post_correction,
         terms=term_specs(glossary),
         rules=rule_specs(glossary),
         phrases=hallucination_phrases(),
@@ -163,7 +157,7 @@ def stream_job_finish(
 
 def stream_job_recover(*, job: Job) -> None:
     """A session whose worker died: keep what was finalised, as a completed job."""
-    review = session_review(owner_id=job.owner_id, options=job.options)
+    review = session_review(owner_id=job.owner_id, options=job.opts)
     last = job.stream_segments.order_by("-index").values_list("end", flat=True).first() or 0.0
     stream_job_finish(
         job_id=job.id,

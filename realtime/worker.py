@@ -72,6 +72,7 @@ from transcription.lanes import (
     realtime_planned_sessions,
     worker_slot,
 )
+from transcription.options import JobOptions
 from transcription.priority import realtime_backlog_report
 
 logger = logging.getLogger(__name__)
@@ -187,7 +188,7 @@ class RealtimeWorker(AsyncConsumer):
         session = self.sessions.get(message["session_id"])
         if session is None or session.stream is not None:
             return
-        options = message["options"]
+        options = JobOptions.from_stored(message["options"], live=True)
         try:
             model = await self._loop_run(self._ensure_model)
             job, review = await self._loop_run(self._start_job, session, model, options)
@@ -205,12 +206,12 @@ class RealtimeWorker(AsyncConsumer):
             return
         session.job_id = job.id
         session.options = options
-        session.language = options.get("language") or None
-        session.decoder = FrameDecoder(options["encoding"], options["sample_rate"])
+        session.language = options.language
+        session.decoder = FrameDecoder(options.encoding, options.sample_rate)
         session.review = review
         bias = glossary_bias(
             terms=review.terms,
-            extra_hotwords=options.get("hotwords") or [],
+            extra_hotwords=options.hotwords,
             count_tokens=token_counter(model),
             hotwords_per_window=bool(review.terms),
         )
@@ -218,7 +219,7 @@ class RealtimeWorker(AsyncConsumer):
         if review.terms:
             session.choice = HotwordChoice(
                 terms=review.terms,
-                extra_hotwords=options.get("hotwords") or [],
+                extra_hotwords=options.hotwords,
                 count_tokens=token_counter(model),
             )
         prompt = bias.initial_prompt or ""
@@ -421,7 +422,7 @@ class RealtimeWorker(AsyncConsumer):
             if sent is not None:
                 step.finals.append(sent)
 
-    def _start_job(self, session: LiveSession, model: LoadedModel, options: dict):
+    def _start_job(self, session: LiveSession, model: LoadedModel, options: JobOptions):
         job = services.stream_job_create(owner_id=session.owner_id, options=options)
         job.run = _run_dict(model, options)
         job.save(update_fields=["run"])
@@ -505,8 +506,8 @@ def _in_unit_of_work(func, *args):
         return func(*args)
 
 
-def _run_dict(model: LoadedModel, options: dict) -> dict:
-    return dataclasses.asdict(run_record(model, {**options, "lane": "realtime"}))
+def _run_dict(model: LoadedModel, options: JobOptions) -> dict:
+    return dataclasses.asdict(run_record(model, {**options.stored(live=True), "lane": "realtime"}))
 
 
 _local_workers: dict[int, asyncio.Task] = {}

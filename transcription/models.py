@@ -12,6 +12,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from transcription.options import JobOptions
+
 # The task that reacts to a job's end (its callback): named by its dotted path, which
 # django-q2 resolves in the worker, so the job app does not import the webhooks app. The
 # webhooks app also sweeps unhandled events every minute, so an event whose message is
@@ -174,6 +176,11 @@ class Job(models.Model):
         return f"{self.kind} job {self.id} ({self.status})"
 
     @property
+    def opts(self) -> JobOptions:
+        """What the caller asked, as a frozen ``JobOptions`` (``options`` is its stored JSON)."""
+        return JobOptions.from_stored(self.options, live=self.kind == self.Kind.STREAM)
+
+    @property
     def is_terminal(self) -> bool:
         return self.status in self.TERMINAL
 
@@ -213,14 +220,14 @@ class Job(models.Model):
         return bool(updated)
 
     @classmethod
-    def start_stream(cls, *, owner_id: int, options: dict, host: str, pid: int) -> Job:
+    def start_stream(cls, *, owner_id: int, options: JobOptions, host: str, pid: int) -> Job:
         """A live session's job: it starts processing, held by the realtime worker."""
         now = timezone.now()
         return cls.objects.create(
             owner_id=owner_id,
             kind=cls.Kind.STREAM,
             status=cls.Status.PROCESSING,
-            options=options,
+            options=options.stored(live=True),
             source_name="live stream",
             started_at=now,
             heartbeat_at=now,

@@ -12,7 +12,6 @@ from urllib.parse import urljoin
 
 from django.urls import reverse
 
-from transcription.engine import FORMATS
 from transcription.models import Job
 from transcription.selectors import job_queue_position
 
@@ -58,8 +57,7 @@ def job_representation(job: Job, *, base_url: str) -> dict[str, Any]:
             data["results_purged_at"] = job.result_purged_at
         else:
             url = urljoin(base_url, reverse("job-result", args=[job.id]))
-            formats = job.options.get("formats") or sorted(FORMATS)
-            data["results"] = {fmt: f"{url}?format={fmt}" for fmt in formats}
+            data["results"] = {fmt: f"{url}?format={fmt}" for fmt in job.opts.result_formats}
     if job.status == Job.Status.FAILED:
         data["error"] = {"code": job.error_code, "message": job.error_message}
     if job.interrupted:

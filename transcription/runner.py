@@ -134,7 +134,7 @@ def _job_without_its_device(job: Job, exc: DevicePlanError) -> None:
     job.mark_failed(
         code=exc.code,
         message=f"The worker cannot run this job on device "
-        f"{job.options.get('device')!r}: it has no such CUDA device. Submit the file "
+        f"{job.opts.device!r}: it has no such CUDA device. Submit the file "
         'again with "device": "auto" (or without device) to run where the workers can, '
         'or with "cpu".',
     )
@@ -302,10 +302,9 @@ _plans: dict[tuple, DevicePlan] = {}
 
 def _model_for(job: Job) -> LoadedModel:
     """The model this worker process uses for ``job``, planned once per process."""
-    opts = job.options
-    model = opts.get("model") or "batch"
-    name = lane_model_name(model) if model in LANES else model
-    overrides = DeviceOverrides(device=opts.get("device"), compute_type=opts.get("compute_type"))
+    opts = job.opts
+    name = lane_model_name(opts.model) if opts.model in LANES else opts.model
+    overrides = DeviceOverrides(device=opts.device, compute_type=opts.compute_type)
     key = (name, overrides)
     if key not in _plans:
         _plans[key] = device_plan_build(model=name, overrides=overrides)
@@ -316,20 +315,20 @@ def _model_for(job: Job) -> LoadedModel:
 
 
 def _options_for(job: Job, bias: Bias) -> TranscribeOptions:
-    opts = job.options
+    opts = job.opts
     options = TranscribeOptions(
-        language=opts.get("language") or None,
+        language=opts.language,
         hotwords=bias.hotwords,
         # The caller's own prompt first, then the glossary's terms.
-        initial_prompt=" ".join(p for p in (opts.get("prompt"), bias.initial_prompt) if p) or None,
-        vad=opts.get("vad", True),
-        word_timestamps=opts.get("word_timestamps", False),
-        batch_size=opts.get("batch_size") or None,
+        initial_prompt=" ".join(p for p in (opts.prompt, bias.initial_prompt) if p) or None,
+        vad=opts.vad,
+        word_timestamps=opts.word_timestamps,
+        batch_size=opts.batch_size or None,
     )
     # A fixed sampling temperature, as OpenAI's ``temperature`` asks; 0 or none keeps
     # Whisper's fallback (0.0, then higher on a failed decode).
-    if opts.get("temperature"):
-        options = dataclasses.replace(options, temperature=(float(opts["temperature"]),))
+    if opts.temperature:
+        options = dataclasses.replace(options, temperature=(float(opts.temperature),))
     return options
 
 
@@ -349,7 +348,7 @@ def _transcript_for(
         "select_hotwords": choice,
         "wait_turn": BatchTurn(),
     }
-    wanted = job.options.get("diarize", False)
+    wanted = job.opts.diarize
     if wanted == "channels":
         return transcribe_channels(source, loaded, options, **hooks)
     if wanted is not True:
@@ -367,7 +366,7 @@ def _transcript_for(
     # Word timings place a speaker change inside a segment.
     timed = dataclasses.replace(options, word_timestamps=True)
     transcript = transcribe(source, loaded, timed, **hooks)
-    limits = {k: job.options.get(k) for k in ("min_speakers", "max_speakers")}
+    limits = {"min_speakers": job.opts.min_speakers, "max_speakers": job.opts.max_speakers}
     turns = diarize(diarizer, source, should_cancel=callbacks.should_cancel, **limits)
     transcript = assign_speakers(transcript, turns)
     if not options.word_timestamps:

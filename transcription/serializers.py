@@ -1,7 +1,9 @@
-"""Request options of the jobs API (a job's representation: transcription/representation.py)."""
+"""The jobs API's edge: a job's options parsed into ``JobOptions`` by one schema for both
+lanes (a job's representation: transcription/representation.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -10,10 +12,22 @@ from rest_framework import serializers
 from accounts.models import Owner
 from glossary.models import Glossary
 from glossary.review import MODES
+from realtime.audio import ENCODINGS, SAMPLE_RATES
 from scribe.egress import Egress, EgressRefused
 from scribe.env import COMPUTE_TYPES
 from transcription.engine import FORMATS, LANGUAGES
 from transcription.lanes import LANES
+from transcription.options import (
+    LIVE_DEFAULT_POST_CORRECTION,
+    LIVE_FIELDS,
+    LIVE_ONLY_FIELDS,
+    LIVE_POST_CORRECTION,
+    MAX_HOTWORD_CHARS,
+    MAX_HOTWORDS,
+    TIMED_FORMATS,
+    JobOptions,
+    Lane,
+)
 
 CALLBACK_HOSTS_SETTING = "SCRIBE_WEBHOOK_ALLOWED_HOSTS"
 
@@ -40,37 +54,68 @@ class DiarizeField(serializers.Field):
 
 
 class JobOptionsSerializer(serializers.Serializer):
-    language = serializers.CharField(required=False, allow_blank=True, default="")
-    model = serializers.CharField(required=False, default="batch")
+    """The options of a job, for both lanes: ``context["lane"]`` is ``"file"`` (default) or
+    ``"live"``; ``context["owner"]`` the caller. ``validated_data`` is a ``JobOptions``."""
+
+    language = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    model = serializers.CharField(required=False)
     device = serializers.RegexField(
         r"^(auto|cpu|cuda|cuda:\d+)$",
         required=False,
         error_messages={"invalid": "Use auto, cpu, cuda or cuda:N."},
     )
     compute_type = serializers.ChoiceField(choices=COMPUTE_TYPES, required=False)
-    timestamps = serializers.BooleanField(default=True)
-    word_timestamps = serializers.BooleanField(default=False)
-    diarize = DiarizeField(default=False)
+    timestamps = serializers.BooleanField(required=False)
+    word_timestamps = serializers.BooleanField(required=False)
+    diarize = DiarizeField(required=False)
     min_speakers = serializers.IntegerField(required=False, min_value=1, max_value=100)
     max_speakers = serializers.IntegerField(required=False, min_value=1, max_value=100)
     formats = serializers.ListField(
         child=serializers.ChoiceField(choices=sorted(FORMATS)), required=False, allow_empty=False
     )
     hotwords = serializers.ListField(
-        child=serializers.CharField(max_length=100), required=False, max_length=200
+        child=serializers.CharField(max_length=MAX_HOTWORD_CHARS),
+        required=False,
+        max_length=MAX_HOTWORDS,
     )
     glossary_id = serializers.IntegerField(required=False, allow_null=True)
-    vad = serializers.BooleanField(default=True)
+    vad = serializers.BooleanField(required=False)
     batch_size = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, max_value=64
     )
     post_correction = serializers.DictField(required=False)
-    drop_flagged = serializers.BooleanField(default=False)
+    drop_flagged = serializers.BooleanField(required=False)
     # Whisper's initial prompt (before the glossary's terms) and a fixed sampling
     # temperature (0 or unset: Whisper's fallback), as OpenAI's endpoint takes them.
     prompt = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     temperature = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
     callback_url = serializers.URLField(required=False, max_length=2000)
+    sample_rate = serializers.ChoiceField(
+        choices=SAMPLE_RATES,
+        required=False,
+        error_messages={
+            "invalid_choice": "{input} Hz is not taken: send one of "
+            + ", ".join(map(str, SAMPLE_RATES))
+            + "."
+        },
+    )
+    encoding = serializers.ChoiceField(
+        choices=sorted(ENCODINGS),
+        required=False,
+        error_messages={
+            "invalid_choice": '"{input}" is not taken: send ' + " or ".join(sorted(ENCODINGS)) + "."
+        },
+    )
+
+    @property
+    def lane(self) -> Lane:
+        return self.context.get("lane", "file")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        if self.lane == "live":
+            return {name: fields[name] for name in LIVE_FIELDS}
+        return {name: field for name, field in fields.items() if name not in LIVE_ONLY_FIELDS}
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
@@ -82,12 +127,17 @@ class JobOptionsSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 {name: [f"Unknown option. Known: {', '.join(self.fields)}."] for name in unknown}
             )
-        return super().to_internal_value(data)
+        values = super().to_internal_value(data)
+        if self.lane == "live":
+            # A live session shows words as they are heard unless told otherwise.
+            values.setdefault("word_timestamps", True)
+            values.setdefault("post_correction", LIVE_DEFAULT_POST_CORRECTION)
+        return values
 
-    def validate_language(self, value: str) -> str:
-        value = value.strip().lower()
+    def validate_language(self, value: str | None) -> str | None:
+        value = (value or "").strip().lower()
         if value in ("", "auto"):
-            return ""
+            return None
         if value not in LANGUAGES:
             raise serializers.ValidationError(
                 f"{value!r} is not a language Whisper knows: use a code such as ko, en, ja, "
@@ -127,17 +177,11 @@ class JobOptionsSerializer(serializers.Serializer):
             )
         return value
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        low, high = attrs.get("min_speakers"), attrs.get("max_speakers")
-        errors: dict[str, str] = {}
-        for name, value in (("min_speakers", low), ("max_speakers", high)):
-            if value is not None and attrs.get("diarize") is not True:
-                errors[name] = 'Applies only with "diarize": true.'
-        if low is not None and high is not None and low > high:
-            errors["max_speakers"] = f"Must be at least min_speakers ({low})."
-        if errors:
-            raise serializers.ValidationError(errors)
-        return attrs
+    def validate_formats(self, value: list[str]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(value))
+
+    def validate_hotwords(self, value: list[str]) -> tuple[str, ...]:
+        return tuple(value)
 
     def validate_callback_url(self, value: str) -> str:
         refused = callback_url_refusal(url=value, owner=self.context.get("owner"))
@@ -151,15 +195,61 @@ class JobOptionsSerializer(serializers.Serializer):
             raise serializers.ValidationError("No glossary of yours has this id.")
         return value
 
-    def validate_post_correction(self, value: dict) -> dict:
+    def validate_post_correction(self, value: dict) -> str:
         mode = value.get("mode", "none")
-        if set(value) - {"mode"} or mode not in MODES:
-            raise serializers.ValidationError(f'Use {{"mode": one of {", ".join(MODES)}}}.')
+        modes = LIVE_POST_CORRECTION if self.lane == "live" else MODES
+        if set(value) - {"mode"} or mode not in modes:
+            why = "; an LLM would hold finals back until it answers" if mode == "llm" else ""
+            raise serializers.ValidationError(f'Use {{"mode": one of {", ".join(modes)}}}{why}.')
         if mode == "llm" and not settings.SCRIBE_LLM_BASE_URL:
             raise serializers.ValidationError(
                 "LLM correction is not configured on this server (SCRIBE_LLM_BASE_URL)."
             )
-        return {"mode": mode}
+        return mode
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        low, high = attrs.get("min_speakers"), attrs.get("max_speakers")
+        errors: dict[str, str] = {}
+        for name, value in (("min_speakers", low), ("max_speakers", high)):
+            if value is not None and attrs.get("diarize") is not True:
+                errors[name] = 'Applies only with "diarize": true.'
+        if low is not None and high is not None and low > high:
+            errors["max_speakers"] = f"Must be at least min_speakers ({low})."
+        timed = [f for f in attrs.get("formats", ()) if f in TIMED_FORMATS]
+        if attrs.get("timestamps") is False and timed:
+            errors["formats"] = (
+                f"{' and '.join(timed)} place text in time: ask for them with timestamps "
+                "(leave timestamps out or true), or drop them from formats."
+            )
+        if attrs.get("timestamps") is False and attrs.get("word_timestamps"):
+            errors["word_timestamps"] = (
+                "Word timestamps are times: leave timestamps out (or true) to have them."
+            )
+        if errors:
+            raise serializers.ValidationError(errors)
+        return JobOptions(**attrs)  # type: ignore[return-value]  # validated_data's type
+
+
+def options_parse(data: Any, *, owner: Any, lane: Lane = "file") -> JobOptions:
+    """Validate a caller's options for ``lane``; raise DRF's ``ValidationError``, whose
+    ``detail`` maps each field to what is wrong with it."""
+    serializer = JobOptionsSerializer(data=data, context={"owner": owner, "lane": lane})
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def options_problems(detail: Any) -> str:
+    """One line naming every problem in a ``ValidationError.detail``, for a WebSocket event."""
+    if isinstance(detail, Mapping):
+        return "; ".join(
+            f"{name}: {options_problems(problem)}"
+            if name != "non_field_errors"
+            else options_problems(problem)
+            for name, problem in detail.items()
+        )
+    if isinstance(detail, list):
+        return " ".join(options_problems(problem) for problem in detail)
+    return str(detail)
 
 
 def callback_url_refusal(*, url: str, owner: Owner | None) -> str | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from django import db
 from django.conf import settings
@@ -26,6 +25,7 @@ from transcription import storage
 from transcription.engine import probe
 from transcription.errors import ChannelsNeededError, MediaTooLongError, QueueFullError
 from transcription.models import Job, JobEvent, ServiceSettings
+from transcription.options import JobOptions
 
 logger = logging.getLogger(__name__)
 QUEUE_LOCK_KEY = 0x5C81BE01  # pg_advisory_xact_lock key of the job queue's admissions
@@ -35,7 +35,7 @@ QUEUE_LOCK_KEY = 0x5C81BE01  # pg_advisory_xact_lock key of the job queue's admi
 BROKER_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError)
 
 
-def job_create(*, owner: Owner, upload: TemporaryUploadedFile, options: dict[str, Any]) -> Job:
+def job_create(*, owner: Owner, upload: TemporaryUploadedFile, options: JobOptions) -> Job:
     """Accept an upload as a queued job: check the queue, probe the media, store, enqueue.
 
     Raises QueueFullError, MediaError (not audio), MediaTooLongError.
@@ -45,11 +45,11 @@ def job_create(*, owner: Owner, upload: TemporaryUploadedFile, options: dict[str
     info = probe(Path(upload.temporary_file_path()), name=source_name)
     if info.duration_s and info.duration_s > settings.SCRIBE_MAX_DURATION_S:
         raise MediaTooLongError(info.duration_s, settings.SCRIBE_MAX_DURATION_S)
-    if options.get("diarize") == "channels" and info.channels < 2:
+    if options.diarize == "channels" and info.channels < 2:
         raise ChannelsNeededError(info.channels)
     job = Job(
         owner=owner,
-        options=options,
+        options=options.stored(),
         source_name=source_name,
         media_format=info.container[:100],
         media_size_bytes=info.size_bytes,

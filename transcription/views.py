@@ -168,9 +168,24 @@ class JobResultView(OwnedJobsMixin, GenericAPIView):
             raise ResultGoneError(
                 "This result was deleted after the retention period; submit the file again."
             )
+        options = job.opts
+        if fmt not in options.result_formats and not options.timestamps:
+            raise ValidationError(
+                {
+                    "format": [
+                        f"{fmt} places text in time, and this job was submitted with "
+                        '"timestamps": false: use one of '
+                        + ", ".join(options.result_formats)
+                        + ", or submit the file again with timestamps."
+                    ]
+                }
+            )
         stored = storage.result_read(job.result_path)
         # json is served as stored; the other formats are rendered from it on demand.
-        body = stored if fmt == "json" else render(transcript_from_dict(json.loads(stored)), fmt)
+        if fmt == "json":
+            body = options.result_json(stored)
+        else:
+            body = render(transcript_from_dict(json.loads(stored)), fmt)
         response = HttpResponse(body, content_type=CONTENT_TYPES[fmt])
         stem = Path(job.source_name).stem or str(job.id)
         response["Content-Disposition"] = f'attachment; filename="{stem}.{fmt}"'

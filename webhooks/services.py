@@ -105,7 +105,7 @@ def _job_events_handle(events: JobEventQuerySet, *, limit: int = 1) -> int:
         deliveries = [
             delivery_create(job=event.job, event=event.name)
             for event in taken
-            if event.job.options.get("callback_url")
+            if event.job.opts.callback_url
         ]
     # Queued after the commit: a worker must find the delivery. A message lost here is
     # sent again by deliveries_resend_lost (the delivery is due now).
@@ -115,14 +115,16 @@ def _job_events_handle(events: JobEventQuerySet, *, limit: int = 1) -> int:
 
 
 def delivery_create(*, job: Job, event: str) -> Delivery:
-    """Record the delivery of ``job``'s summary as it is now (its terminal state)."""
+    """Record the delivery of ``job``'s summary as it is now (its terminal state); the job
+    has a ``callback_url``."""
+    assert job.opts.callback_url, "a job without a callback_url has nothing to deliver"
     summary = job_representation(job, base_url=settings.SCRIBE_PUBLIC_URL)
     body = JSONRenderer().render(summary).decode()
     return Delivery.objects.create(
         job=job,
         owner=job.owner,
         event=event,
-        url=job.options["callback_url"],
+        url=job.opts.callback_url,
         body=body,
         next_attempt_at=timezone.now(),
     )

@@ -12,6 +12,7 @@ from realtime.live_types import FinalSegment, TimedWord
 from transcription import recovery, services
 from transcription.engine import run_record
 from transcription.models import Job
+from transcription.options import JobOptions
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,7 +29,9 @@ def test_a_session_whose_worker_died_keeps_its_finals_as_a_completed_job(
     owner_key, api, job_settings, loaded_model, settings
 ):
     key, _ = owner_key
-    job = stream_services.stream_job_create(owner_id=key.owner_id, options={"language": "ko"})
+    job = stream_services.stream_job_create(
+        owner_id=key.owner_id, options=JobOptions(language="ko")
+    )
     Job.objects.filter(pk=job.pk).update(
         run=dataclasses.asdict(run_record(loaded_model, {"lane": "realtime"})),
         worker_host="gone-host",
@@ -62,7 +65,7 @@ def test_a_session_whose_worker_died_keeps_its_finals_as_a_completed_job(
 
 def test_a_live_session_is_not_recovered(owner_key, job_settings):
     key, _ = owner_key
-    job = stream_services.stream_job_create(owner_id=key.owner_id, options={})
+    job = stream_services.stream_job_create(owner_id=key.owner_id, options=JobOptions())
 
     assert recovery.jobs_recover() == 0
     assert Job.objects.get(pk=job.pk).status == "processing"
@@ -72,8 +75,8 @@ def test_the_realtime_heartbeat_keeps_live_sessions_from_recovery_and_skips_ende
     owner_key, job_settings, settings
 ):
     key, _ = owner_key
-    live = stream_services.stream_job_create(owner_id=key.owner_id, options={})
-    ended = stream_services.stream_job_create(owner_id=key.owner_id, options={})
+    live = stream_services.stream_job_create(owner_id=key.owner_id, options=JobOptions())
+    ended = stream_services.stream_job_create(owner_id=key.owner_id, options=JobOptions())
     silent_since = timezone.now() - timedelta(seconds=settings.SCRIBE_STALE_AFTER_S + 5)
     Job.objects.filter(pk__in=[live.pk, ended.pk]).update(
         heartbeat_at=silent_since, worker_host="another-host"
@@ -92,11 +95,11 @@ def test_a_final_that_is_a_hallucination_is_stored_flagged_but_never_sent_or_tra
     owner_key, api, job_settings, loaded_model
 ):
     key, _ = owner_key
-    job = stream_services.stream_job_create(owner_id=key.owner_id, options={})
+    job = stream_services.stream_job_create(owner_id=key.owner_id, options=JobOptions())
     Job.objects.filter(pk=job.pk).update(
         run=dataclasses.asdict(run_record(loaded_model, {"lane": "realtime"}))
     )
-    review = stream_services.session_review(owner_id=key.owner_id, options={})
+    review = stream_services.session_review(owner_id=key.owner_id, options=JobOptions())
 
     sent = stream_services.stream_final_save(
         job_id=job.id, final=final(0, 0.0, "배포 끝났습니다"), review=review
@@ -124,11 +127,11 @@ def test_a_sessions_glossary_applies_only_while_its_owner_owns_it(owner_key, job
     Term.objects.create(glossary=glossary, canonical="Kubernetes", variants=["쿠버네티스"])
 
     owned = stream_services.session_review(
-        owner_id=key.owner_id, options={"glossary_id": glossary.pk}
+        owner_id=key.owner_id, options=JobOptions(glossary_id=glossary.pk)
     )
     Glossary.objects.filter(pk=glossary.pk).update(owner=Owner.objects.create(name="other"))
     handed_over = stream_services.session_review(
-        owner_id=key.owner_id, options={"glossary_id": glossary.pk}
+        owner_id=key.owner_id, options=JobOptions(glossary_id=glossary.pk)
     )
 
     assert [t.canonical for t in owned.terms] == ["Kubernetes"]
@@ -137,8 +140,8 @@ def test_a_sessions_glossary_applies_only_while_its_owner_owns_it(owner_key, job
 
 def test_retention_purges_a_live_sessions_finals_with_its_result(owner_key, job_settings):
     key, _ = owner_key
-    job = stream_services.stream_job_create(owner_id=key.owner_id, options={})
-    review = stream_services.session_review(owner_id=key.owner_id, options={})
+    job = stream_services.stream_job_create(owner_id=key.owner_id, options=JobOptions())
+    review = stream_services.session_review(owner_id=key.owner_id, options=JobOptions())
     stream_services.stream_final_save(
         job_id=job.id, final=final(0, 0.0, "vLLM 서빙 시작"), review=review
     )
@@ -160,7 +163,7 @@ def test_a_recovered_session_keeps_the_post_correction_it_chose(owner_key, api, 
     Rule.objects.create(
         glossary=glossary, kind="literal", pattern="vLLM", replacement="VLLM", enabled=True
     )
-    options = {"glossary_id": glossary.pk, "post_correction": {"mode": "none"}}
+    options = JobOptions(glossary_id=glossary.pk, post_correction="none")
     job = stream_services.stream_job_create(owner_id=key.owner_id, options=options)
     stream_services.stream_final_save(
         job_id=job.id, final=final(0, 0.0, "vLLM 서빙 시작"), review=Review()
