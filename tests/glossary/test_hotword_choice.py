@@ -238,7 +238,7 @@ def test_offered_hotwords_a_pass_does_not_condition_on_its_own_previous_text(
     loaded_model, jfk, monkeypatch
 ):
     # Hotwords and a pass's own text both in the prompt made tiny.en loop ("Weaviate.
-    # Weaviate. …") and skip speech across a 6-minute window (README, bench figures).
+    # Weaviate. …") and skip speech across a 6-minute window (docs/benchmarks.md).
     calls: list[tuple[str | None, bool]] = []
     real = loaded_model.whisper.transcribe
 
