@@ -177,9 +177,15 @@ def request_decodes(steps: list[Step]) -> list[Step]:
     return [step for step in steps if step.request is not None and step.error is None]
 
 
-def decode_together(steps: list[Step], decode_batch: Callable[[list[Step]], None]) -> None:
-    """Decode every step in one batch; if the batch fails, each on its own, so only the
-    session that cannot be decoded fails."""
+def decode_together(
+    steps: list[Step], decode_batch: Callable[[list[Step]], None], *, max_batch: int = 0
+) -> None:
+    """Decode the steps in batches of at most ``max_batch`` (0: all in one); if a batch
+    fails, each of its steps on its own, so only the session that cannot be decoded fails."""
+    if max_batch and len(steps) > max_batch:
+        for first in range(0, len(steps), max_batch):
+            decode_together(steps[first : first + max_batch], decode_batch)
+        return
     if not steps:
         return
     try:

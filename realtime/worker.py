@@ -395,7 +395,10 @@ class RealtimeWorker(AsyncConsumer):
 
     def _run_steps(self, steps: list[Step]) -> None:
         """Decode every due session's buffer as one batch, then apply and store each."""
-        decode_together(request_decodes(steps), self._decode_batch)
+        max_batch = (
+            self.capacity.max_batch(settings.SCRIBE_REALTIME_MAX_BATCH) if self.capacity else 1
+        )
+        decode_together(request_decodes(steps), self._decode_batch, max_batch=max_batch)
         for step in steps:
             if step.error is not None:
                 continue

@@ -108,3 +108,20 @@ def test_batch_workers_hear_of_a_late_tick_and_once_of_catching_up():
     assert backlog_report(late, reported_late=False) == late
     assert backlog_report(late, reported_late=True) == late
     assert backlog_report(0.5, reported_late=True) == 0.0
+
+
+def test_sessions_are_decoded_in_batches_of_at_most_the_worker_batch_size():
+    sessions = [started(name) for name in "abcde"]
+    for session in sessions:
+        receive(session, MIN_CHUNK_S)
+    batches = []
+
+    def decode_batch(batch: list[Step]) -> None:
+        batches.append([step.session.session_id for step in batch])
+        for step in batch:
+            step.take(BufferDecode(words=(), language="en"))
+
+    decode_together(request_decodes(due_steps(sessions)), decode_batch, max_batch=2)
+
+    assert sorted(len(batch) for batch in batches) == [1, 2, 2]
+    assert sorted(name for batch in batches for name in batch) == list("abcde")
