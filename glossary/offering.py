@@ -20,10 +20,13 @@ from rapidfuzz.process import cdist
 
 from glossary.normalize import TermSpec
 from glossary.soundalike import (
+    DIGITS,
     FUNCTION_WORDS,
     LETTER_NAMES,
     NUMBER_WORDS,
     SHORT_TERM_CHARS,
+    has_digit,
+    is_digits,
     metaphone,
     number_words,
     spoken_forms,
@@ -38,7 +41,7 @@ MAX_SPAN_WORDS = 5
 MAX_SPELLINGS = 8
 
 # A contraction or possessive is one word ("that's", "CDF's"): its "s" is no spoken S.
-WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*|\d+")
+WORD = re.compile(rf"[A-Za-z]+(?:'[A-Za-z]+)*|{DIGITS}+")
 # A span with digits meets a term with letters and digits only where their letters are
 # this alike too: the digits alone do not make "that 16" float16.
 LETTERS_BESIDE_DIGITS = 0.5
@@ -57,7 +60,7 @@ class Offer:
 def _said_as_letters(word: str) -> bool:
     """Whether Whisper wrote ``word`` as spoken letters or a number ("DCR", "V", "400",
     "CDF's")."""
-    if word.isdigit():
+    if is_digits(word):
         return True
     stem = word.split("'")[0]
     return (len(stem) > 1 and stem.isupper()) or (
@@ -67,7 +70,7 @@ def _said_as_letters(word: str) -> bool:
 
 def _spellings(word: str) -> list[str]:
     """Ways a word of the first pass may have been said, as lower-case letters."""
-    if word.isdigit():
+    if is_digits(word):
         return [word, *(said.replace(" ", "") for said in number_words(word)[0])]
     stem, _, tail = word.lower().partition("'")
     lower = stem + tail.replace("'", "")
@@ -81,7 +84,7 @@ def _letters_only(text: str) -> str:
 
 
 def _is_number(word: str) -> bool:
-    return word.isdigit() or word.casefold() in NUMBER_WORDS
+    return is_digits(word) or word.casefold() in NUMBER_WORDS
 
 
 def _letters_match(words: Sequence[re.Match[str]], letters: str) -> bool:
@@ -91,10 +94,6 @@ def _letters_match(words: Sequence[re.Match[str]], letters: str) -> bool:
         return True
     rest = "".join(_letters_only(m.group()) for m in words if not _is_number(m.group()))
     return Indel.normalized_similarity(rest, letters) >= LETTERS_BESIDE_DIGITS
-
-
-def _has_digit(text: str) -> bool:
-    return any(c.isdigit() for c in text)
 
 
 class TermOffer:
@@ -117,7 +116,7 @@ class TermOffer:
             self._lettered.append(any(c.isalpha() for c in term.canonical))
             # The letters of a term written with digits ("float" of float16), else "".
             self._beside_digits.append(
-                _letters_only(term.canonical) if _has_digit(term.canonical) else ""
+                _letters_only(term.canonical) if has_digit(term.canonical) else ""
             )
             said = {
                 form.letters
@@ -130,7 +129,7 @@ class TermOffer:
                 self._form_term.append(index)
         self._letters = letters
         self._metaphones = [metaphone(f) for f in letters]
-        self._form_digits = np.array([_has_digit(f) for f in letters], dtype=bool)
+        self._form_digits = np.array([has_digit(f) for f in letters], dtype=bool)
         self._term_of_form = np.array(self._form_term, dtype=np.intp)
 
     def offers(self, heard: str) -> list[Offer]:
@@ -187,7 +186,7 @@ class TermOffer:
             scorer=Indel.normalized_similarity,
         )
         scores = (spelling + sound) / 2
-        digits = np.array([_has_digit(s) for s in spellings], dtype=bool)
+        digits = np.array([has_digit(s) for s in spellings], dtype=bool)
         scores[digits[:, None] != self._form_digits[None, :]] = 0.0
         return scores
 
@@ -202,7 +201,7 @@ class TermOffer:
         candidates: dict[tuple[int, tuple[int, int]], float] = {}
         lettered = [_said_as_letters(m.group()) for m in words]
         numeric = [
-            m.group().isdigit() or m.group().casefold() in NUMBER_WORDS | FUNCTION_WORDS
+            is_digits(m.group()) or m.group().casefold() in NUMBER_WORDS | FUNCTION_WORDS
             for m in words
         ]
         for row, column in zip(*np.nonzero(scores >= self.threshold), strict=True):

@@ -41,6 +41,19 @@ class TermSerializer(serializers.ModelSerializer):
         fields = ["canonical", "variants", "hotword", "priority"]
         extra_kwargs = {"priority": PRIORITY_RANGE}
 
+    def validate(self, attrs: dict) -> dict:
+        # A PATCH is partial down to the nested terms, so DRF skips their required fields;
+        # but the terms given replace the glossary's, and each one must be whole.
+        missing = [
+            name for name, field in self.fields.items() if field.required and name not in attrs
+        ]
+        if missing:
+            raise serializers.ValidationError(
+                {name: [serializers.Field.default_error_messages["required"]] for name in missing},
+                code="required",
+            )
+        return attrs
+
 
 class GlossarySerializer(serializers.ModelSerializer):
     terms = TermSerializer(many=True, required=False)

@@ -113,13 +113,17 @@ def text_correct(
         audit=llm_audit(owner=owner, key_prefix=key_prefix),
         llm_everything=True,
     )
-    segment = processed["segments"][0]
+    # A text the review takes for a hallucination is set apart uncorrected, as a job's
+    # segment would be (docs/glossary.md): show it with the flags that set it apart.
+    suppressed = processed["suppressed_segments"]
+    segment = (suppressed or processed["segments"])[0]
     body = {
         "text": segment["text"],
         "raw_text": text,
         "mode": mode,
         "stages": processed["post_correction"]["stages"],
         "flags": segment["flags"],
+        "suppressed": bool(suppressed),
     }
     if "llm_error" in processed:
         body["llm_error"] = processed["llm_error"]

@@ -43,9 +43,17 @@ class TextCorrectView(GenericAPIView):
 
     @extend_schema(
         request=TextCorrectSerializer,
-        responses={200: OpenApiTypes.OBJECT},
+        responses={
+            200: OpenApiResponse(
+                response=OpenApiTypes.OBJECT,
+                description="`text` (corrected), `raw_text`, `mode`, `stages` (what each "
+                "changed), `flags`, and `suppressed`: true where the flags mark the text as "
+                "a hallucination (a known phrase, a repetition loop), which a job sets apart "
+                "uncorrected; `text` is then the text as given.",
+            )
+        },
         description="Run the jobs' post-processing on text: corrected text, what "
-        "each stage changed, and flags.",
+        "each stage changed, flags, and whether a job would suppress it.",
     )
     def post(self, request):
         owner = request.user.owner

@@ -12,15 +12,20 @@ django_app = get_asgi_application()
 
 # Imported after Django is set up: they use models and settings.
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
 from accounts.websocket import APIKeyWebSocketMiddleware  # noqa: E402
 from realtime.routing import channel_routes, websocket_urlpatterns  # noqa: E402
 from scribe.upload_guard import UploadSizeGuard  # noqa: E402
+from scribe.websocket import UnknownPathConsumer  # noqa: E402
+
+# Any other path: refused (403), not Channels' "No route found" (500).
+websocket_routes = [*websocket_urlpatterns, re_path(r"", UnknownPathConsumer.as_asgi())]
 
 application = ProtocolTypeRouter(
     {
         "http": UploadSizeGuard(django_app),
-        "websocket": APIKeyWebSocketMiddleware(URLRouter(websocket_urlpatterns)),
+        "websocket": APIKeyWebSocketMiddleware(URLRouter(websocket_routes)),
         "channel": ChannelNameRouter(channel_routes),
     }
 )

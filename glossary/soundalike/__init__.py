@@ -18,11 +18,12 @@ from glossary.soundalike.matcher import (
     apply_soundalike,
     soundalike_matches,
 )
-from glossary.soundalike.numbers import NUMBER_WORDS, number_words
+from glossary.soundalike.numbers import DIGITS, NUMBER_WORDS, has_digit, is_digits, number_words
 from glossary.soundalike.romanise import metaphone, romanisations, romanise
 
 __all__ = [
     "DEFAULT_THRESHOLD",
+    "DIGITS",
     "FUNCTION_WORDS",
     "LETTER_NAMES",
     "NUMBER_WORDS",
@@ -31,6 +32,8 @@ __all__ = [
     "SoundAlikeMatcher",
     "SpokenForm",
     "apply_soundalike",
+    "has_digit",
+    "is_digits",
     "metaphone",
     "number_words",
     "romanisations",

@@ -8,15 +8,19 @@ import re
 from dataclasses import dataclass
 from itertools import product
 
-from glossary.soundalike.numbers import number_words
+from glossary.soundalike.numbers import DIGITS, is_digits, number_words
 from glossary.soundalike.romanise import as_hangul, romanise
 
 # Cap on the spoken forms derived for one term (the product of its parts' alternatives).
 MAX_FORMS = 96
 
 _HANGUL_SYLLABLES = re.compile(r"[\uac00-\ud7a3]+")
-_CAMEL_PARTS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+|[\uac00-\ud7a3]+|[^\sA-Za-z\d]")
+_CAMEL_PARTS = re.compile(
+    rf"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|{DIGITS}+|[\uac00-\ud7a3]+|[^\sA-Za-z0-9]"
+)
 NOT_ALNUM = re.compile(r"[\W_]+")
+# A raised or lowered digit is said as the digit: H₂O is "H two O", m² "m two".
+_SAID_AS_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹₀₁₂₃₄₅₆₇₈₉", "0123456789" * 2)
 
 LETTER_NAMES = {
     "a": "ay", "b": "bee", "c": "see", "d": "dee", "e": "ee", "f": "ef", "g": "gee",
@@ -42,7 +46,7 @@ class _Alternative:
 
 
 def _part_alternatives(part: str) -> list[_Alternative]:
-    if part.isdigit():
+    if is_digits(part):
         english, korean = number_words(part)
         return [
             _Alternative(part, True, False, 1),
@@ -80,7 +84,7 @@ class SpokenForm:
 
 def spoken_forms(canonical: str) -> list[SpokenForm]:
     """Return each way the term can be said, derived from its spelling alone."""
-    parts = _CAMEL_PARTS.findall(canonical)
+    parts = _CAMEL_PARTS.findall(canonical.translate(_SAID_AS_DIGITS))
     options = [_part_alternatives(part) for part in parts]
     for edge in {0, len(options) - 1} if options else ():
         # A symbol is silent only between words ("node js"); ".NET" is not "net".

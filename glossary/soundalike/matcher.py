@@ -13,7 +13,7 @@ from rapidfuzz.distance import Indel
 
 from glossary.normalize import TermSpec
 from glossary.soundalike.forms import LETTER_NAMES, NOT_ALNUM, spoken_forms
-from glossary.soundalike.numbers import NUMBER_WORDS
+from glossary.soundalike.numbers import NUMBER_WORDS, has_digit, is_digits
 from glossary.soundalike.romanise import as_hangul, loan_key, metaphone, romanisations
 
 # Tuned on tests/glossary/test_soundalike.py. The score is the mean of a phonetic and a
@@ -280,7 +280,7 @@ class SoundAlikeMatcher:
             for t in tokens
         ]
         function = [t.text.casefold() in FUNCTION_WORDS for t in tokens]
-        number = [t.text.isdigit() or t.text.casefold() in NUMBER_WORDS for t in tokens]
+        number = [is_digits(t.text) or t.text.casefold() in NUMBER_WORDS for t in tokens]
         found: list[_Candidate] = []
         for first, head in enumerate(tokens):
             # Spellings of the span's words before the last one, as letters and respelled.
@@ -314,11 +314,11 @@ class SoundAlikeMatcher:
                     )  # fmt: skip
                 else:
                     acronym = len(token.text) > 1 and token.text.isupper()
-                    has_digit = any(c.isdigit() for c in token.text)
+                    digits = has_digit(token.text)
                     found += self._score_span(
                         _joined(before_latin, latin[last]), head.start, token.end, words,
                         hangul=False,
-                        single_word=words == 1 and not (acronym or has_digit),
+                        single_word=words == 1 and not (acronym or digits),
                         exact_only=exact_only,
                         fuzzy=_joined(before_said, said[last]),
                     )  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 _ONES = [
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
     "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
@@ -10,6 +12,20 @@ _ONES = [
 _TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 NUMBER_WORDS = frozenset([*_ONES, *_TENS[2:], "hundred", "thousand", "oh"])
 _SINO_DIGITS = "영일이삼사오육칠팔구"
+# Only ASCII digits are a number to say: str.isdigit() and the regex \d also take "₂",
+# "²" (CO₂, m²: no number int() reads) and other scripts' digits, read by no one here.
+DIGITS = "[0-9]"
+_DIGITS = re.compile(DIGITS + "+")
+
+
+def is_digits(text: str) -> bool:
+    """Whether ``text`` is a number written in ASCII digits, the only digits said as one."""
+    return _DIGITS.fullmatch(text) is not None
+
+
+def has_digit(text: str) -> bool:
+    """Whether ``text`` has an ASCII digit in it."""
+    return _DIGITS.search(text) is not None
 
 
 def _cardinal(n: int) -> str:
@@ -36,7 +52,10 @@ def _sino_korean(n: int) -> str:
 
 
 def number_words(digits: str) -> tuple[list[str], list[str]]:
-    """Return the ways English and Korean speakers say a run of digits (English first)."""
+    """Return the ways English and Korean speakers say a run of ASCII digits (English
+    first); anything else is refused (``is_digits`` says which text is one)."""
+    if not is_digits(digits):
+        raise ValueError(f"not a number in ASCII digits: {digits!r}")
     english = [" ".join(_ONES[int(d)] for d in digits)]
     korean = ["".join(_SINO_DIGITS[int(d)] for d in digits)]
     if len(digits) <= 4 and (digits == "0" or not digits.startswith("0")):

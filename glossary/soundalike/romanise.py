@@ -11,6 +11,8 @@ from itertools import islice, product
 
 import jellyfish
 
+from glossary.soundalike.numbers import is_digits
+
 # Hangul jamo, romanised for English loanwords rather than by the Revised Romanization:
 # the aim is the English spelling a transliteration came from ("도커" → "doker").
 _INITIALS = [
@@ -85,14 +87,14 @@ def _collapse(s: str) -> str:
     return _REPEATED_LETTER.sub(r"\1", s)
 
 
-_REPEATED_LETTER = re.compile(r"([^\d])\1+")
+_REPEATED_LETTER = re.compile(r"([^0-9])\1+")
 
 
 @lru_cache(maxsize=8192)
 def metaphone(letters: str) -> str:
     """Metaphone of the letters, with digits kept in place (jellyfish drops them)."""
     return "".join(
-        run if run[0].isdigit() else jellyfish.metaphone(run) for run in _RUNS.findall(letters)
+        run if is_digits(run) else jellyfish.metaphone(run) for run in _RUNS.findall(letters)
     )
 
 
@@ -131,4 +133,4 @@ _CLASSES = str.maketrans(
         **dict.fromkeys("aeiouhwy", None),
     }
 )
-_RUNS = re.compile(r"\d+|[^\d]+")
+_RUNS = re.compile(r"[0-9]+|[^0-9]+")

@@ -129,6 +129,59 @@ def test_text_correct_shows_what_the_glossary_and_rules_do(editor):
     assert "No glossary of yours" in refused.json()["error"]["message"]
 
 
+def test_text_correct_shows_a_known_hallucination_flagged_and_suppressed(editor):
+    response = editor.post(
+        "/v1/text/correct",
+        {"text": "시청해주셔서 감사합니다.", "language": "ko", "mode": "rules"},
+        format="json",
+    )
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["text"] == body["raw_text"] == "시청해주셔서 감사합니다."
+    assert "known_hallucination" in body["flags"]
+    assert body["suppressed"] is True
+
+
+def test_text_correct_says_kept_text_is_not_suppressed(editor):
+    body = editor.post("/v1/text/correct", {"text": "hello there"}, format="json").json()
+
+    assert body["suppressed"] is False
+
+
+def test_a_glossary_with_sub_and_superscript_digits_corrects_text(editor):
+    terms = [
+        {"canonical": c, "variants": v} for c, v in (("CO₂", ["씨오투"]), ("H₂O", []), ("m²", []))
+    ]
+    gid = editor.post("/v1/glossaries", {"name": "chem", "terms": terms}, format="json").json()[
+        "id"
+    ]
+
+    response = editor.post(
+        "/v1/text/correct",
+        {"text": "씨오투 배출량과 H₂O 10 m², 2 m", "language": "ko", "glossary_id": gid},
+        format="json",
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.json()["text"] == "CO₂ 배출량과 H₂O 10 m², 2 m"
+
+
+def test_a_patched_term_without_its_canonical_spelling_is_refused_naming_the_field(editor):
+    gid = editor.post("/v1/glossaries", GLOSSARY, format="json").json()["id"]
+
+    response = editor.patch(
+        f"/v1/glossaries/{gid}", {"terms": [{"variants": ["그라파나"]}]}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"]["terms"] == {
+        "0": {"canonical": ["This field is required."]}
+    }
+    kept = editor.get(f"/v1/glossaries/{gid}").json()["terms"]
+    assert [t["canonical"] for t in kept] == ["vLLM", "Kubernetes", "FastAPI"]
+
+
 def test_a_job_result_shows_raw_and_corrected_text_stage_diffs_flags_and_bias(editor, job_settings):
     gid = editor.post("/v1/glossaries", GLOSSARY, format="json").json()["id"]
     Rule.objects.create(

@@ -126,3 +126,11 @@ def test_no_terms_or_no_words_offer_nothing(offer):
     assert TermOffer([])("pushes it to the DCR") == []
     assert TermOffer([TermSpec("  ")])("pushes it to the DCR") == []
     assert offer("... , !") == []
+
+
+def test_sub_and_superscript_digits_are_no_numbers_to_offer():
+    offer = TermOffer([TermSpec("CO₂"), TermSpec("H₂O"), TermSpec("m²"), TermSpec("A100")])
+
+    assert offer("ten m two of h two o, ٣ or ² later") == ["H₂O", "m²"]
+    assert offer("the co two level") == ["CO₂"]
+    assert offer("the co level ² ₂") == []

@@ -10,6 +10,7 @@ from glossary.soundalike import (
     SoundAlike,
     SoundAlikeMatcher,
     apply_soundalike,
+    is_digits,
     number_words,
     romanise,
     soundalike_matches,
@@ -295,3 +296,33 @@ def test_the_functions_agree_with_a_reused_matcher(matcher):
 def test_no_terms_change_nothing():
     assert apply_soundalike("qber needs", []) == "qber needs"
     assert soundalike_matches("qber needs", [TermSpec("  ")]) == []
+
+
+SUBSCRIPTED = [TermSpec("CO₂"), TermSpec("H₂O"), TermSpec("m²"), TermSpec("A100")]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["CO₂ 배출량과 H₂O, 넓이 10 m²", "x² + y² = z³, ₂₃ ٣٤ ①", "씨오₂ 에이치투오 엠²"],
+)
+def test_sub_and_superscript_digits_in_the_text_leave_it_as_it_is(text):
+    assert SoundAlikeMatcher(SUBSCRIPTED).apply(text) == text
+
+
+@pytest.mark.parametrize(
+    ("heard", "expected"),
+    [
+        ("the co two level", "the CO₂ level"),
+        ("a glass of h two o", "a glass of H₂O"),
+        ("ten m two", "ten m²"),
+        ("the CO level, 2 m, h o", "the CO level, 2 m, h o"),
+        ("에이 백 여덟 장", "A100 여덟 장"),
+    ],
+)
+def test_a_raised_or_lowered_digit_in_a_term_is_said_as_the_digit(heard, expected):
+    assert apply_soundalike(heard, SUBSCRIPTED) == expected
+
+
+def test_only_ascii_digits_are_said_as_numbers():
+    assert is_digits("2024")
+    assert not any(is_digits(s) for s in ("₂", "²", "٣", "①", "", "2²"))

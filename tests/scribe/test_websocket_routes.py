@@ -1,0 +1,95 @@
+"""A WebSocket handshake to a path scribe does not serve is refused (403), in-process and
+against a real daphne over a socket: not the 500 of Channels' "No route found"."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+from channels.testing import WebsocketCommunicator
+
+from accounts.services import api_key_create
+from tests.conftest import REPO_ROOT
+from tests.e2e.stack import daphne_command, free_port
+
+
+@contextlib.contextmanager
+def daphne(tmp_path: Path):
+    """daphne serving scribe's ASGI app on loopback, over a migrated SQLite database."""
+    environ = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    environ["SCRIBE_SQLITE_PATH"] = str(tmp_path / "db.sqlite3")
+    environ["SCRIBE_MEDIA_ROOT"] = str(tmp_path / "media")
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO_ROOT, env=environ, check=True
+    )
+    port = free_port()
+    log_path = tmp_path / "daphne.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            daphne_command(port),
+            cwd=REPO_ROOT,
+            env=environ,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1)
+                    break
+                assert process.poll() is None, log_path.read_text()
+                time.sleep(0.2)
+            yield port
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=15)
+
+
+async def handshake_status(url: str) -> int:
+    """The HTTP status daphne answers a plain WebSocket handshake with (101: accepted)."""
+    try:
+        async with websockets.connect(url, open_timeout=10):
+            return 101
+    except websockets.InvalidStatus as refused:
+        return refused.response.status_code
+
+
+def test_a_handshake_to_an_unknown_path_is_refused_by_daphne_with_403(tmp_path):
+    with daphne(tmp_path) as port:
+        unknown = asyncio.run(handshake_status(f"ws://127.0.0.1:{port}/v1/nothing"))
+        listen = asyncio.run(handshake_status(f"ws://127.0.0.1:{port}/v1/listen?api_key=x"))
+        root = asyncio.run(handshake_status(f"ws://127.0.0.1:{port}/"))
+        served = asyncio.run(handshake_status(f"ws://127.0.0.1:{port}/v1/stream"))
+        log = (tmp_path / "daphne.log").read_text()
+
+    assert (unknown, listen, root) == (403, 403, 403)
+    assert served == 101  # the stream accepts, then tells a caller without a key what to do
+    assert "No route found" not in log
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", ["/v1/nothing", "/", "/v1/stream/extra"])
+def test_a_handshake_to_an_unknown_path_is_closed_before_it_is_accepted(path):
+    from scribe.asgi import application
+
+    _, secret = api_key_create(owner_name="meetings", scopes=["stream"])
+
+    async def connect():
+        headers = [(b"authorization", f"Bearer {secret}".encode())]
+        communicator = WebsocketCommunicator(application, path, headers=headers)
+        connected, code = await communicator.connect()
+        await communicator.wait()
+        return connected, code
+
+    assert asyncio.run(connect()) == (False, 1000)
