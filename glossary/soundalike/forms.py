@@ -96,8 +96,12 @@ def spoken_forms(canonical: str) -> list[SpokenForm]:
         if not letters or letters in forms:
             continue
         # Hangul does not write an English silent e (페이스 is "face"), so a form compared
-        # with Hangul drops it; romanised Korean keeps every e, each one is said.
-        heard = "".join(_SILENT_E.sub("", alt.text) if alt.latin else alt.text for alt in combo)
+        # with Hangul drops it; romanised Korean keeps every e, each one is said. The e
+        # goes after the respelling, which reads the c before it as soft: "face" is "pas",
+        # not "pak" (a form that far off lets a particle's vowel, 허깅페이스와, pass for it).
+        heard = "".join(
+            _SILENT_E.sub("", as_hangul(alt.text)) if alt.latin else alt.text for alt in combo
+        )
         forms[letters] = SpokenForm(
             letters,
             latin=all(alt.latin for alt in combo),

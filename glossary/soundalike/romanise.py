@@ -26,7 +26,7 @@ _FINALS = [
     "", "k", "k", "k", "n", "n", "n", "t", "l", "k", "m", "l", "l", "l", "p", "l", "m", "p",
     "p", "t", "t", "ng", "t", "t", "k", "t", "p", "t",
 ]  # fmt: skip
-_RIEUL, _EO, _EU, _I = 5, 4, 18, 20
+_RIEUL, _SILENT, _EO, _EU, _I = 5, 11, 4, 18, 20
 _CH_OR_J = {12, 13, 14}  # ㅈ ㅉ ㅊ
 _RIEUL_FINAL = 8
 
@@ -55,8 +55,10 @@ def romanisations(hangul: str, limit: int = 8) -> list[str]:
         vowels = [_MEDIALS[medial]]
         if medial == _EO:
             vowels = ["o" if final else "er", "u"]  # 버 "ber", 컨 "kon", 허 "hu"
-        elif medial == _EU and not final:
-            vowels = [""]  # the vowel Korean adds after a final consonant: 스 "s", 트 "t"
+        elif medial == _EU and not final and initial != _SILENT:
+            # The vowel Korean adds after a final consonant: 스 "s", 트 "t". A bare 으 has
+            # no consonant to carry; it is a syllable said, the 으 of the particle 으로.
+            vowels = [""]
         elif medial == _I and not final and initial in _CH_OR_J and 0 < position == len(hangul) - 1:
             vowels = [""]  # 토치 "toch", 브릿지 "brij"
         syllables.append([onset + vowel + _FINALS[final] for vowel in vowels])

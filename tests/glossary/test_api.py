@@ -293,3 +293,16 @@ def test_a_job_uses_its_glossary_only_while_its_owner_owns_it(editor):
     assert (bias.hotwords, bias.initial_prompt) == (None, None)
     assert job_hotword_choice(job, count_tokens=len) is None
     assert processed["segments"][0]["text"] == " 브이엘엘엠 서빙"
+
+
+def test_text_correct_leaves_a_particle_its_syllable_after_a_korean_transliteration(editor):
+    canonical_only = {"name": "canonical", "terms": [{"canonical": c} for c in ("vLLM", "Helm")]}
+    gid = editor.post("/v1/glossaries", canonical_only, format="json").json()["id"]
+
+    body = editor.post(
+        "/v1/text/correct",
+        {"text": "브이엘엘엠으로 돌려요, 헬름으로 배포해", "language": "ko", "glossary_id": gid},
+        format="json",
+    ).json()
+
+    assert body["text"] == "vLLM으로 돌려요, Helm으로 배포해"

@@ -138,6 +138,61 @@ def test_a_korean_transliteration_becomes_the_term_and_keeps_its_particles(
     assert matcher.apply(heard) == expected
 
 
+# Terms heard in Korean before a particle; a glossary of canonical spellings only.
+PARTICLE_TERMS = [
+    TermSpec(canonical)
+    for canonical in (
+        "vLLM", "Helm", "Slack", "GitLab", "Terraform", "Python", "LangChain", "Hugging Face",
+        "ComfyUI", "Kibana", "Kafka", "Grafana", "Docker",
+    )
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("term", "heard", "expected"),
+    [
+        # 으로 and the particles built on it after a consonant: the 으 is the particle's.
+        ("vLLM", "브이엘엘엠으로 돌려요", "vLLM으로 돌려요"),
+        ("Helm", "헬름으로 배포해", "Helm으로 배포해"),
+        ("Slack", "슬랙으로 알려줘", "Slack으로 알려줘"),
+        ("Helm", "헬름으로서 충분해", "Helm으로서 충분해"),
+        ("Slack", "슬랙으로써 소통해", "Slack으로써 소통해"),
+        ("GitLab", "깃랩으로부터 받아", "GitLab으로부터 받아"),
+        ("Terraform", "테라폼으로는 안 돼", "Terraform으로는 안 돼"),
+        # The other particles that begin with a syllable of their own.
+        ("Terraform", "테라폼이랑 같이", "Terraform이랑 같이"),
+        ("Python", "파이썬이나 써", "Python이나 써"),
+        ("LangChain", "랭체인이라고 해", "LangChain이라고 해"),
+        ("Helm", "헬름은 좋아", "Helm은 좋아"),
+        ("Slack", "슬랙을 켜", "Slack을 켜"),
+        ("GitLab", "깃랩이 죽었어", "GitLab이 죽었어"),
+        ("Terraform", "테라폼에서 봐", "Terraform에서 봐"),
+        # After a vowel: a particle's vowel is no part of a term that ends in a consonant.
+        ("Hugging Face", "허깅페이스와 연동", "Hugging Face와 연동"),
+        ("Hugging Face", "허깅페이스하고 같이", "Hugging Face하고 같이"),
+        ("Hugging Face", "허깅페이스야", "Hugging Face야"),
+        # A term whose own spelling ends in a syllable a particle begins with stays whole.
+        ("ComfyUI", "컴피유아이랑 같이", "ComfyUI랑 같이"),
+        ("ComfyUI", "컴피유아이로 그려", "ComfyUI로 그려"),
+        ("Kibana", "키바나로 봐", "Kibana로 봐"),
+        ("Kibana", "키바나라고 해", "Kibana라고 해"),
+        ("Kafka", "카프카랑 붙여", "Kafka랑 붙여"),
+        ("Grafana", "그라파나나 써", "Grafana나 써"),
+        ("Docker", "도커야", "Docker야"),
+    ],
+)
+def test_a_particle_keeps_its_syllables_after_a_korean_transliteration(term, heard, expected):
+    matcher = SoundAlikeMatcher(PARTICLE_TERMS)
+
+    assert [m.term for m in matcher.matches(heard)] == [term]
+    assert matcher.apply(heard) == expected
+
+
+def test_a_bare_eu_syllable_is_said_not_the_vowel_korean_adds_to_a_consonant():
+    assert romanise("스") == "s"  # 스 is the s of "Redis"
+    assert romanise("헬름으") == "helleumeu" != romanise("헬름")
+
+
 def test_hangul_is_romanised_the_way_loanwords_were_borrowed():
     assert romanise("쿠버네티스") == "kubernetis"
     assert romanise("도커") == "doker"
