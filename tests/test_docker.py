@@ -12,10 +12,8 @@ import importlib.util
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -23,7 +21,7 @@ import httpx
 import pytest
 
 from tests.conftest import IN_CI, REPO_ROOT
-from tests.e2e.stack import daphne_command, free_port
+from tests.e2e.stack import daphne_serving, free_port
 
 DOCKER = REPO_ROOT / "docker"
 COMPOSE = DOCKER / "compose.yml"
@@ -335,31 +333,10 @@ def test_the_locked_ctranslate2_loads_cublas_12_and_no_cudnn(lock):
 
 @contextlib.contextmanager
 def daphne(tmp_path: Path, **env: str):
-    port = free_port()
     environ = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     environ.update(SCRIBE_SQLITE_PATH=str(tmp_path / "db.sqlite3"), **env)
-    log = (tmp_path / "daphne.log").open("w")
-    process = subprocess.Popen(
-        daphne_command(port),
-        cwd=REPO_ROOT,
-        env=environ,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-                break
-            assert process.poll() is None, (tmp_path / "daphne.log").read_text()
-            time.sleep(0.2)
+    with daphne_serving(environ, tmp_path / "daphne.log") as port:
         yield port
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
-        log.close()
 
 
 def run_healthcheck(port: int, **env: str) -> subprocess.CompletedProcess:

@@ -45,6 +45,33 @@ def daphne_command(port: int) -> list[str]:
     ]
 
 
+@contextlib.contextmanager
+def daphne_serving(env: dict[str, str], log_path: Path):
+    """daphne on a free loopback port with ``env``; yield the port once it answers HTTP."""
+    port = free_port()
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            daphne_command(port),
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1)
+                    break
+                assert process.poll() is None, log_path.read_text()
+                time.sleep(0.2)
+            yield port
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=15)
+
+
 class Stack:
     def __init__(
         self,

@@ -6,20 +6,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 import websockets
 from channels.testing import WebsocketCommunicator
 
 from accounts.services import api_key_create
 from tests.conftest import REPO_ROOT
-from tests.e2e.stack import daphne_command, free_port
+from tests.e2e.stack import daphne_serving
 
 
 @contextlib.contextmanager
@@ -31,29 +28,8 @@ def daphne(tmp_path: Path):
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO_ROOT, env=environ, check=True
     )
-    port = free_port()
-    log_path = tmp_path / "daphne.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            daphne_command(port),
-            cwd=REPO_ROOT,
-            env=environ,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                with contextlib.suppress(httpx.HTTPError):
-                    httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1)
-                    break
-                assert process.poll() is None, log_path.read_text()
-                time.sleep(0.2)
-            yield port
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=15)
+    with daphne_serving(environ, tmp_path / "daphne.log") as port:
+        yield port
 
 
 async def handshake_status(url: str) -> int:
