@@ -12,7 +12,7 @@ this way: docs/glossary-design.md.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
 
@@ -62,26 +62,10 @@ class CheckedAlternative:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckedAlternative:
-        return cls(
-            start=data["start"],
-            end=data["end"],
-            heard=data["heard"],
-            text=data["text"],
-            term=data["term"],
-            reason=data["reason"],
-            gain=data["gain"],
-        )
+        return cls(**{field.name: data[field.name] for field in fields(cls)})
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "start": self.start,
-            "end": self.end,
-            "heard": self.heard,
-            "text": self.text,
-            "term": self.term,
-            "reason": self.reason,
-            "gain": self.gain,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
