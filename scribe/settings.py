@@ -221,6 +221,9 @@ SCRIBE_ALLOW_REQUEST_HARDWARE = env_bool("SCRIBE_ALLOW_REQUEST_HARDWARE", False)
 SCRIBE_MAX_UPLOAD_MB = env_int("SCRIBE_MAX_UPLOAD_MB", 2048, minimum=1)
 SCRIBE_MAX_DURATION_S = env_int("SCRIBE_MAX_DURATION_S", 4 * 3600, minimum=1)
 SCRIBE_RETENTION_DAYS = env_int("SCRIBE_RETENTION_DAYS", 7, minimum=0)
+# Days an ended job's content-free record (status, times, durations) is kept before its
+# row is deleted (transcription/erasure.py).
+SCRIBE_RECORD_RETENTION_DAYS = env_int("SCRIBE_RECORD_RETENTION_DAYS", 30, minimum=1)
 
 # --- jobs ---------------------------------------------------------------------------
 SCRIBE_MAX_QUEUED_JOBS = env_int("SCRIBE_MAX_QUEUED_JOBS", 200, minimum=1)

@@ -32,7 +32,10 @@ def job_representation(job: Job, *, base_url: str) -> dict[str, Any]:
         },
         "options": job.options,
         "attempts": job.attempts,
+        "erased_at": job.erased_at,
     }
+    if job.erase_requested_at and not job.erased_at:
+        data["erase_requested_at"] = job.erase_requested_at
     if job.status == Job.Status.QUEUED:
         # The list annotates it (JobQuerySet.with_jobs_ahead); a single job counts here.
         ahead = getattr(job, "jobs_ahead", None)
@@ -55,6 +58,8 @@ def job_representation(job: Job, *, base_url: str) -> dict[str, Any]:
         if job.result_purged_at:
             data["results"] = None
             data["results_purged_at"] = job.result_purged_at
+        elif job.erased_at:
+            data["results"] = None
         else:
             url = urljoin(base_url, reverse("job-result", args=[job.id]))
             data["results"] = {fmt: f"{url}?format={fmt}" for fmt in job.opts.result_formats}

@@ -118,16 +118,29 @@ def delivery_create(*, job: Job, event: str) -> Delivery:
     """Record the delivery of ``job``'s summary as it is now (its terminal state); the job
     has a ``callback_url``."""
     assert job.opts.callback_url, "a job without a callback_url has nothing to deliver"
-    summary = job_representation(job, base_url=settings.SCRIBE_PUBLIC_URL)
-    body = JSONRenderer().render(summary).decode()
     return Delivery.objects.create(
         job=job,
         owner=job.owner,
         event=event,
         url=job.opts.callback_url,
-        body=body,
+        body=_summary_body(job),
         next_attempt_at=timezone.now(),
     )
+
+
+def _summary_body(job: Job) -> str:
+    summary = job_representation(job, base_url=settings.SCRIBE_PUBLIC_URL)
+    return JSONRenderer().render(summary).decode()
+
+
+def deliveries_erase(sender, *, job_id, **kwargs) -> int:
+    """``job_erased``'s receiver: a delivery keeps the summary it sent, with the job's
+    content; rewrite it as the job is now, content-free (a pending one is sent so).
+    Returns how many deliveries were rewritten."""
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        return 0
+    return Delivery.objects.filter(job=job).update(body=_summary_body(job))
 
 
 def delivery_attempt(*, delivery_id: str, number: int) -> Delivery | None:
