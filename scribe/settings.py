@@ -401,6 +401,9 @@ SCRIBE_PUBLIC_URL = env_str("SCRIBE_PUBLIC_URL") or "http://127.0.0.1:8000"
 SCRIBE_OPENAI_WAIT_S = env_int("SCRIBE_OPENAI_WAIT_S", 540, minimum=1)
 # Requests per key, "N/second|minute|hour|day"; empty turns the limit off.
 SCRIBE_RATE_LIMIT = env_rate("SCRIBE_RATE_LIMIT", "600/minute")
+# Requests without a valid key (none, made up, expired, revoked) per client address; over
+# it they get 429 until the window ends. Requests with a valid key are never counted here.
+SCRIBE_AUTH_FAILURE_RATE_LIMIT = env_rate("SCRIBE_AUTH_FAILURE_RATE_LIMIT", "60/minute")
 # Throttle counters live in the cache: shared through Redis when there is one.
 if REDIS_URL:
     CACHES = {
