@@ -27,6 +27,7 @@ from scribe.env import (
     env_str,
     parse_database_url,
 )
+from scribe.web import WEBSOCKET_CEILING_BYTES
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -101,6 +102,8 @@ MIDDLEWARE = [
 ROOT_URLCONF = "scribe.urls"
 WSGI_APPLICATION = "scribe.wsgi.application"
 ASGI_APPLICATION = "scribe.asgi.application"
+# `manage.py runserver` (daphne's) with the ceiling `serve` and the images give daphne.
+DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = WEBSOCKET_CEILING_BYTES
 
 TEMPLATES = [
     {
