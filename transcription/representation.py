@@ -12,6 +12,7 @@ from urllib.parse import urljoin
 
 from django.urls import reverse
 
+from transcription.engine import model_served_name
 from transcription.models import Job
 from transcription.selectors import job_queue_position
 
@@ -80,6 +81,7 @@ def _summary(job: Job) -> dict[str, Any]:
         "real_time_factor": metrics.get("real_time_factor"),
         "speech_coverage": metrics.get("vad_speech_coverage"),
         "mean_confidence": metrics.get("mean_confidence"),
-        "model": job.run.get("model_name"),
+        # Runs recorded before the served name kept the configured one, a path perhaps.
+        "model": model_served_name(name) if (name := job.run.get("model_name")) else name,
         "compute_type": job.run.get("compute_type"),
     }
