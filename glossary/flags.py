@@ -40,23 +40,42 @@ DEFAULT_HALLUCINATIONS = {
 
 
 def _normal(text: str) -> str:
+    """Case-folded, compatibility-normalised letters, digits and marks: punctuation,
+    spaces, symbols and control and format characters (a newline, a zero-width space)
+    taken out."""
     text = unicodedata.normalize("NFKC", text).casefold()
-    return "".join(c for c in text if not unicodedata.category(c).startswith(("P", "Z", "S")))
+    return "".join(c for c in text if not unicodedata.category(c).startswith(("P", "Z", "S", "C")))
+
+
+def _in_order(parts: Sequence[str], text: str) -> bool:
+    """Whether ``text`` is ``parts`` in order with anything between them: the first a
+    prefix, the last a suffix, each middle one where it is first found. Linear in the
+    text, where a regex ``a.*b.*c`` backtracks for minutes over a long one."""
+    if len(parts) == 1:
+        return text == parts[0]
+    first, *middle, last = parts
+    end = len(text) - len(last)
+    if end < len(first) or not (text.startswith(first) and text.endswith(last)):
+        return False
+    cursor = len(first)
+    for part in middle:
+        found = text.find(part, cursor, end)
+        if found < 0:
+            return False
+        cursor = found + len(part)
+    return True
 
 
 def hallucination_matcher(phrases: Sequence[str]):
     """A function text -> matched phrase or None. "…" in a phrase matches anything."""
-    compiled = []
-    for phrase in phrases:
-        parts = [re.escape(_normal(p)) for p in phrase.split("…")]
-        compiled.append((phrase, re.compile(".*".join(parts))))
+    compiled = [(phrase, [_normal(p) for p in phrase.split("…")]) for phrase in phrases]
 
     def match(text: str) -> str | None:
         normal = _normal(text)
         if not normal:
             return None
-        for phrase, pattern in compiled:
-            if pattern.fullmatch(normal):
+        for phrase, parts in compiled:
+            if _in_order(parts, normal):
                 return phrase
         return None
 

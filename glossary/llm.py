@@ -19,7 +19,9 @@ import openai
 
 from scribe.egress import Egress, EgressRefused, refusal
 
-EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
+# An address begins where its run of address characters does: searching from inside one
+# again (as without the lookbehind) reads a long run of letters once per letter.
+EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(\.[\w-]+)+")
 PHONE = re.compile(r"(?<!\d)(\+?\d[\d\- ]{7,}\d)(?!\d)")
 
 
@@ -56,20 +58,26 @@ def check_egress(config: LLMConfig) -> Egress:
 
 
 def mask(text: str) -> tuple[str, dict[str, str]]:
-    """Replace e-mail addresses and phone numbers by placeholders; return the mapping."""
+    """Replace e-mail addresses and phone numbers by placeholders; return the mapping.
+
+    A placeholder is never one the text already holds ("[EMAIL1]" typed in it), so
+    ``unmask`` gives back exactly the text."""
     mapping: dict[str, str] = {}
 
     def hide(kind: str):
         def replace(match: re.Match) -> str:
-            token = f"[{kind}{len(mapping) + 1}]"
+            number = len(mapping) + 1
+            while f"[{kind}{number}]" in text or f"[{kind}{number}]" in mapping:
+                number += 1
+            token = f"[{kind}{number}]"
             mapping[token] = match.group(0)
             return token
 
         return replace
 
-    text = EMAIL.sub(hide("EMAIL"), text)
-    text = PHONE.sub(hide("PHONE"), text)
-    return text, mapping
+    masked = EMAIL.sub(hide("EMAIL"), text)
+    masked = PHONE.sub(hide("PHONE"), masked)
+    return masked, mapping
 
 
 def unmask(text: str, mapping: dict[str, str]) -> str:

@@ -7,6 +7,8 @@ import re
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from glossary.normalize import RuleSpec, compile_rule
+
 
 class GlossaryQuerySet(models.QuerySet):
     def usable_by(self, owner) -> GlossaryQuerySet:
@@ -90,13 +92,22 @@ class Rule(models.Model):
         return f"{self.kind}: {self.pattern} → {self.replacement or self.pattern}"
 
     def clean(self) -> None:
-        if self.kind == self.Kind.REGEX:
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValidationError(
-                    {"pattern": f"Not a valid regular expression: {exc}"}
-                ) from None
+        if self.kind != self.Kind.REGEX:
+            return
+        try:
+            pattern = re.compile(self.pattern)
+        except re.error as exc:
+            raise ValidationError({"pattern": f"Not a valid regular expression: {exc}"}) from None
+        try:
+            compile_rule(RuleSpec(self.kind, self.pattern, self.replacement))
+        except re.error as exc:
+            raise ValidationError(
+                {
+                    "replacement": f"Not a valid replacement for this pattern: {exc}. The "
+                    f"pattern has {pattern.groups} group(s), each referred to by its number "
+                    "(\\1); a backslash itself is written \\\\."
+                }
+            ) from None
 
 
 class HallucinationPhrase(models.Model):

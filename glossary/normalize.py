@@ -70,17 +70,29 @@ def apply_glossary(text: str, terms: Sequence[TermSpec]) -> str:
 
 
 def compile_rule(rule: RuleSpec):
-    """Return text -> text for one rule; raises re.error for a bad regex."""
+    """Return text -> text for one rule; raises re.error for a bad regex or a replacement
+    that names a group the regex lacks (here, not on the first text it matches)."""
     flags = 0 if rule.case_sensitive else re.IGNORECASE
     if rule.kind == "regex":
         pattern = re.compile(rule.pattern, flags)
+        _check_replacement(pattern, rule.replacement)
         return lambda text: pattern.sub(rule.replacement, text)
     if rule.kind == "acronym":
         target = rule.replacement or rule.pattern
         pattern = re.compile(_variant_regex(rule.pattern), re.IGNORECASE)
-        return lambda text: pattern.sub(target, text)
+        return lambda text: pattern.sub(lambda _m: target, text)
     pattern = re.compile(re.escape(rule.pattern), flags)
     return lambda text: pattern.sub(lambda _m: rule.replacement, text)
+
+
+def _check_replacement(pattern: re.Pattern[str], replacement: str) -> None:
+    """Raise re.error where ``replacement`` is no template for ``pattern`` ("\\2" with one
+    group, "\\q", "\\g<name>" of no group): ``sub`` reads the template before it looks for
+    a match, so an empty text is enough."""
+    try:
+        pattern.sub(replacement, "")
+    except IndexError as exc:  # an unknown group name, on Python 3.11
+        raise re.error(f"bad replacement: {exc}") from None
 
 
 def apply_rules(text: str, rules: Sequence[RuleSpec]) -> str:

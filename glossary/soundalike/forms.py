@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from itertools import product
+from itertools import islice, product
 
 from glossary.soundalike.numbers import DIGITS, is_digits, number_words
 from glossary.soundalike.romanise import as_hangul, romanise
 
-# Cap on the spoken forms derived for one term (the product of its parts' alternatives).
+# Cap on the spoken forms derived for one term (the product of its parts' alternatives),
+# and on the combinations of alternatives tried for them: alternatives that say the same
+# letters ("..." as "dot" and "" in any order) would otherwise be tried 2**n times over.
 MAX_FORMS = 96
+MAX_COMBINATIONS = 8 * MAX_FORMS
 
 _HANGUL_SYLLABLES = re.compile(r"[\uac00-\ud7a3]+")
 _CAMEL_PARTS = re.compile(
@@ -91,7 +94,7 @@ def spoken_forms(canonical: str) -> list[SpokenForm]:
         said = [alt for alt in options[edge] if alt.text]
         options[edge] = said or options[edge]
     forms: dict[str, SpokenForm] = {}
-    for combo in product(*options):
+    for combo in islice(product(*options), MAX_COMBINATIONS):
         letters = NOT_ALNUM.sub("", "".join(alt.text for alt in combo))
         if not letters or letters in forms:
             continue

@@ -29,8 +29,12 @@ DEFAULT_THRESHOLD = 0.82
 WORD_MARGIN = 0.1
 # A term of at most this many letters and digits only matches exactly.
 SHORT_TERM_CHARS = 3
-# Spans can be this many words longer than the longest spoken form of the term.
+# Spans can be this many words longer than the longest spoken form of the term, and at
+# most MAX_SPAN_WORDS long: a text is read in time proportional to its words times the
+# longest span, and a term said in more words (a long acronym, a row of dots) is not one
+# Whisper writes by sound.
 EXTRA_WORDS = 2
+MAX_SPAN_WORDS = 16
 # The first sound of a span is read from this many letters (a Latin "tch" or a Hangul
 # "ch" must not be cut in two).
 LEAD_CHARS = 4
@@ -132,7 +136,8 @@ def _tokens(text: str) -> list[_Token]:
 
 
 def _is_acronym(word: str) -> bool:
-    return len(word) > 1 and word.isalpha() and word.isupper()
+    """Capital Latin letters only: those have letter names (not "ÉÉ" or a fullwidth "ＡＢ")."""
+    return len(word) > 1 and word.isascii() and word.isalpha() and word.isupper()
 
 
 def _is_hangul(char: str) -> bool:
@@ -180,7 +185,7 @@ class SoundAlikeMatcher:
                     index, f.letters, metaphone(f.letters), loan_key(f.letters), f.as_hangul,
                     f.latin,
                 )  # fmt: skip
-                forms.append((form, f.words + EXTRA_WORDS))
+                forms.append((form, min(f.words + EXTRA_WORDS, MAX_SPAN_WORDS)))
         # _buckets[words][(any Hangul, first class of the loan key)]: the forms a span of
         # that many words may match; a Latin span only meets Latin forms. Bucketing on the
         # first sound is what keeps a long text fast.

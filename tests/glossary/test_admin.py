@@ -134,6 +134,19 @@ def test_a_rule_is_tried_on_sample_text_in_the_admin_before_it_is_enabled(operat
     assert rule.enabled is False
 
 
+@pytest.mark.parametrize("replacement", [r"\1GB", r"\g<size>", r"\q"])
+def test_a_regex_rule_whose_replacement_names_no_group_of_its_pattern_is_refused(
+    operator, replacement
+):
+    form = {"order": "0", "kind": "regex", "pattern": r"\d+\s*기가", "replacement": replacement}
+
+    response = operator.post("/admin/glossary/rule/add/", form)
+
+    assert response.status_code == 200
+    assert "Not a valid replacement for this pattern" in response.content.decode()
+    assert not Rule.objects.exists()
+
+
 def test_the_hallucination_list_is_seeded_and_editable(operator):
     assert HallucinationPhrase.objects.filter(text="시청해주셔서 감사합니다").exists()
     assert operator.get("/admin/glossary/hallucinationphrase/").status_code == 200
