@@ -7,9 +7,12 @@ without a word boundary after it; a Latin-script variant must stand as a whole w
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,14 @@ def _check_replacement(pattern: re.Pattern[str], replacement: str) -> None:
 
 
 def apply_rules(text: str, rules: Sequence[RuleSpec]) -> str:
+    """Apply ``rules`` in order. A rule that cannot be compiled (stored before its check
+    existed, or written to the database directly) is skipped with a warning: one bad rule
+    must not fail every job of its glossary."""
     for rule in rules:
-        text = compile_rule(rule)(text)
+        try:
+            compiled = compile_rule(rule)
+        except re.error as exc:
+            logger.warning("skipping the %s rule %r: %s", rule.kind, rule.pattern, exc)
+            continue
+        text = compiled(text)
     return text

@@ -182,6 +182,25 @@ def test_a_patched_term_without_its_canonical_spelling_is_refused_naming_the_fie
     assert [t["canonical"] for t in kept] == ["vLLM", "Kubernetes", "FastAPI"]
 
 
+def test_a_stored_rule_that_cannot_compile_is_skipped_and_the_others_apply(editor, caplog):
+    gid = editor.post("/v1/glossaries", GLOSSARY, format="json").json()["id"]
+    # Written before replacements were checked: a group the pattern does not have.
+    Rule.objects.create(
+        order=1, kind="regex", pattern=r"\bapi\b", replacement=r"\1GB", enabled=True
+    )
+    Rule.objects.create(order=2, kind="acronym", pattern="GPU", enabled=True)
+
+    response = editor.post(
+        "/v1/text/correct",
+        {"text": "gpu api", "language": "en", "glossary_id": gid, "mode": "rules"},
+        format="json",
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.json()["text"] == "GPU api"
+    assert "skipping the regex rule" in caplog.text
+
+
 def test_a_job_result_shows_raw_and_corrected_text_stage_diffs_flags_and_bias(editor, job_settings):
     gid = editor.post("/v1/glossaries", GLOSSARY, format="json").json()["id"]
     Rule.objects.create(
