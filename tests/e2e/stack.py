@@ -72,6 +72,34 @@ def daphne_serving(env: dict[str, str], log_path: Path):
             process.wait(timeout=15)
 
 
+@contextlib.contextmanager
+def sqlite_daphne(tmp: Path, **env: str):
+    """daphne over a fresh, migrated SQLite database in ``tmp`` (the embedded default, no
+    worker), with ``env`` on top of this process's; yield ``(port, environ)``."""
+    environ = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    environ.update(
+        SCRIBE_SQLITE_PATH=str(tmp / "db.sqlite3"), SCRIBE_MEDIA_ROOT=str(tmp / "media"), **env
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO_ROOT, env=environ, check=True
+    )
+    with daphne_serving(environ, tmp / "daphne.log") as port:
+        yield port, environ
+
+
+def api_key(environ: dict[str, str], *scopes: str) -> str:
+    """A new API key with ``scopes``, made by ``manage.py create_api_key`` in ``environ``."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "create_api_key", "--owner", "e2e", "--scopes", *scopes],
+        cwd=REPO_ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip().splitlines()[-1]
+
+
 class Stack:
     def __init__(
         self,
