@@ -132,7 +132,8 @@ def _tokens(text: str) -> list[_Token]:
 
 
 def _is_acronym(word: str) -> bool:
-    return len(word) > 1 and word.isalpha() and word.isupper()
+    """Capitals said as letter names: A to Z (É, Greek or full-width capitals have none)."""
+    return len(word) > 1 and word.isascii() and word.isalpha() and word.isupper()
 
 
 def _is_hangul(char: str) -> bool:
@@ -236,7 +237,7 @@ class SoundAlikeMatcher:
         found = []
         for token in _tokens(text):
             word = token.text
-            if not (2 <= len(word) <= 5 and word.isascii() and _is_acronym(word)):
+            if not (2 <= len(word) <= 5 and _is_acronym(word)):
                 continue
             for index, letters in self._acronyms:
                 if len(letters) != len(word) or letters == word:
