@@ -395,7 +395,11 @@ SCRIBE_PUBLIC_URL = env_str("SCRIBE_PUBLIC_URL") or "http://127.0.0.1:8000"
 
 # POST /v1/audio/transcriptions (without stream) waits this long for its job, then answers
 # 504 pointing to /v1/jobs/{id}; under the openai SDK's 600 s default timeout.
-SCRIBE_OPENAI_WAIT_S = env_int("SCRIBE_OPENAI_WAIT_S", 540, minimum=1)
+# 0: at once, unless the job has ended (a client that polls /v1/jobs/{id} itself).
+SCRIBE_OPENAI_WAIT_S = env_int("SCRIBE_OPENAI_WAIT_S", 540, minimum=0)
+# With stream=true the events go on as long as the job takes (unset), or end with an error
+# event naming the job after this many seconds.
+SCRIBE_OPENAI_STREAM_WAIT_S = env_optional_int("SCRIBE_OPENAI_STREAM_WAIT_S", minimum=0)
 # Requests per key, "N/second|minute|hour|day"; empty turns the limit off.
 SCRIBE_RATE_LIMIT = env_rate("SCRIBE_RATE_LIMIT", "600/minute")
 # Throttle counters live in the cache: shared through Redis when there is one.
