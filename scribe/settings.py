@@ -438,6 +438,8 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "scribe.schema.document_errors",
+        "scribe.schema.document_links",
+        "openai_compat.openapi.document_served_models",
     ],
 }
 
