@@ -6,6 +6,7 @@ from rest_framework import serializers
 from glossary.models import Glossary, Term
 from glossary.review import MODES
 from scribe.exceptions import ScribeError
+from scribe.fields import StrictCharField, StrictIntegerField, StrictModelSerializer
 
 
 class GlossaryNameTakenError(ScribeError):
@@ -31,9 +32,9 @@ class GlossaryNotFoundError(ScribeError):
 PRIORITY_RANGE = {"min_value": -(2**31), "max_value": 2**31 - 1}
 
 
-class TermSerializer(serializers.ModelSerializer):
+class TermSerializer(StrictModelSerializer):
     variants = serializers.ListField(
-        child=serializers.CharField(max_length=100), required=False, max_length=50
+        child=StrictCharField(max_length=100), required=False, max_length=50
     )
 
     class Meta:
@@ -55,7 +56,7 @@ class TermSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class GlossarySerializer(serializers.ModelSerializer):
+class GlossarySerializer(StrictModelSerializer):
     terms = TermSerializer(many=True, required=False)
 
     class Meta:
@@ -105,9 +106,9 @@ class GlossarySerializer(serializers.ModelSerializer):
 
 
 class TextCorrectSerializer(serializers.Serializer):
-    text = serializers.CharField(max_length=20000, trim_whitespace=False)
-    language = serializers.CharField(required=False, allow_blank=True, default="")
-    glossary_id = serializers.IntegerField(required=False, allow_null=True)
+    text = StrictCharField(max_length=20000, trim_whitespace=False)
+    language = StrictCharField(required=False, allow_blank=True, default="")
+    glossary_id = StrictIntegerField(required=False, allow_null=True)
     mode = serializers.ChoiceField(choices=MODES, default="rules")
 
     def validate_glossary_id(self, value: int | None) -> int | None:

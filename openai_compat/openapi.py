@@ -10,13 +10,14 @@ leaves out.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 
-from openai_compat.serializers import GRANULARITIES, RESPONSE_FORMATS
+from openai_compat.serializers import GRANULARITIES, RESPONSE_FORMATS, served_models
 from scribe.openapi import NO_NUL, NOT_BLANK_NO_NUL
 from scribe.schema import EVERY_OPERATION, UPLOADS, WITH_BODY
 
@@ -42,13 +43,17 @@ FORM: dict[str, Any] = {
         "file": {"type": "string", "format": "binary"},
         "model": {
             "type": "string",
-            "pattern": NOT_BLANK_NO_NUL,
+            "pattern": NOT_BLANK_NO_NUL,  # document_served_models adds the names
             "description": "`whisper-1` (the batch lane) or a name `GET /v1/models` lists.",
         },
-        "language": TEXT,
+        "language": {
+            **TEXT,
+            "description": "A language code Whisper knows (`ko`, `en`), or empty or `auto` to "
+            "detect it: anything else is a 400.",
+        },
         "prompt": TEXT,
         "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS), "default": "json"},
-        "temperature": {"type": "number"},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
         "timestamp_granularities": {
             "type": "array",
             "items": {"type": "string", "enum": list(GRANULARITIES)},
@@ -76,6 +81,24 @@ FORM: dict[str, Any] = {
     },
 }
 
+# With stream=true, each Server-Sent Event (OpenAPI before 3.2: the schema of one event).
+SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {
+            "type": "string",
+            "enum": ["transcript.text.delta", "transcript.text.done", "error"],
+        },
+        "data": {
+            "type": "string",
+            "description": 'JSON: {"type", "delta"}, then {"type", "text", "usage"}, or '
+            '{"type": "error", "error": {…}} as the errors are (504 `job_still_running` '
+            "after SCRIBE_OPENAI_STREAM_WAIT_S when that is set).",
+        },
+    },
+}
+
 ERRORS = {
     **EVERY_OPERATION,
     **WITH_BODY,
@@ -90,7 +113,7 @@ JOB_ID_HEADER = OpenApiParameter(
     "X-Scribe-Job-Id",
     OpenApiTypes.UUID,
     OpenApiParameter.HEADER,
-    response=[200],
+    response=[200, 504],
     description="The job this request became (GET /v1/jobs/{id}).",
 )
 
@@ -101,7 +124,7 @@ def _answers() -> dict[Any, Any]:
         (200, "text/plain"): OpenApiTypes.STR,
         (200, "application/x-subrip"): OpenApiTypes.STR,
         (200, "text/vtt"): OpenApiTypes.STR,
-        (200, "text/event-stream"): OpenApiTypes.STR,
+        (200, "text/event-stream"): SSE_EVENT,
     }
     for status, description in ERRORS.items():
         answers[int(status)] = OpenApiResponse(response=OpenAIError, description=description)
@@ -119,3 +142,17 @@ transcription_schema = extend_schema(
     parameters=[JOB_ID_HEADER],
     responses=_answers(),
 )
+
+
+def document_served_models(result: dict[str, Any], generator, request, public) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: the form's ``model`` is one of the names this
+    server serves, which its settings choose."""
+    operation = result.get("paths", {}).get("/v1/audio/transcriptions", {}).get("post")
+    if operation is None:
+        return result
+    content = operation["requestBody"]["content"]["multipart/form-data"]
+    content["schema"] = schema = copy.deepcopy(content["schema"])  # not FORM's own dicts
+    model = schema["properties"]["model"]
+    model.pop("pattern", None)
+    model["enum"] = served_models()
+    return result

@@ -151,13 +151,11 @@ async def _answer_when_done(
         if state.status in Job.TERMINAL:
             break
         if time.monotonic() >= deadline:
+            message = still_running(job_id, state.status, wait_s, "SCRIBE_OPENAI_WAIT_S")
             return error_response(
                 504,
                 "job_still_running",
-                f"The transcription is still {state.status} after {wait_s:g} s "
-                f"(SCRIBE_OPENAI_WAIT_S); it goes on as job {job_id}. Poll GET /v1/jobs/{job_id} "
-                f"and fetch GET /v1/jobs/{job_id}/result?format=… when it is completed, or send "
-                "long files with stream=true.",
+                f"{message}, or send long files with stream=true.",
                 headers={**headers, **NO_RETRY},
             )
         await asyncio.sleep(POLL_INTERVAL_S)
@@ -167,6 +165,14 @@ async def _answer_when_done(
     result = await in_pool(services.job_result, result_path=state.result_path)
     body, content_type = services.response_content(result, wanted)
     return HttpResponse(body, content_type=content_type, headers=headers)
+
+
+def still_running(job_id: str, status: str, wait_s: float, setting: str) -> str:
+    return (
+        f"The transcription is still {status} after {wait_s:g} s ({setting}); it goes on as "
+        f"job {job_id}. Poll GET /v1/jobs/{job_id} and fetch "
+        f"GET /v1/jobs/{job_id}/result?format=… when it is completed"
+    )
 
 
 def _event(kind: str, data: dict[str, Any]) -> bytes:
@@ -182,6 +188,8 @@ async def _events(job_id: str) -> AsyncIterator[bytes]:
     """
     last_index, sent_any = -1, False
     last_sent = time.monotonic()
+    wait_s: int | None = settings.SCRIBE_OPENAI_STREAM_WAIT_S
+    started = last_sent
 
     def delta(text: str) -> bytes:
         nonlocal sent_any, last_sent
@@ -197,6 +205,11 @@ async def _events(job_id: str) -> AsyncIterator[bytes]:
                 yield delta(partial.text)
         if state.status in Job.TERMINAL:
             break
+        if wait_s is not None and time.monotonic() >= started + wait_s:
+            message = still_running(job_id, state.status, wait_s, "SCRIBE_OPENAI_STREAM_WAIT_S")
+            error = openai_error(504, "job_still_running", f"{message}.")
+            yield _event("error", {"type": "error", **error})
+            return
         if time.monotonic() - last_sent >= KEEPALIVE_S:
             last_sent = time.monotonic()
             yield b": waiting for the workers\n\n"

@@ -16,8 +16,12 @@ from django.urls import re_path  # noqa: E402
 
 from accounts.websocket import APIKeyWebSocketMiddleware  # noqa: E402
 from realtime.routing import channel_routes, websocket_urlpatterns  # noqa: E402
+from scribe import daphne_http  # noqa: E402
 from scribe.upload_guard import UploadSizeGuard  # noqa: E402
 from scribe.websocket import UnknownPathConsumer  # noqa: E402
+
+# daphne (in this process when it serves this app) answers in the envelope, parses no form.
+daphne_http.install()
 
 # Any other path: refused (403), not Channels' "No route found" (500).
 websocket_routes = [*websocket_urlpatterns, re_path(r"", UnknownPathConsumer.as_asgi())]

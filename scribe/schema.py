@@ -51,6 +51,8 @@ WITH_BODY = {
 UPLOADS = {
     "413": "The upload or its audio is longer than this server accepts.",
 }
+# What an upload's ``file`` part is: media with a sound track (anything else is a 415).
+MEDIA_PART = {"file": {"contentType": "audio/*, video/*"}}
 
 
 def document_errors(result: dict[str, Any], generator, request, public) -> dict[str, Any]:
@@ -68,6 +70,7 @@ def document_errors(result: dict[str, Any], generator, request, public) -> dict[
                 errors.update(WITH_BODY)
             if "multipart/form-data" in body:
                 errors.update(UPLOADS)
+                body["multipart/form-data"].setdefault("encoding", MEDIA_PART)
             responses = operation["responses"]
             for code, description in errors.items():
                 responses.setdefault(
@@ -77,6 +80,63 @@ def document_errors(result: dict[str, Any], generator, request, public) -> dict[
                         "content": {"application/json": {"schema": reference}},
                     },
                 )
+    return result
+
+
+# OpenAPI links: the ids an answer holds, and the operations they are for. Generated
+# clients and schemathesis' stateful phase follow them (tests/scribe/test_api_contract_fuzz.py).
+JOB_ID = "$response.body#/job_id"
+JOB_LINKS = {
+    "GetJob": ("v1_jobs_retrieve", {"job_id": JOB_ID}),
+    "GetResult": ("v1_jobs_result_retrieve", {"job_id": JOB_ID}),
+    "DeleteJob": ("v1_jobs_destroy", {"job_id": JOB_ID}),
+}
+GLOSSARY_ID = {"id": "$response.body#/id"}
+GLOSSARY_LINKS = {
+    "GetGlossary": ("v1_glossaries_retrieve", GLOSSARY_ID),
+    "PutGlossary": ("v1_glossaries_update", GLOSSARY_ID),
+    "PatchGlossary": ("v1_glossaries_partial_update", GLOSSARY_ID),
+    "DeleteGlossary": ("v1_glossaries_destroy", GLOSSARY_ID),
+}
+OPENAI_JOB = {"job_id": "$response.header.X-Scribe-Job-Id"}
+LINKS: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {
+    ("v1_jobs_create", "202"): JOB_LINKS,
+    ("v1_jobs_retrieve", "200"): {k: v for k, v in JOB_LINKS.items() if k != "GetJob"},
+    ("jobs_list", "200"): {
+        name: (target, {"job_id": "$response.body#/results/0/job_id"})
+        for name, (target, _) in JOB_LINKS.items()
+    },
+    ("audio_transcriptions_create", "200"): {"GetJob": ("v1_jobs_retrieve", OPENAI_JOB)},
+    ("audio_transcriptions_create", "504"): {
+        "GetJob": ("v1_jobs_retrieve", OPENAI_JOB),
+        "DeleteJob": ("v1_jobs_destroy", OPENAI_JOB),
+    },
+    ("v1_glossaries_create", "201"): GLOSSARY_LINKS,
+    ("v1_glossaries_update", "200"): GLOSSARY_LINKS,
+    ("v1_glossaries_list", "200"): {
+        name: (target, {"id": "$response.body#/results/0/id"})
+        for name, (target, _) in GLOSSARY_LINKS.items()
+    },
+}
+
+
+def document_links(result: dict[str, Any], generator, request, public) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: LINKS, between the operations the schema has."""
+    operations = {
+        operation["operationId"]: operation
+        for path_item in result.get("paths", {}).values()
+        for operation in path_item.values()
+        if isinstance(operation, dict) and "operationId" in operation
+    }
+    for (source, code), links in LINKS.items():
+        response = operations.get(source, {}).get("responses", {}).get(code)
+        if response is None:
+            continue
+        response["links"] = {
+            name: {"operationId": target, "parameters": parameters}
+            for name, (target, parameters) in links.items()
+            if target in operations
+        }
     return result
 
 

@@ -325,7 +325,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_METADATA_CLASS": "scribe.schema.OptionsMetadata",
     "DEFAULT_SCHEMA_CLASS": "scribe.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "scribe.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "scribe.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -415,7 +415,11 @@ SCRIBE_PUBLIC_URL = env_str("SCRIBE_PUBLIC_URL") or "http://127.0.0.1:8000"
 
 # POST /v1/audio/transcriptions (without stream) waits this long for its job, then answers
 # 504 pointing to /v1/jobs/{id}; under the openai SDK's 600 s default timeout.
-SCRIBE_OPENAI_WAIT_S = env_int("SCRIBE_OPENAI_WAIT_S", 540, minimum=1)
+# 0: at once, unless the job has ended (a client that polls /v1/jobs/{id} itself).
+SCRIBE_OPENAI_WAIT_S = env_int("SCRIBE_OPENAI_WAIT_S", 540, minimum=0)
+# With stream=true the events go on as long as the job takes (unset), or end with an error
+# event naming the job after this many seconds.
+SCRIBE_OPENAI_STREAM_WAIT_S = env_optional_int("SCRIBE_OPENAI_STREAM_WAIT_S", minimum=0)
 # Requests per key, "N/second|minute|hour|day"; empty turns the limit off.
 SCRIBE_RATE_LIMIT = env_rate("SCRIBE_RATE_LIMIT", "600/minute")
 # Requests without a valid key (none, made up, expired, revoked) per client address; over
@@ -457,6 +461,8 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "scribe.schema.document_errors",
+        "scribe.schema.document_links",
+        "openai_compat.openapi.document_served_models",
     ],
 }
 

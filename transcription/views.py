@@ -93,16 +93,21 @@ class JobListView(OwnedJobsMixin, GenericAPIView):
 
     @extend_schema(
         operation_id="jobs_list",
-        parameters=[OpenApiParameter("status", str, enum=list(Job.Status.values))],
+        parameters=[
+            OpenApiParameter("status", str, enum=list(Job.Status.values)),
+            OpenApiParameter("page", {"type": "integer", "minimum": 1}, description="From 1."),
+        ],
         responses={200: OpenApiTypes.OBJECT},
         description="The caller's jobs, newest first, paginated.",
     )
     def get(self, request):
         jobs = self.get_queryset()
         wanted = request.query_params.get("status")
-        if wanted:
+        if wanted is not None:  # an empty ?status= too: leave it out for every status
             if wanted not in Job.Status.values:
-                raise ValidationError({"status": [f"Use one of {', '.join(Job.Status.values)}."]})
+                raise ValidationError(
+                    {"status": [f"Use one of {', '.join(Job.Status.values)}, or leave it out."]}
+                )
             jobs = jobs.filter(status=wanted)
         page = self.paginate_queryset(jobs.with_jobs_ahead())
         base_url = _base_url(request)

@@ -241,7 +241,7 @@ class SoundAlikeMatcher:
         found = []
         for token in _tokens(text):
             word = token.text
-            if not (2 <= len(word) <= 5 and word.isascii() and _is_acronym(word)):
+            if not (2 <= len(word) <= 5 and _is_acronym(word)):
                 continue
             for index, letters in self._acronyms:
                 if len(letters) != len(word) or letters == word:

@@ -97,11 +97,18 @@ def manage(env: dict[str, str], *args: str) -> str:
 
 
 @contextlib.contextmanager
-def daphne_on_sqlite(tmp_path: Path, **env: str):
-    """daphne serving scribe's ASGI app on loopback over a migrated SQLite database; yield
-    the port."""
-    with daphne_serving(sqlite_environment(tmp_path, **env), tmp_path / "daphne.log") as port:
-        yield port
+def sqlite_daphne(tmp_path: Path, **env: str):
+    """daphne serving scribe's ASGI app on loopback over a migrated SQLite database (the
+    embedded default, no worker); yield ``(port, environment)``."""
+    environ = sqlite_environment(tmp_path, **env)
+    with daphne_serving(environ, tmp_path / "daphne.log") as port:
+        yield port, environ
+
+
+def api_key(environ: dict[str, str], *scopes: str) -> str:
+    """A new API key with ``scopes``, made by ``manage.py create_api_key`` in ``environ``."""
+    created = manage(environ, "create_api_key", "--owner", "e2e", "--scopes", *scopes)
+    return created.strip().splitlines()[-1]
 
 
 class Stack:

@@ -381,3 +381,10 @@ def test_a_raised_or_lowered_digit_in_a_term_is_said_as_the_digit(heard, expecte
 def test_only_ascii_digits_are_said_as_numbers():
     assert is_digits("2024")
     assert not any(is_digits(s) for s in ("₂", "²", "٣", "①", "", "2²"))
+
+
+@pytest.mark.parametrize("heard", ["ÉK", "ÉCR is up", "ΑΒ", "ＡＢ"])
+def test_capitals_beyond_a_to_z_are_no_acronym_to_spell_out(heard):
+    # Found by the contract fuzz over a socket: "ÉK" was taken for letters and looked up
+    # among the names of A to Z (a KeyError, a 500 on /v1/text/correct).
+    assert apply_soundalike(heard, [TermSpec("ECR")]) == heard

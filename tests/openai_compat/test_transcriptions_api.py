@@ -266,6 +266,21 @@ def test_a_failed_job_is_an_error_event_on_the_stream(api, worker, job_settings,
     assert data["error"]["message"] == Job.objects.get().error_message
 
 
+def test_a_stream_ends_with_an_error_naming_the_job_after_its_wait(api, job_settings, tone_wav):
+    job_settings.SCRIBE_OPENAI_STREAM_WAIT_S = 1  # and no worker: the job stays queued
+
+    started = time.monotonic()
+    events = sse_events(post(api, tone_wav, model="whisper-1", stream="true"))
+
+    job = Job.objects.get()
+    assert time.monotonic() - started < 10
+    assert [kind for kind, _ in events] == ["error"]
+    error = events[0][1]["error"]
+    assert error["code"] == "job_still_running" and f"/v1/jobs/{job.id}" in error["message"]
+    assert "SCRIBE_OPENAI_STREAM_WAIT_S" in error["message"]
+    assert job.status == Job.Status.QUEUED  # it goes on
+
+
 def test_the_job_is_the_callers_and_another_owners_glossary_is_refused(api, job_settings, speech):
     other_key, other_secret = api_key_create(owner_name="outsider", scopes=["transcribe"])
     theirs = Glossary.objects.create(owner=other_key.owner, name="theirs")

@@ -10,7 +10,7 @@ import websockets
 from channels.testing import WebsocketCommunicator
 
 from accounts.services import api_key_create
-from tests.e2e.stack import daphne_on_sqlite
+from tests.e2e.stack import sqlite_daphne
 
 
 async def handshake_status(url: str) -> int:
@@ -23,7 +23,7 @@ async def handshake_status(url: str) -> int:
 
 
 def test_a_handshake_to_an_unknown_path_is_refused_by_daphne_with_403(tmp_path):
-    with daphne_on_sqlite(tmp_path) as port:
+    with sqlite_daphne(tmp_path) as (port, _):
         unknown = asyncio.run(handshake_status(f"ws://127.0.0.1:{port}/v1/nothing"))
         listen = asyncio.run(handshake_status(f"ws://127.0.0.1:{port}/v1/listen?api_key=x"))
         root = asyncio.run(handshake_status(f"ws://127.0.0.1:{port}/"))
