@@ -89,6 +89,7 @@ JOB_ID = "$response.body#/job_id"
 JOB_LINKS = {
     "GetJob": ("v1_jobs_retrieve", {"job_id": JOB_ID}),
     "GetResult": ("v1_jobs_result_retrieve", {"job_id": JOB_ID}),
+    "CancelJob": ("v1_jobs_cancel_create", {"job_id": JOB_ID}),
     "DeleteJob": ("v1_jobs_destroy", {"job_id": JOB_ID}),
 }
 GLOSSARY_ID = {"id": "$response.body#/id"}
@@ -109,6 +110,7 @@ LINKS: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {
     ("audio_transcriptions_create", "200"): {"GetJob": ("v1_jobs_retrieve", OPENAI_JOB)},
     ("audio_transcriptions_create", "504"): {
         "GetJob": ("v1_jobs_retrieve", OPENAI_JOB),
+        "CancelJob": ("v1_jobs_cancel_create", OPENAI_JOB),
         "DeleteJob": ("v1_jobs_destroy", OPENAI_JOB),
     },
     ("v1_glossaries_create", "201"): GLOSSARY_LINKS,

@@ -65,6 +65,8 @@ SETTINGS = {
 #   unknown key have their own tests, tests/accounts);
 # - the uploads are not asked to accept every schema-valid request, and a deleted job is
 #   not asked to be gone (the module's docstring says why);
+# - a job's result may be gone for good (410: erased by a DELETE the stateful phase sent,
+#   or past the retention), a documented answer to a valid request;
 # - the OpenAI endpoint's 504 is its documented answer when the job is still running after
 #   SCRIBE_OPENAI_WAIT_S (no worker runs here), not a server failing;
 # - in the stateful phase, that invalid data is refused is not asked (the stateless part
@@ -84,6 +86,10 @@ checks.positive_data_acceptance.enabled = false
 [[operations]]
 include-path-regex = "^/v1/jobs/"
 checks.use_after_free.enabled = false
+
+[[operations]]
+include-operation-id = "v1_jobs_result_retrieve"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", 401, 403, 404, 409, 410, 429]
 
 [[operations]]
 include-operation-id = "audio_transcriptions_create"
@@ -181,6 +187,8 @@ def test_every_operation_answers_as_documented_over_a_socket(tmp_path, model_dir
         SCRIBE_REALTIME_MODEL=str(model_dir),
         SCRIBE_OFFLINE="true",
         SCRIBE_RATE_LIMIT="",
+        # Keyless probes are throttled per address (429) after the first 60 a minute.
+        SCRIBE_AUTH_FAILURE_RATE_LIMIT="",
         SCRIBE_QUEUE_MAX="10000",
         SCRIBE_OPENAI_WAIT_S="0",
         SCRIBE_OPENAI_STREAM_WAIT_S="0",
