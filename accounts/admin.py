@@ -98,12 +98,28 @@ class ScopedAPIKeyAdmin(APIKeyModelAdmin):
 
 @admin.register(KeyAuditEvent)
 class KeyAuditEventAdmin(admin.ModelAdmin):
-    """Append-only here: events are written by the services and never edited or removed."""
+    """Append-only here: events are written by the services and never edited or removed.
 
-    list_display = ("created_at", "action", "key_prefix", "owner", "route", "reason", "remote_addr")
-    list_filter = ("action", "owner", "created_at")
-    search_fields = ("key_prefix", "route", "reason")
-    readonly_fields = [f.name for f in KeyAuditEvent._meta.fields]
+    A refused request is counted in the row of its reason, key prefix, address and minute:
+    ``count`` says how many, ``last seen`` when the latest came (accounts/audit.py).
+    """
+
+    list_display = (
+        "last_seen_at",
+        "action",
+        "key_prefix",
+        "remote_addr",
+        "count",
+        "owner",
+        "route",
+        "reason",
+        "created_at",
+    )
+    list_filter = ("action", "owner", "last_seen_at")
+    search_fields = ("key_prefix", "remote_addr", "route", "reason")
+    ordering = ("-last_seen_at", "-pk")
+    exclude = ("bucket",)
+    readonly_fields = [f.name for f in KeyAuditEvent._meta.fields if f.name != "bucket"]
 
     def has_add_permission(self, request) -> bool:
         return False

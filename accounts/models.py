@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 
 
@@ -73,7 +74,14 @@ class APIKey(AbstractAPIKey):
 
 
 class KeyAuditEvent(models.Model):
-    """Who did what with keys, and every request that was turned away."""
+    """Who did what with keys, and the requests that were turned away.
+
+    Key events (created, rotated, revoked) are one row each. Refused requests are counted,
+    not logged one by one: one row per why, key prefix, client address and minute, whose
+    ``count`` grows (``accounts/audit.py``, which also bounds how many such rows an
+    address can add); ``created_at`` is the first request of the row, ``last_seen_at``
+    the latest, ``route`` and ``reason`` those of the first.
+    """
 
     class Action(models.TextChoices):
         CREATED = "created"
@@ -88,6 +96,10 @@ class KeyAuditEvent(models.Model):
     reason = models.CharField(max_length=300, blank=True)
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    count = models.PositiveIntegerField(default=1, help_text="Requests this row stands for.")
+    last_seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # A refused request's aggregate: "why|prefix|address|minute"; empty for key events.
+    bucket = models.CharField(max_length=160, null=True, blank=True, unique=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

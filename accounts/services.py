@@ -1,4 +1,4 @@
-"""Key life cycle: create, rotate, revoke, and the audit trail of denied requests."""
+"""Key life cycle: create, rotate, revoke (refused requests are counted in audit.py)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import APIKey, KeyAuditEvent, Owner, validate_scopes
-from accounts.throttling import throttle_window_s
 
 ROTATION_GRACE = timedelta(hours=24)
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -87,46 +85,3 @@ def api_key_touch(*, key: APIKey) -> None:
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         APIKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
-
-
-def key_prefix_of(raw_key: str | None) -> str:
-    return (raw_key or "").partition(".")[0][:16]
-
-
-def request_denied_record(
-    *,
-    raw_key: str | None,
-    route: str,
-    reason: str,
-    remote_addr: str | None,
-    key: APIKey | None = None,
-) -> None:
-    KeyAuditEvent.objects.create(
-        action=KeyAuditEvent.Action.DENIED,
-        key_prefix=key.prefix if key else key_prefix_of(raw_key),
-        owner=key.owner if key else None,
-        route=route[:300],
-        reason=reason[:300],
-        remote_addr=remote_addr or None,
-    )
-
-
-def request_throttled_record(
-    *,
-    raw_key: str | None,
-    route: str,
-    reason: str,
-    remote_addr: str | None,
-    key: APIKey | None = None,
-) -> None:
-    """Audit a throttled request, at most once per key (or address) per throttle window.
-
-    A flood is what throttling turns away: a row for each refusal would let it through to
-    the database as writes. ``cache.add`` is atomic, so concurrent workers write one row.
-    """
-    ident = (key.prefix if key else key_prefix_of(raw_key)) or remote_addr or ""
-    if not cache.add(f"audit:throttled:{ident}", True, timeout=throttle_window_s()):
-        return
-    request_denied_record(
-        raw_key=raw_key, route=route, reason=reason, remote_addr=remote_addr, key=key
-    )

@@ -12,8 +12,9 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 
+from accounts.audit import request_denied_record
 from accounts.models import APIKey
-from accounts.services import api_key_touch, request_denied_record
+from accounts.services import api_key_touch
 
 KEY_SUBPROTOCOL = "key."
 

@@ -102,7 +102,7 @@ def measure(args: argparse.Namespace, tmp: Path, model_dir: Path, priority: bool
         processed = client.get(f"/v1/jobs/{batch_ids[0]}").json().get("processed_sec")
         for batch_id, status in zip(batch_ids, statuses, strict=True):
             if status in ("queued", "processing"):
-                client.delete(f"/v1/jobs/{batch_id}")
+                client.post(f"/v1/jobs/{batch_id}/cancel")
     values = lags(runs)
     return {
         "priority": priority,

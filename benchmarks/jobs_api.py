@@ -182,7 +182,7 @@ def main() -> int:
             f"p95_ms={p95:.1f} (target <= {TARGET_P95_MS}) "
             f"{'PASS' if p95 <= TARGET_P95_MS else 'FAIL'}"
         )
-        client.delete(f"/v1/jobs/{busy_id}")
+        client.post(f"/v1/jobs/{busy_id}/cancel")
     return 0
 
 

@@ -11,7 +11,8 @@ A. idle: nothing else runs;
 B. busy: the batch worker transcribes long batch jobs (synthesized speech: jfk.flac
    repeated, submitted with the same key through ``POST /v1/jobs``) on the same 2 cores
    while the stream plays; several are queued, because the test model transcribes 30
-   minutes in well under a minute, and what is left is cancelled (``DELETE``) afterwards.
+   minutes in well under a minute, and what is left is cancelled
+   (``POST /v1/jobs/{id}/cancel``) afterwards.
 
 For each run it prints:
 
@@ -289,7 +290,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, dict]:
         results["B"]["ratio"], _ = job_ratio(client, results["B"]["job_id"])
         for batch_id, status in zip(batch_ids, after, strict=True):
             if status in ("queued", "processing"):
-                client.delete(f"/v1/jobs/{batch_id}")
+                client.post(f"/v1/jobs/{batch_id}/cancel")
         deadline = time.monotonic() + 30
         final = after
         while time.monotonic() < deadline and {"queued", "processing"} & set(final):
@@ -297,7 +298,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, dict]:
             final = [client.get(f"/v1/jobs/{i}").json()["status"] for i in batch_ids]
         print(
             f"batch jobs: the first had processed {before.get('processed_sec')} s when stream B "
-            f"started; statuses when it ended: {', '.join(after)}; after DELETE: "
+            f"started; statuses when it ended: {', '.join(after)}; after cancel: "
             f"{', '.join(final)}"
         )
         if not busy_throughout:

@@ -81,7 +81,7 @@ ERRORS = {
     **WITH_BODY,
     **UPLOADS,
     "400": "The form is invalid: `error.param` names the first bad field.",
-    "409": "The job was cancelled (DELETE /v1/jobs/{id}) before it ended.",
+    "409": "The job was cancelled (POST /v1/jobs/{id}/cancel, or DELETE) before it ended.",
     "500": "The job failed: `error.code` and `error.message` say why.",
     "504": "The job is still running after SCRIBE_OPENAI_WAIT_S; `error.message` names it.",
 }

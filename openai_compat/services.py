@@ -127,7 +127,11 @@ def response_content(result: dict[str, Any], request: TranscriptionRequest) -> t
 def failure(state: JobState) -> tuple[int, str, str]:
     """Status, code and message of a job that ended without a transcript."""
     if state.status == Job.Status.CANCELLED:
-        return 409, "job_cancelled", "The job was cancelled (DELETE /v1/jobs/{id}) before it ended."
+        return (
+            409,
+            "job_cancelled",
+            "The job was cancelled (POST /v1/jobs/{id}/cancel, or DELETE) before it ended.",
+        )
     if state.error_code == "duration_too_long":
         return 413, state.error_code, state.error_message
     return 500, state.error_code or "job_failed", state.error_message or "The job failed."

@@ -6,9 +6,10 @@ the same way and are passed to the client as they are.
 
 Close codes: 4401 no valid key, 4403 key without the ``stream`` scope, 4429 the worker's
 session cap is reached, 4503 no realtime worker answered, 4001 the key was revoked during
-the session, 4500 the worker stopped during the session. A refused handshake is accepted
-first, then answered with an ``error`` event saying what to do and closed with its code:
-a close before accepting reaches a client only as ``HTTP 403``.
+the session, 4500 the worker stopped during the session, 4413 a frame over
+``MAX_FRAME_BYTES`` (daphne's own ceiling is above it: ``scribe/web.py``). A refused
+handshake is accepted first, then answered with an ``error`` event saying what to do and
+closed with its code: a close before accepting reaches a client only as ``HTTP 403``.
 
 A channel layer that fails under a connection (Redis restarting) ends it as a lost worker
 does, saying so: 4503 ``no_worker`` at the handshake (not an HTTP 500), 4500
@@ -51,6 +52,10 @@ WORKER_SILENCE_S = 10.0  # no tick from the worker for this long: it is gone
 LAYER_ERRORS = (RedisError, OSError)
 KEY_RECHECK_S = 30.0
 MAX_FRAME_BYTES = 1024 * 1024
+# A frame over MAX_FRAME_BYTES: HTTP's 413 in the 4xxx range, as 4401, 4403 and 4429 are.
+# WebSocket's own 1009 (message too big) cannot be sent by an application under daphne:
+# autobahn's sendClose takes only 1000 and 3000-4999.
+FRAME_TOO_LARGE_CLOSE = 4413
 SUBPROTOCOL = "scribe"
 
 
@@ -186,6 +191,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self._to_worker({"type": "session.stop"})  # keep what was said so far
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
+        size = len(bytes_data) if bytes_data is not None else len((text_data or "").encode())
+        if size > MAX_FRAME_BYTES:
+            await self._frame_too_large(size)
+            return
         if bytes_data is not None:
             await self._audio(bytes_data)
             return
@@ -239,14 +248,19 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 f"A frame of {len(frame)} bytes is not a whole number "
                 f"of {self.sample_width}-byte samples; it was dropped.",
             )
-        elif len(frame) > MAX_FRAME_BYTES:
-            await self._error(
-                "bad_frame",
-                f"Frames are limited to {MAX_FRAME_BYTES} bytes; "
-                "send smaller ones. This one was dropped.",
-            )
         else:
             await self._to_worker({"type": "session.audio", "audio": frame})
+
+    async def _frame_too_large(self, size: int) -> None:
+        """Say what the limit is, then close: a client sending frames this large would lose
+        each one, so the session ends (keeping what was said so far) rather than drift."""
+        await self._error(
+            "frame_too_large",
+            f"A frame of {size} bytes is over the limit: the largest frame accepted is "
+            f"{MAX_FRAME_BYTES} bytes. Send audio in smaller frames (100 ms is 3200 bytes "
+            "of 16 kHz pcm_s16le).",
+        )
+        await self.close(code=FRAME_TOO_LARGE_CLOSE)
 
     async def _to_worker(self, message: dict) -> None:
         message["session_id"] = self.session_id

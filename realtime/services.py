@@ -90,11 +90,14 @@ def stream_final_save(*, job_id, final: FinalSegment, review: Review) -> dict[st
     }
 
 
-def stream_jobs_heartbeat(*, job_ids: list) -> None:
-    if job_ids:
-        Job.objects.filter(pk__in=job_ids, status=Job.Status.PROCESSING).update(
-            heartbeat_at=timezone.now()
-        )
+def stream_jobs_heartbeat(*, job_ids: list) -> set:
+    """Tell the database these sessions' worker is alive; return the ids of those whose
+    owner asked to cancel or erase them (``POST …/cancel``, ``DELETE``): they end."""
+    if not job_ids:
+        return set()
+    running = Job.objects.filter(pk__in=job_ids, status=Job.Status.PROCESSING)
+    running.update(heartbeat_at=timezone.now())
+    return set(running.filter(cancel_requested_at__isnull=False).values_list("pk", flat=True))
 
 
 def _run_record(run: dict[str, Any]) -> RunRecord:

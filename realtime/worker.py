@@ -523,9 +523,28 @@ class RealtimeWorker(AsyncConsumer):
                 last_heartbeat = time.monotonic()
                 ids = [s.job_id for s in self.sessions.values() if s.job_id]
                 try:
-                    await database_sync_to_async(services.stream_jobs_heartbeat)(job_ids=ids)
+                    cancelled = await database_sync_to_async(services.stream_jobs_heartbeat)(
+                        job_ids=ids
+                    )
                 except Exception:  # the database is down: beat again next time
                     logger.exception("realtime heartbeat failed")
+                    continue
+                await self._end_cancelled(cancelled)
+
+    async def _end_cancelled(self, job_ids: set) -> None:
+        """End the sessions whose job's owner cancelled or erased it, as a stop would:
+        what was finalised is kept (and erased after, for a DELETE)."""
+        for session in list(self.sessions.values()):
+            if session.job_id in job_ids and not session.stop:
+                session.stop = True
+                await self._warn(
+                    session,
+                    "cancelled",
+                    "This session's job was cancelled through the API (POST …/cancel or "
+                    "DELETE); it ends now.",
+                    force=True,
+                )
+        self.wake.set()
 
     async def _warn(self, session: LiveSession, code: str, text: str, force: bool = False):
         now = time.monotonic()

@@ -58,26 +58,42 @@ DENIALS = (
 
 
 def _record_denial(exc: Exception, context: dict[str, Any]) -> None:
-    """Every request turned away is audited: which key (prefix), which route, why.
-
-    Throttled requests are the exception: one row per key per throttle window.
-    """
+    """Every request turned away is counted in the key audit log: which key (prefix),
+    which address, why, how often (one row per minute of each, accounts/audit.py)."""
+    from accounts.audit import request_denied_record
     from accounts.authentication import key_from_headers
-    from accounts.services import request_denied_record, request_throttled_record
 
     request = context.get("request")
     if request is None:
         return
     reason = str(getattr(exc, "detail", exc))
-    record = (
-        request_throttled_record if isinstance(exc, exceptions.Throttled) else request_denied_record
-    )
-    record(
+    request_denied_record(
         raw_key=key_from_headers(request.headers),
         route=f"{request.method} {request.path}",
         reason=f"{type(exc).__name__}: {reason}",
         remote_addr=request.META.get("REMOTE_ADDR"),
         key=getattr(request, "_auth", None),
+    )
+
+
+def _throttled_without_a_key(exc: Exception, context: dict[str, Any]) -> Exception:
+    """A request with no valid key, from an address over SCRIBE_AUTH_FAILURE_RATE_LIMIT of
+    them, is answered 429 (with Retry-After) instead of 401; valid keys are never counted."""
+    from accounts.throttling import failed_auth_wait
+
+    request = context.get("request")
+    if request is None:
+        return exc
+    wait = failed_auth_wait(request.META.get("REMOTE_ADDR"))
+    if wait is None:
+        return exc
+    return exceptions.Throttled(
+        wait=wait,
+        detail=(
+            "Too many requests without a valid API key from this address (the key was "
+            "missing, wrong, expired or revoked); requests with a valid key are not limited "
+            "by this."
+        ),
     )
 
 
@@ -156,6 +172,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, DATABASE_UNAVAILABLE):
         body, http_status, headers = database_unavailable(exc)
         return Response(body, status=http_status, headers=headers)
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        exc = _throttled_without_a_key(exc, context)
     if isinstance(exc, DENIALS):
         _record_denial(exc, context)
     if isinstance(exc, ScribeError):

@@ -27,6 +27,7 @@ from scribe.env import (
     env_str,
     parse_database_url,
 )
+from scribe.web import WEBSOCKET_CEILING_BYTES
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -101,6 +102,8 @@ MIDDLEWARE = [
 ROOT_URLCONF = "scribe.urls"
 WSGI_APPLICATION = "scribe.wsgi.application"
 ASGI_APPLICATION = "scribe.asgi.application"
+# `manage.py runserver` (daphne's) with the ceiling `serve` and the images give daphne.
+DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = WEBSOCKET_CEILING_BYTES
 
 TEMPLATES = [
     {
@@ -221,6 +224,9 @@ SCRIBE_ALLOW_REQUEST_HARDWARE = env_bool("SCRIBE_ALLOW_REQUEST_HARDWARE", False)
 SCRIBE_MAX_UPLOAD_MB = env_int("SCRIBE_MAX_UPLOAD_MB", 2048, minimum=1)
 SCRIBE_MAX_DURATION_S = env_int("SCRIBE_MAX_DURATION_S", 4 * 3600, minimum=1)
 SCRIBE_RETENTION_DAYS = env_int("SCRIBE_RETENTION_DAYS", 7, minimum=0)
+# Days an ended job's content-free record (status, times, durations) is kept before its
+# row is deleted (transcription/erasure.py).
+SCRIBE_RECORD_RETENTION_DAYS = env_int("SCRIBE_RECORD_RETENTION_DAYS", 30, minimum=1)
 
 # --- jobs ---------------------------------------------------------------------------
 SCRIBE_MAX_QUEUED_JOBS = env_int("SCRIBE_MAX_QUEUED_JOBS", 200, minimum=1)
@@ -390,6 +396,15 @@ SCRIBE_WEBHOOK_TIMEOUT_S = env_int("SCRIBE_WEBHOOK_TIMEOUT_S", 10, minimum=1)
 SCRIBE_WEBHOOK_MAX_ATTEMPTS = env_int("SCRIBE_WEBHOOK_MAX_ATTEMPTS", 6, minimum=1)
 # Retry n waits SCRIBE_WEBHOOK_RETRY_BASE_S * 2**(n-1): 30 s, 1, 2, 4, 8 min by default.
 SCRIBE_WEBHOOK_RETRY_BASE_S = env_int("SCRIBE_WEBHOOK_RETRY_BASE_S", 30, minimum=1)
+# Webhook signing secrets are stored encrypted under this key (scribe/encryption.py); unset,
+# it is derived from SECRET_KEY. The previous keys (comma-separated) only decrypt.
+SCRIBE_SECRETS_KEY = env_str("SCRIBE_SECRETS_KEY") or ""
+SCRIBE_SECRETS_KEY_PREVIOUS = env_list("SCRIBE_SECRETS_KEY_PREVIOUS", [])
+if 0 < len(SCRIBE_SECRETS_KEY) < 32:
+    raise ImproperlyConfigured(
+        f"SCRIBE_SECRETS_KEY is {len(SCRIBE_SECRETS_KEY)} characters: use at least 32 random "
+        "ones (python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+    )
 # Where callers reach this API: result links in a webhook's body (a worker has no request).
 SCRIBE_PUBLIC_URL = env_str("SCRIBE_PUBLIC_URL") or "http://127.0.0.1:8000"
 
@@ -398,6 +413,9 @@ SCRIBE_PUBLIC_URL = env_str("SCRIBE_PUBLIC_URL") or "http://127.0.0.1:8000"
 SCRIBE_OPENAI_WAIT_S = env_int("SCRIBE_OPENAI_WAIT_S", 540, minimum=1)
 # Requests per key, "N/second|minute|hour|day"; empty turns the limit off.
 SCRIBE_RATE_LIMIT = env_rate("SCRIBE_RATE_LIMIT", "600/minute")
+# Requests without a valid key (none, made up, expired, revoked) per client address; over
+# it they get 429 until the window ends. Requests with a valid key are never counted here.
+SCRIBE_AUTH_FAILURE_RATE_LIMIT = env_rate("SCRIBE_AUTH_FAILURE_RATE_LIMIT", "60/minute")
 # Throttle counters live in the cache: shared through Redis when there is one.
 if REDIS_URL:
     CACHES = {

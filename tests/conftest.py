@@ -57,6 +57,18 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
         )
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """Each test starts with empty rate-limit counters: every request comes from 127.0.0.1,
+    so the refusals of earlier tests would otherwise count against its address. Only the
+    in-process cache is cleared (clearing a Redis cache would flush a whole database)."""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    if isinstance(caches["default"], LocMemCache):
+        caches["default"].clear()
+
+
 @pytest.fixture(scope="session")
 def real_model_dir() -> Path:
     """Whisper tiny.en from the realmodel extra: skipped without it, a failure in CI."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from scribe.web import WEBSOCKET_CEILING_BYTES, daphne_arguments
 from tests.conftest import IN_CI, REPO_ROOT
 from tests.e2e.stack import daphne_serving, free_port
 
@@ -76,9 +78,7 @@ def test_docker_compose_accepts_the_compose_file():
 def test_compose_runs_every_process_of_the_topology(compose):
     services = compose["services"]
 
-    assert "daphne" in command(services["web"]) and "scribe.asgi:application" in command(
-        services["web"]
-    )
+    assert services["web"]["command"] == ["daphne", *daphne_arguments("0.0.0.0", 8000)]
     assert command(services["migrate"]) == "python manage.py migrate --no-input"
     for device in ("gpu0", "cpu"):
         assert command(services[f"batch-{device}"]) == "python manage.py qcluster"
@@ -150,6 +150,16 @@ def test_each_gpu_worker_is_pinned_to_its_device_and_cpu_hosts_have_a_profile(co
     for name in ("web", "migrate", "postgres", "redis"):
         assert "profiles" not in services[name]
     assert services["web"]["build"]["dockerfile"] == "docker/Dockerfile.cpu"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_the_images_start_daphne_as_serve_does_with_its_websocket_ceiling(dockerfile):
+    (cmd,) = [line for line in dockerfile.read_text().splitlines() if line.startswith("CMD ")]
+
+    assert json.loads(cmd.removeprefix("CMD ")) == ["daphne", *daphne_arguments("0.0.0.0", 8000)]
+    assert f"--websocket-max-frame-size {WEBSOCKET_CEILING_BYTES}" in " ".join(
+        daphne_arguments("0.0.0.0", 8000)
+    )
 
 
 def test_models_and_media_live_in_volumes_shared_by_web_and_workers(compose):

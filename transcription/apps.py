@@ -13,8 +13,10 @@ logger = logging.getLogger(__name__)
 
 SCHEDULES = {
     # name: (task, minutes between runs)
-    # Also sends again the queued jobs whose broker message was lost.
+    # Also sends again the queued jobs whose broker message was lost, and finishes
+    # erasures a dead process left.
     "scribe: recover jobs of dead workers": ("transcription.tasks.jobs_recover", 1),
+    # Erases expired results and deletes expired records (transcription/erasure.py).
     "scribe: purge expired results": ("transcription.tasks.results_purge", 60),
 }
 
@@ -102,6 +104,10 @@ class TranscriptionConfig(AppConfig):
     def ready(self) -> None:
         from django_q.signals import post_execute_in_worker, post_spawn
 
+        from transcription.erasure import job_erase_if_requested
+        from transcription.models import job_ended
+
+        job_ended.connect(job_erase_if_requested, dispatch_uid="scribe-erase-on-end")
         post_migrate.connect(ensure_schedules, sender=self)
         post_spawn.connect(warm_up_worker, dispatch_uid="scribe-warm-up")
         post_execute_in_worker.connect(release_connections, dispatch_uid="scribe-release")

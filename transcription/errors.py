@@ -63,6 +63,10 @@ class ResultGoneError(JobError):
     http_status = 410
 
 
+class ResultErasedError(ResultGoneError):
+    code = "erased"
+
+
 class ChannelsNeededError(JobError):
     code = "not_multichannel"
 

@@ -26,6 +26,7 @@ from transcription.engine import (
     LoadedModel,
     detect_hardware,
     model_manager,
+    model_served_name,
     model_size,
 )
 from transcription.engine.devices import LanePlan, plan_lanes
@@ -44,6 +45,20 @@ def lane_model_name(lane: str) -> str:
     if lane == "realtime":
         return settings.SCRIBE_REALTIME_MODEL
     raise ValueError(f"unknown lane {lane!r}: use one of {', '.join(LANES)}")
+
+
+def lane_model_served_name(lane: str) -> str:
+    """The name callers see for a lane's model: a local directory's path stays private."""
+    return model_served_name(lane_model_name(lane))
+
+
+def model_configured(name: str) -> str:
+    """The model a request's ``model`` stands for: a lane (``batch``), the served name of a
+    lane's model (``tiny.en`` for a directory that holds it) or, else, the name itself."""
+    for lane in LANES:
+        if name in (lane, lane_model_served_name(lane)):
+            return lane_model_name(lane)
+    return name
 
 
 def configured_lanes() -> tuple[str, ...]:

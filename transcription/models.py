@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models.functions import Coalesce
+from django.dispatch import Signal
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -19,6 +20,13 @@ from transcription.options import JobOptions
 # webhooks app also sweeps unhandled events every minute, so an event whose message is
 # lost (the process died after the commit, the broker was down) is still handled.
 JOB_EVENT_TASK = "webhooks.tasks.job_event_deliver"
+
+# Sent once the transaction of a job's terminal transition commits (``job_id``): the job
+# app erases a job whose owner asked for it while it ran (transcription/erasure.py).
+job_ended = Signal()
+# Sent when a job's content has been erased (``job_id``): apps that keep a copy of it
+# erase theirs (webhooks: the delivery bodies).
+job_erased = Signal()
 
 
 class JobQuerySet(models.QuerySet):
@@ -89,6 +97,10 @@ class JobQuerySet(models.QuerySet):
     def finished_before(self, moment: datetime) -> JobQuerySet:
         return self.terminal().filter(finished_at__lt=moment)
 
+    def erase_pending(self) -> JobQuerySet:
+        """Ended jobs whose owner asked to erase them and whose content is still here."""
+        return self.terminal().filter(erase_requested_at__isnull=False, erased_at__isnull=True)
+
 
 class Job(models.Model):
     """One transcription and its life cycle.
@@ -104,7 +116,12 @@ class Job(models.Model):
           ├──────────────────────> cancelled  (cancelled before a worker took it)
           └──────────────────────> failed     (could not be started)
         start_stream ──> processing            (a live session's job starts there)
-        terminal ──> terminal, result purged   (retention)
+        terminal ──> terminal, erased          (its owner's DELETE, or retention)
+
+    Erasure removes the content (what was said or chosen by the caller: transcript, run
+    record text, segments, file name, prompt, hotwords, error message) and keeps a
+    content-free record (status, times, durations) until the record retention deletes
+    the row; transcription/erasure.py does it.
 
     completed, failed and cancelled are terminal. Transitions are conditional updates
     (``UPDATE … WHERE status = …``) so a web request and a worker racing on the same job
@@ -162,6 +179,9 @@ class Job(models.Model):
 
     result_path = models.CharField(max_length=500, blank=True)  # storage name of result json
     result_purged_at = models.DateTimeField(null=True, blank=True)
+    # Erasure: asked (DELETE while the job ran, done when it stops) and done.
+    erase_requested_at = models.DateTimeField(null=True, blank=True)
+    erased_at = models.DateTimeField(null=True, blank=True, db_index=True)
     language = models.CharField(max_length=16, blank=True)
     run = models.JSONField(default=dict, blank=True)  # the engine's run record
     metrics = models.JSONField(default=dict, blank=True)
@@ -214,6 +234,10 @@ class Job(models.Model):
             updated = Job.objects.filter(pk=self.pk, **where).update(**changes)
             if updated and ending:
                 JobEvent.record(job_id=self.pk, status=changes["status"])
+                job_id = self.pk
+                transaction.on_commit(
+                    lambda: job_ended.send(sender=Job, job_id=job_id), robust=True
+                )
         if updated:
             for field, value in changes.items():
                 setattr(self, field, value)
@@ -296,13 +320,20 @@ class Job(models.Model):
     def interrupted(self) -> bool:
         return self.status == self.Status.COMPLETED and self.error_code == self.INTERRUPTED
 
-    def purge_result(self, *, now: datetime) -> bool:
-        """Forget a terminal job's result (retention); False if it is not terminal or
-        already purged."""
+    def request_erase(self) -> bool:
+        """Ask that the job be erased when it ends; False if that was asked already."""
         return self._transition_where(
-            {"status__in": self.TERMINAL, "result_purged_at__isnull": True},
-            result_path="",
-            result_purged_at=now,
+            {"erase_requested_at__isnull": True}, erase_requested_at=timezone.now()
+        )
+
+    def mark_erased(self, *, now: datetime, content_free: dict, purged: bool = False) -> bool:
+        """Replace a terminal job's content with ``content_free`` values; False if it is not
+        terminal or was erased already. ``purged``: by retention (the result expired)."""
+        changes = {**content_free, "result_path": "", "erased_at": now}
+        if purged:
+            changes["result_purged_at"] = now
+        return self._transition_where(
+            {"status__in": self.TERMINAL, "erased_at__isnull": True}, **changes
         )
 
     def mark_failed(self, *, code: str, message: str) -> bool:

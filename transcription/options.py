@@ -107,6 +107,11 @@ class JobOptions:
         data["post_correction"] = {"mode": self.post_correction}
         return {name: list(v) if isinstance(v, tuple) else v for name, v in data.items()}
 
+    def without_content(self) -> JobOptions:
+        """These options with what the caller wrote taken out (erasure): the prompt, the
+        hotwords and the callback URL."""
+        return dataclasses.replace(self, prompt=None, hotwords=(), callback_url=None)
+
     def result_json(self, stored: str) -> str:
         """A stored json result as this job's caller asked for it: without ``timestamps``,
         no segment (or suppressed segment) carries its times."""

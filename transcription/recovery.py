@@ -17,6 +17,7 @@ from django.utils import timezone
 from realtime.services import stream_job_recover
 from scribe.processes import pid_alive
 from transcription.broker import pending_task_names
+from transcription.erasure import erasures_finish
 from transcription.models import Job
 from transcription.services import job_enqueue, job_files_delete, job_task_name
 
@@ -24,8 +25,9 @@ logger = logging.getLogger(__name__)
 
 
 def jobs_recover(*, now: datetime | None = None) -> int:
-    """Retry (or fail, out of attempts) processing jobs whose worker is gone, and send
-    again the queued jobs whose broker message was lost.
+    """Retry (or fail, out of attempts) processing jobs whose worker is gone, send again
+    the queued jobs whose broker message was lost, and erase ended jobs whose erasure a
+    dead process did not finish.
 
     A worker is gone when its heartbeat is older than SCRIBE_STALE_AFTER_S, or at once when
     it ran on this host and its process no longer exists (SIGKILL, OOM killer).
@@ -62,7 +64,7 @@ def jobs_recover(*, now: datetime | None = None) -> int:
         if ended:
             logger.warning("job %s: worker %s is gone; job %s", job.id, worker, job.status)
             job_files_delete(job=job)
-    return recovered + jobs_resend_lost(now=now)
+    return recovered + jobs_resend_lost(now=now) + erasures_finish()
 
 
 def jobs_resend_lost(*, now: datetime | None = None) -> int:

@@ -12,6 +12,7 @@ from urllib.parse import urljoin
 
 from django.urls import reverse
 
+from transcription.engine import model_served_name
 from transcription.models import Job
 from transcription.selectors import job_queue_position
 
@@ -32,7 +33,10 @@ def job_representation(job: Job, *, base_url: str) -> dict[str, Any]:
         },
         "options": job.options,
         "attempts": job.attempts,
+        "erased_at": job.erased_at,
     }
+    if job.erase_requested_at and not job.erased_at:
+        data["erase_requested_at"] = job.erase_requested_at
     if job.status == Job.Status.QUEUED:
         # The list annotates it (JobQuerySet.with_jobs_ahead); a single job counts here.
         ahead = getattr(job, "jobs_ahead", None)
@@ -55,6 +59,8 @@ def job_representation(job: Job, *, base_url: str) -> dict[str, Any]:
         if job.result_purged_at:
             data["results"] = None
             data["results_purged_at"] = job.result_purged_at
+        elif job.erased_at:
+            data["results"] = None
         else:
             url = urljoin(base_url, reverse("job-result", args=[job.id]))
             data["results"] = {fmt: f"{url}?format={fmt}" for fmt in job.opts.result_formats}
@@ -75,6 +81,7 @@ def _summary(job: Job) -> dict[str, Any]:
         "real_time_factor": metrics.get("real_time_factor"),
         "speech_coverage": metrics.get("vad_speech_coverage"),
         "mean_confidence": metrics.get("mean_confidence"),
-        "model": job.run.get("model_name"),
+        # Runs recorded before the served name kept the configured one, a path perhaps.
+        "model": model_served_name(name) if (name := job.run.get("model_name")) else name,
         "compute_type": job.run.get("compute_type"),
     }

@@ -45,10 +45,9 @@ from transcription.engine.diarization import diarize, diarizer_manager
 from transcription.engine.speakers import assign_speakers, transcribe_channels
 from transcription.errors import MediaTooLongError
 from transcription.lanes import (
-    LANES,
     DeviceOverrides,
     device_plan_build,
-    lane_model_name,
+    model_configured,
     model_load,
     worker_slot,
 )
@@ -107,7 +106,8 @@ def _job_run(job: Job, callbacks: _JobCallbacks) -> None:
         lambda: job.mark_completed(
             result_path=result_path,
             language=transcript.language,
-            run=result["run"],
+            # The run record (the admin's) keeps where the model is; the result does not.
+            run={**result["run"], "model_path": transcript.run.model_path},
             metrics=result["metrics"],
         ),
         what=f"job {job.id}: storing its completion",
@@ -303,7 +303,7 @@ _plans: dict[tuple, DevicePlan] = {}
 def _model_for(job: Job) -> LoadedModel:
     """The model this worker process uses for ``job``, planned once per process."""
     opts = job.opts
-    name = lane_model_name(opts.model) if opts.model in LANES else opts.model
+    name = model_configured(opts.model)
     overrides = DeviceOverrides(device=opts.device, compute_type=opts.compute_type)
     key = (name, overrides)
     if key not in _plans:

@@ -16,7 +16,7 @@ from realtime.audio import ENCODINGS, SAMPLE_RATES
 from scribe.egress import Egress, EgressRefused
 from scribe.env import COMPUTE_TYPES
 from transcription.engine import FORMATS, LANGUAGES
-from transcription.lanes import LANES
+from transcription.lanes import LANES, lane_model_served_name
 from transcription.options import (
     LIVE_DEFAULT_POST_CORRECTION,
     LIVE_FIELDS,
@@ -33,8 +33,9 @@ CALLBACK_HOSTS_SETTING = "SCRIBE_WEBHOOK_ALLOWED_HOSTS"
 
 
 def allowed_models() -> list[str]:
-    """Models a request may name: the lanes and the models configured for them."""
-    return sorted({*LANES, settings.SCRIBE_BATCH_MODEL, settings.SCRIBE_REALTIME_MODEL})
+    """Models a request may name: the lanes and the served names of their models (a local
+    directory's path is the operator's, not the caller's: ``lanes.model_configured``)."""
+    return sorted({*LANES, *(lane_model_served_name(lane) for lane in LANES)})
 
 
 class DiarizeField(serializers.Field):

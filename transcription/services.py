@@ -1,13 +1,13 @@
-"""Services of the job app: a job's admission (create, enqueue), cancel and deletion.
+"""Services of the job app: a job's admission (create, enqueue), cancel, and its files.
 
 The worker's run of a job is transcription/runner.py, recovery of lost ones
-transcription/recovery.py, reads transcription/selectors.py, lanes transcription/lanes.py.
+transcription/recovery.py, erasure and retention transcription/erasure.py, reads
+transcription/selectors.py, lanes transcription/lanes.py.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from pathlib import Path
 
 from django import db
@@ -24,7 +24,7 @@ from scribe.db import transient_errors
 from transcription import storage
 from transcription.engine import probe
 from transcription.errors import ChannelsNeededError, MediaTooLongError, QueueFullError
-from transcription.models import Job, JobEvent, ServiceSettings
+from transcription.models import Job
 from transcription.options import JobOptions
 
 logger = logging.getLogger(__name__)
@@ -149,24 +149,3 @@ def job_files_delete(*, job: Job) -> None:
     if job.source_path:
         Job.objects.filter(pk=job.pk).update(source_path="")
         job.source_path = ""
-
-
-def job_results_purge(*, now: datetime | None = None) -> int:
-    """Delete the results of terminal jobs older than the retention period, and the job
-    events handled before it.
-
-    Queued and processing jobs are never touched. Returns the number of results deleted.
-    """
-    now = now or timezone.now()
-    cutoff = now - ServiceSettings.current().retention()
-    JobEvent.objects.filter(handled_at__lt=cutoff).delete()
-    purged = 0
-    for job in Job.objects.finished_before(cutoff).filter(result_purged_at__isnull=True):
-        result_path = job.result_path
-        if not job.purge_result(now=now):
-            continue  # another purge took it
-        storage.delete_quietly(result_path)
-        job.stream_segments.all().delete()  # a live session's finals are its transcript too
-        job_files_delete(job=job)  # a crash may have left audio behind
-        purged += 1
-    return purged

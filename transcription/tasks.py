@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scribe.logs import log_context
-from transcription import recovery, runner, services
+from transcription import erasure, recovery, runner
 
 
 def job_run(job_id: str) -> None:
@@ -15,5 +15,5 @@ def jobs_recover() -> int:
     return recovery.jobs_recover()
 
 
-def results_purge() -> int:
-    return services.job_results_purge()
+def results_purge() -> tuple[int, int]:
+    return erasure.retention_purge()

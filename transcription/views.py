@@ -16,9 +16,9 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from transcription import selectors, services, storage
+from transcription import erasure, selectors, services, storage
 from transcription.engine import CONTENT_TYPES, FORMATS, render, transcript_from_dict
-from transcription.errors import JobStateError, ResultGoneError
+from transcription.errors import JobStateError, ResultErasedError, ResultGoneError
 from transcription.models import Job
 from transcription.representation import job_representation
 from transcription.serializers import JobOptionsSerializer
@@ -117,10 +117,40 @@ class JobDetailView(OwnedJobsMixin, GenericAPIView):
         return Response(job_representation(self.get_object(), base_url=_base_url(request)))
 
     @extend_schema(
-        responses={200: OpenApiTypes.OBJECT, 409: ERROR},
-        description="Cancel: a queued job at once, a processing one at the next segment boundary.",
+        responses={
+            202: OpenApiResponse(
+                response=OpenApiTypes.OBJECT,
+                description="The job is stopping; it is erased when it stops "
+                "(erase_requested_at is set). Poll it, or DELETE again.",
+            ),
+            204: OpenApiResponse(description="Erased: only the content-free record is left."),
+        },
+        description="Erase the job: its transcript, segments, files, file name, prompt, "
+        "hotwords and webhook bodies. A finished job is erased at once (204); a queued or "
+        "processing one is cancelled and erased when it stops (202). GET then answers the "
+        "content-free record with erased_at, and /result 410 erased, until the record "
+        "retention deletes the row. To cancel without erasing, POST /v1/jobs/{id}/cancel.",
     )
     def delete(self, request, job_id):
+        job = erasure.job_erase(job=self.get_object())
+        if job.erased_at is not None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(
+            job_representation(job, base_url=_base_url(request)), status=status.HTTP_202_ACCEPTED
+        )
+
+
+class JobCancelView(OwnedJobsMixin, GenericAPIView):
+    lookup_url_kwarg = "job_id"
+
+    @extend_schema(
+        request=None,
+        responses={200: OpenApiTypes.OBJECT},
+        description="Cancel, keeping the job's record: a queued job at once, a processing "
+        "one at its next segment boundary (cancel_requested). A job that has ended is "
+        "answered as it is. (Before, DELETE did this; DELETE now erases.)",
+    )
+    def post(self, request, job_id):
         job = services.job_cancel(job=self.get_object())
         return Response(job_representation(job, base_url=_base_url(request)))
 
@@ -153,6 +183,10 @@ class JobResultView(OwnedJobsMixin, GenericAPIView):
         fmt = request.query_params.get("format", "json")
         if fmt not in FORMATS:
             raise ValidationError({"format": [f"Use one of {', '.join(FORMATS)}."]})
+        if job.erased_at and not job.result_purged_at:
+            raise ResultErasedError(
+                "This job was erased (DELETE /v1/jobs/{id}); nothing of its transcript is kept."
+            )
         if job.status in (Job.Status.CANCELLED, Job.Status.FAILED):
             raise JobStateError(
                 f"The job was {job.status} and will have no result"

@@ -33,4 +33,8 @@ class WebhooksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from transcription.models import job_erased
+        from webhooks.services import deliveries_erase
+
         post_migrate.connect(ensure_schedule, sender=self)
+        job_erased.connect(deliveries_erase, dispatch_uid="scribe-erase-deliveries")

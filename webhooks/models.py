@@ -8,20 +8,29 @@ from datetime import datetime
 from django.db import models
 from django.utils import timezone
 
+from scribe.encryption import (
+    SecretUndecryptable,
+    secret_decrypt,
+    secret_encrypt,
+    secret_reencrypt,
+)
+
 
 class WebhookSecret(models.Model):
     """The key an owner's callbacks are signed with (HMAC-SHA256).
 
-    Stored as it is, not hashed: signing needs the secret itself. After a rotation the
-    previous secret signs too, beside the new one, until ``previous_valid_until``, so a
-    receiver can switch without dropping a delivery.
+    Encrypted, not hashed: signing needs the secret itself. The columns hold it encrypted
+    under a key from the environment (``scribe.encryption``), so a dump of the database
+    alone does not sign; ``secret`` and ``previous_secret`` read and write it in the clear.
+    After a rotation the previous secret signs too, beside the new one, until
+    ``previous_valid_until``, so a receiver can switch without dropping a delivery.
     """
 
     owner = models.OneToOneField(
         "accounts.Owner", on_delete=models.CASCADE, related_name="webhook_secret"
     )
-    secret = models.CharField(max_length=100)
-    previous_secret = models.CharField(max_length=100, blank=True)
+    secret_encrypted = models.TextField()
+    previous_secret_encrypted = models.TextField(blank=True)
     previous_valid_until = models.DateTimeField(null=True, blank=True)
     rotated_at = models.DateTimeField(default=timezone.now)
 
@@ -32,16 +41,48 @@ class WebhookSecret(models.Model):
         return f"webhook secret of {self.owner}"
 
     @property
+    def secret(self) -> str:
+        return secret_decrypt(self.secret_encrypted)
+
+    @secret.setter
+    def secret(self, value: str) -> None:
+        self.secret_encrypted = secret_encrypt(value)
+
+    @property
+    def previous_secret(self) -> str:
+        return (
+            secret_decrypt(self.previous_secret_encrypted) if self.previous_secret_encrypted else ""
+        )
+
+    @previous_secret.setter
+    def previous_secret(self, value: str) -> None:
+        self.previous_secret_encrypted = secret_encrypt(value) if value else ""
+
+    @property
     def hint(self) -> str:
         """Enough of the secret to tell which one a receiver holds, not enough to sign."""
-        return f"{self.secret[:10]}…"
+        try:
+            return f"{self.secret[:10]}…"
+        except SecretUndecryptable:
+            return "(cannot be decrypted with the configured keys)"
 
     def signing_secrets(self, *, now: datetime) -> list[str]:
         """The secrets a delivery sent at ``now`` is signed with, newest first."""
         secrets = [self.secret]
-        if self.previous_secret and self.previous_valid_until and now < self.previous_valid_until:
+        if (
+            self.previous_secret_encrypted
+            and self.previous_valid_until
+            and now < self.previous_valid_until
+        ):
             secrets.append(self.previous_secret)
         return secrets
+
+    def reencrypt(self) -> None:
+        """Encrypt both secrets again under the current key (after a key rotation)."""
+        self.secret_encrypted = secret_reencrypt(self.secret_encrypted)
+        if self.previous_secret_encrypted:
+            self.previous_secret_encrypted = secret_reencrypt(self.previous_secret_encrypted)
+        self.save(update_fields=["secret_encrypted", "previous_secret_encrypted"])
 
 
 class DeliveryQuerySet(models.QuerySet):

@@ -28,6 +28,7 @@ from rest_framework.renderers import JSONRenderer
 
 from accounts.models import Owner
 from scribe.egress import Egress, refusal
+from scribe.encryption import SecretUndecryptable
 from transcription.models import Job, JobEvent, JobEventQuerySet
 from transcription.representation import job_representation
 from webhooks.models import Delivery, DeliveryAttempt, WebhookSecret
@@ -56,13 +57,34 @@ def webhook_secret_rotate(*, owner: Owner) -> str:
     with transaction.atomic():
         current = WebhookSecret.objects.select_for_update().filter(owner=owner).first()
         if current is None:
-            WebhookSecret.objects.create(owner=owner, secret=new, rotated_at=now)
+            current = WebhookSecret(owner=owner)
         else:
-            current.previous_secret = current.secret
-            current.previous_valid_until = now + PREVIOUS_SECRET_VALID
-            current.secret, current.rotated_at = new, now
-            current.save()
+            try:
+                previous = current.secret
+            except SecretUndecryptable:
+                previous = ""  # its key is gone: it cannot sign beside the new one
+            current.previous_secret = previous
+            current.previous_valid_until = now + PREVIOUS_SECRET_VALID if previous else None
+        current.secret, current.rotated_at = new, now
+        current.save()
     return new
+
+
+def webhook_secrets_reencrypt() -> tuple[int, list[str]]:
+    """Encrypt every stored secret again under the current SCRIBE_SECRETS_KEY (the last
+    step of a key rotation: docs/configuration.md#secrets-at-rest). Returns how many were
+    re-encrypted and the owners whose secrets no configured key opens."""
+    done, undecryptable = 0, []
+    for pk in WebhookSecret.objects.values_list("pk", flat=True):
+        with transaction.atomic():
+            row = WebhookSecret.objects.select_for_update().select_related("owner").get(pk=pk)
+            try:
+                row.reencrypt()
+            except SecretUndecryptable:
+                undecryptable.append(row.owner.name)
+                continue
+        done += 1
+    return done, undecryptable
 
 
 def signature_header(*, body: bytes, secrets_: list[str], timestamp: int) -> str:
@@ -118,16 +140,29 @@ def delivery_create(*, job: Job, event: str) -> Delivery:
     """Record the delivery of ``job``'s summary as it is now (its terminal state); the job
     has a ``callback_url``."""
     assert job.opts.callback_url, "a job without a callback_url has nothing to deliver"
-    summary = job_representation(job, base_url=settings.SCRIBE_PUBLIC_URL)
-    body = JSONRenderer().render(summary).decode()
     return Delivery.objects.create(
         job=job,
         owner=job.owner,
         event=event,
         url=job.opts.callback_url,
-        body=body,
+        body=_summary_body(job),
         next_attempt_at=timezone.now(),
     )
+
+
+def _summary_body(job: Job) -> str:
+    summary = job_representation(job, base_url=settings.SCRIBE_PUBLIC_URL)
+    return JSONRenderer().render(summary).decode()
+
+
+def deliveries_erase(sender, *, job_id, **kwargs) -> int:
+    """``job_erased``'s receiver: a delivery keeps the summary it sent, with the job's
+    content; rewrite it as the job is now, content-free (a pending one is sent so).
+    Returns how many deliveries were rewritten."""
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        return 0
+    return Delivery.objects.filter(job=job).update(body=_summary_body(job))
 
 
 def delivery_attempt(*, delivery_id: str, number: int) -> Delivery | None:
@@ -181,13 +216,19 @@ def _post(
 ) -> tuple[str, int | None, str]:
     """Send one attempt; return its outcome, status code and error."""
     body = delivery.body.encode()
+    try:
+        signing = secret.signing_secrets(now=now)
+    except SecretUndecryptable as exc:
+        # A key left out of the environment: retried, so restoring it delivers.
+        logger.error("webhook %s: %s", delivery.pk, exc.message)
+        return DeliveryAttempt.Outcome.RETRY, None, exc.message
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "scribe-webhooks/1",
         "Scribe-Delivery": str(delivery.pk),
         "Scribe-Event": delivery.event,
         SIGNATURE_HEADER: signature_header(
-            body=body, secrets_=secret.signing_secrets(now=now), timestamp=int(now.timestamp())
+            body=body, secrets_=signing, timestamp=int(now.timestamp())
         ),
     }
     try:

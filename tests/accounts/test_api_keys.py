@@ -106,7 +106,7 @@ def test_a_teammate_sees_and_manages_the_owners_jobs(job_id, personas):
 
     assert teammate.get(f"/v1/jobs/{job_id}").status_code == 200
     assert [j["job_id"] for j in teammate.get("/v1/jobs").json()["results"]] == [job_id]
-    assert teammate.delete(f"/v1/jobs/{job_id}").json()["status"] == "cancelled"
+    assert teammate.post(f"/v1/jobs/{job_id}/cancel").json()["status"] == "cancelled"
     assert client_for(personas["outsider"]).get("/v1/jobs").json()["results"] == []
 
 

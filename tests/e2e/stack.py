@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from scribe.web import daphne_arguments
 from tests.conftest import REPO_ROOT
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -33,16 +34,7 @@ def free_port() -> int:
 
 def daphne_command(port: int) -> list[str]:
     """The web process as production runs it, on loopback."""
-    return [
-        sys.executable,
-        "-m",
-        "daphne",
-        "-b",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "scribe.asgi:application",
-    ]
+    return [sys.executable, "-m", "daphne", *daphne_arguments("127.0.0.1", port)]
 
 
 @contextlib.contextmanager
@@ -70,6 +62,46 @@ def daphne_serving(env: dict[str, str], log_path: Path):
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=15)
+
+
+def sqlite_environment(tmp_path: Path, **env: str) -> dict[str, str]:
+    """The environment of a scribe on a migrated SQLite database under ``tmp_path``, with
+    no Redis (the realtime worker runs inside daphne)."""
+    environ = {
+        k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "REDIS_URL")
+    }
+    environ.update(
+        SCRIBE_SQLITE_PATH=str(tmp_path / "db.sqlite3"),
+        SCRIBE_MEDIA_ROOT=str(tmp_path / "media"),
+        SCRIBE_MODELS_DIR=str(tmp_path / "models"),
+        HF_HUB_OFFLINE="1",
+        **env,
+    )
+    manage(environ, "migrate", "-v0")
+    return environ
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    """Run ``manage.py`` with ``env``; its standard output."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed: {result.stderr}")
+    return result.stdout
+
+
+@contextlib.contextmanager
+def daphne_on_sqlite(tmp_path: Path, **env: str):
+    """daphne serving scribe's ASGI app on loopback over a migrated SQLite database; yield
+    the port."""
+    with daphne_serving(sqlite_environment(tmp_path, **env), tmp_path / "daphne.log") as port:
+        yield port
 
 
 class Stack:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -15,9 +16,11 @@ import httpx
 import psutil
 import pytest
 
+from realtime.consumers import FRAME_TOO_LARGE_CLOSE
 from tests.conftest import REPO_ROOT
 from tests.e2e.stack import free_port
 from tests.media import write_tone_wav
+from tests.realtime.test_frame_limit import send_frame
 
 pytestmark = pytest.mark.e2e
 
@@ -146,3 +149,25 @@ def test_when_one_process_dies_serve_says_which_and_stops_the_others(tmp_path, m
         assert "the web process killed by SIGKILL; stopping the others" in err
         _, alive = psutil.wait_procs(everything, timeout=5)
         assert alive == []
+
+
+def test_an_oversized_frame_to_serves_web_process_gets_scribes_answer(tmp_path, model_dir):
+    """daphne as `serve` starts it lets the frame through to scribe, which says the limit."""
+    port = free_port()
+    env = fresh_env(tmp_path / "data", model_dir)
+    with killed_at_exit(start(env, port, "--no-workers")) as serve:
+        assert serve.stdout is not None
+        assert "created the first API key" in serve.stdout.readline()
+        key = serve.stdout.readline().strip()
+        wait_for(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/health/live").status_code == 200,
+            120,
+            "live",
+        )
+
+        events, code = asyncio.run(
+            send_frame(f"ws://127.0.0.1:{port}/v1/stream", key, bytes(10 * 1000 * 1000))
+        )
+
+    assert code == FRAME_TOO_LARGE_CLOSE
+    assert [e["code"] for e in events if e["type"] == "error"] == ["frame_too_large"]

@@ -144,6 +144,34 @@ def test_a_session_goes_ready_partial_final_closed_and_is_kept_as_a_job(stream_k
     assert srt.status_code == 200 and srt.content.startswith(b"1\n")
 
 
+def test_deleting_a_live_sessions_job_ends_the_session_and_erases_its_finals(stream_key, api):
+    _, secret = stream_key
+    owner_api = api.__class__()
+    owner_api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    speech = decode_all(shared_clip("jfk.flac"))
+
+    async def scenario():
+        comm = communicator(secret)
+        assert (await comm.connect())[0]
+        await comm.send_json_to({"type": "start", "options": {"language": "en"}})
+        ready = (await receive_until(comm, "ready"))[-1]
+        await stream_audio(comm, speech)
+        erase = await database_sync_to_async(owner_api.delete)(f"/v1/jobs/{ready['job_id']}")
+        events = await receive_until(comm, "closed", timeout=30)  # no stop sent
+        await comm.wait()
+        return ready["job_id"], erase, events
+
+    job_id, erase, events = asyncio.run(scenario())
+
+    assert erase.status_code == 202 and erase.json()["erase_requested_at"]
+    assert any(e["type"] == "error" and e["code"] == "cancelled" for e in events), events
+    assert events[-1] == {"type": "closed", "job_id": job_id}
+    job = Job.objects.get(pk=job_id)
+    assert job.status == "completed" and job.erased_at is not None
+    assert not StreamSegment.objects.filter(job=job).exists()
+    assert owner_api.get(f"/v1/jobs/{job_id}/result").json()["error"]["code"] == "erased"
+
+
 async def refusal(comm) -> tuple[dict, dict]:
     """Accept a refused handshake: the ``error`` event it sends, then its close."""
     connected, _ = await comm.connect()

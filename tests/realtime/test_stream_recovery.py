@@ -9,7 +9,7 @@ from django.utils import timezone
 from glossary.review import Review
 from realtime import services as stream_services
 from realtime.live_types import FinalSegment, TimedWord
-from transcription import recovery, services
+from transcription import erasure, recovery
 from transcription.engine import run_record
 from transcription.models import Job
 from transcription.options import JobOptions
@@ -149,7 +149,7 @@ def test_retention_purges_a_live_sessions_finals_with_its_result(owner_key, job_
     assert job.stream_segments.count() == 1
 
     later = timezone.now() + timedelta(days=job_settings.SCRIBE_RETENTION_DAYS + 1)
-    assert services.job_results_purge(now=later) == 1
+    assert erasure.retention_purge(now=later) == (1, 0)
 
     assert job.stream_segments.count() == 0
     assert Job.objects.get(pk=job.pk).result_purged_at is not None

@@ -4,32 +4,13 @@ against a real daphne over a socket: not the 500 of Channels' "No route found"."
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import websockets
 from channels.testing import WebsocketCommunicator
 
 from accounts.services import api_key_create
-from tests.conftest import REPO_ROOT
-from tests.e2e.stack import daphne_serving
-
-
-@contextlib.contextmanager
-def daphne(tmp_path: Path):
-    """daphne serving scribe's ASGI app on loopback, over a migrated SQLite database."""
-    environ = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    environ["SCRIBE_SQLITE_PATH"] = str(tmp_path / "db.sqlite3")
-    environ["SCRIBE_MEDIA_ROOT"] = str(tmp_path / "media")
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO_ROOT, env=environ, check=True
-    )
-    with daphne_serving(environ, tmp_path / "daphne.log") as port:
-        yield port
+from tests.e2e.stack import daphne_on_sqlite
 
 
 async def handshake_status(url: str) -> int:
@@ -42,7 +23,7 @@ async def handshake_status(url: str) -> int:
 
 
 def test_a_handshake_to_an_unknown_path_is_refused_by_daphne_with_403(tmp_path):
-    with daphne(tmp_path) as port:
+    with daphne_on_sqlite(tmp_path) as port:
         unknown = asyncio.run(handshake_status(f"ws://127.0.0.1:{port}/v1/nothing"))
         listen = asyncio.run(handshake_status(f"ws://127.0.0.1:{port}/v1/listen?api_key=x"))
         root = asyncio.run(handshake_status(f"ws://127.0.0.1:{port}/"))

@@ -32,6 +32,24 @@ def test_operators_see_jobs_filtered_by_status_and_can_cancel_them(
     assert Job.objects.get(pk=job_id).status == "cancelled"
 
 
+def test_operators_erase_jobs_and_cannot_delete_rows_that_would_leave_files(
+    operator, api, job_settings, tone_wav
+):
+    with tone_wav.open("rb") as handle:
+        job_id = api.post(
+            "/v1/jobs",
+            {"file": handle, "options": json.dumps({"prompt": "Quokka"})},
+            format="multipart",
+        ).json()["job_id"]
+
+    operator.post("/admin/transcription/job/", {"action": "erase", "_selected_action": [job_id]})
+
+    job = Job.objects.get(pk=job_id)
+    assert job.status == "cancelled" and job.erased_at is not None
+    assert job.opts.prompt is None and job.source_name == "" and job.source_path == ""
+    assert operator.get(f"/admin/transcription/job/{job_id}/delete/").status_code == 403
+
+
 def test_the_read_only_job_page_offers_no_save_buttons(operator, api, job_settings, tone_wav):
     with tone_wav.open("rb") as handle:
         job_id = api.post(

@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts.services import api_key_create
 from tests.conftest import shared_clip
 from tests.media import write_mp4, write_tone_wav, write_wav
-from transcription import runner, services
+from transcription import erasure, runner
 from transcription.engine.audio import decode_all
 from transcription.models import Job, JobEvent
 
@@ -110,7 +110,7 @@ def test_a_processing_job_cancels_at_the_next_segment_and_leaves_no_audio(
     while Job.objects.get(pk=job_id).processed_s == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
 
-    cancelled = api.delete(f"/v1/jobs/{job_id}")
+    cancelled = api.post(f"/v1/jobs/{job_id}/cancel")
     worker.join()
 
     assert cancelled.status_code == 200
@@ -126,7 +126,7 @@ def test_a_processing_job_cancels_at_the_next_segment_and_leaves_no_audio(
 def test_a_queued_job_cancels_at_once(api, job_settings, tone_wav):
     job_id = upload(api, tone_wav).json()["job_id"]
 
-    body = api.delete(f"/v1/jobs/{job_id}").json()
+    body = api.post(f"/v1/jobs/{job_id}/cancel").json()
 
     assert body["status"] == "cancelled"
     assert files_under(job_settings.MEDIA_ROOT) == []
@@ -216,7 +216,7 @@ def test_a_duration_limit_under_a_minute_is_said_in_seconds(api, job_settings, t
 
 def test_the_result_of_a_cancelled_job_says_there_will_be_none(api, job_settings, tone_wav):
     job_id = upload(api, tone_wav).json()["job_id"]
-    api.delete(f"/v1/jobs/{job_id}")
+    api.post(f"/v1/jobs/{job_id}/cancel")
 
     response = api.get(f"/v1/jobs/{job_id}/result")
 
@@ -319,7 +319,7 @@ def test_the_list_shows_only_the_callers_jobs_filtered_by_status(api, job_settin
     assert {j["job_id"] for j in listed["results"]} == set(mine)
     assert [j["job_id"] for j in queued["results"]] == [mine[1]]
     assert api.get(f"/v1/jobs/{theirs}").status_code == 404
-    assert api.delete(f"/v1/jobs/{theirs}").status_code == 404
+    assert api.post(f"/v1/jobs/{theirs}/cancel").status_code == 404
     assert api.get("/v1/jobs?status=lost").status_code == 400
 
 
@@ -365,8 +365,8 @@ def test_retention_purges_only_terminal_jobs_past_the_period(api, job_settings, 
     result_path = Job.objects.get(pk=done).result_path
     later = timezone.now() + timezone.timedelta(days=7, hours=1)
 
-    assert services.job_results_purge(now=timezone.now() + timezone.timedelta(days=6)) == 0
-    assert services.job_results_purge(now=later) == 1
+    assert erasure.retention_purge(now=timezone.now() + timezone.timedelta(days=6)) == (0, 0)
+    assert erasure.retention_purge(now=later) == (1, 0)
 
     assert not default_storage.exists(result_path)
     assert api.get(f"/v1/jobs/{done}/result").status_code == 410
@@ -384,6 +384,6 @@ def test_retention_deletes_the_job_events_handled_before_the_period(owner_key):
     JobEvent.objects.filter(job=handled).update(handled_at=timezone.now())
     later = timezone.now() + timezone.timedelta(days=7, hours=1)
 
-    services.job_results_purge(now=later)
+    erasure.retention_purge(now=later)
 
     assert list(JobEvent.objects.values_list("job_id", flat=True)) == [waiting.pk]

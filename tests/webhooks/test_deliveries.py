@@ -220,7 +220,7 @@ def test_a_queued_job_cancelled_through_the_api_is_called_back(api, owner, secre
     with Receiver() as receiver:
         job = Job.objects.create(owner=owner, options={"callback_url": receiver.url})
         job_id = str(job.pk)
-        assert api.delete(f"/v1/jobs/{job_id}").status_code == 200
+        assert api.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
 
     [request] = receiver.requests
     assert request["headers"]["Scribe-Event"] == "job.cancelled"

@@ -23,7 +23,7 @@ from transcription.engine.pipeline import (
     sampling_seed,
     transcribe,
 )
-from transcription.engine.registry import model_size, resolve_model
+from transcription.engine.registry import model_served_name, model_size, resolve_model
 from transcription.engine.streaming import (
     BufferDecode,
     BufferRequest,
@@ -81,6 +81,7 @@ __all__ = [
     "Word",
     "detect_hardware",
     "model_manager",
+    "model_served_name",
     "model_size",
     "plan_devices",
     "probe",

@@ -33,6 +33,7 @@ from transcription.engine.manager import (
     model_manager,
     record_vram_footprint,
 )
+from transcription.engine.registry import model_served_name
 from transcription.engine.types import (
     Metrics,
     RunRecord,
@@ -282,7 +283,7 @@ def run_record(
         fallbacks = [model.fallback] if model.fallback else []
     return RunRecord(
         pipeline_version=PIPELINE_VERSION,
-        model_name=model.name,
+        model_name=model_served_name(model.name),
         model_path=str(model.path),
         model_checksum=model.checksum,
         device=model.device,

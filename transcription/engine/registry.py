@@ -98,6 +98,23 @@ def bundled_model_offer(*, how: str) -> str:
     return f" {'; '.join(offers)}." if offers else ""
 
 
+def model_served_name(name: str) -> str:
+    """The name callers see for model ``name`` (a job's summary, its result, /v1/models).
+
+    A hub or logical name is its own; a local directory is named by the package that ships
+    it (tiny.en for the realmodel extra's) or else by the directory itself: the absolute
+    path says where the server keeps its files, which only its operators need to know (the
+    run record keeps it for the admin).
+    """
+    if not (_looks_like_path(name) or Path(name).expanduser().is_dir()):
+        return name
+    path = Path(name).expanduser().resolve()
+    for bundled in bundled_models():
+        if bundled.path.resolve() == path:
+            return bundled.name
+    return path.name or name
+
+
 def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or os.sep in name and not _is_hub_id(name)
 

@@ -73,7 +73,11 @@ class TranscribeOptions:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """What ran, so a result can be reproduced."""
+    """What ran, so a result can be reproduced.
+
+    ``model_name`` is the name callers see (``registry.model_served_name``); ``model_path``
+    where the server keeps that model, for its operators only: a result leaves it out.
+    """
 
     pipeline_version: str
     model_name: str
@@ -148,8 +152,10 @@ class Transcript:
         """Return a JSON-ready dict; ``words=False`` leaves word timings out.
 
         Speaker keys appear only in a diarized transcript, so other results keep their shape.
+        The run record's ``model_path`` stays out: this is the result callers are served.
         """
         data = asdict(self)
+        data["run"].pop("model_path")
         data["text"] = self.text
         if not self.speakers:
             data.pop("speakers")
@@ -199,7 +205,7 @@ def transcript_from_dict(data: dict[str, Any]) -> Transcript:
         duration_s=data["duration_s"],
         segments=tuple(segment(s) for s in data["segments"]),
         speech=tuple(SpeechRegion(**r) for r in data["speech"]),
-        run=RunRecord(**data["run"]),
+        run=RunRecord(**{"model_path": "", **data["run"]}),
         metrics=Metrics(**data["metrics"]),
         speakers=tuple(data.get("speakers") or ()),
     )

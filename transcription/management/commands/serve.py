@@ -31,6 +31,7 @@ from accounts.models import APIKey, Scope
 from accounts.services import api_key_create
 from scribe.supervisor import Child, ProcessGroup
 from scribe.tunnel import CLIENTS, TunnelClient, find_client
+from scribe.web import daphne_arguments
 from transcription.engine import EngineError
 from transcription.engine.bundles import lane_model_missing, model_fetch
 from transcription.engine.registry import bundled_model_offer
@@ -146,7 +147,7 @@ class Command(BaseCommand):
         bind, port = options["bind"], options["port"]
         group.start(
             "web",
-            [python, "-m", "daphne", "-b", bind, "-p", str(port), "scribe.asgi:application"],
+            [python, "-m", "daphne", *daphne_arguments(bind, port)],
         )
         if not options["no_workers"]:
             group.start("batch worker", [python, manage, "qcluster"])
