@@ -60,6 +60,7 @@ typecheck: $(STAMP)
 #   benchmarks/realtime_latency.py --real --threads 2   live captions on tiny.en (realtime_real.py), 18 min here
 #   benchmarks/db_load.py                               all three connection modes: a git worktree of the commit before the pool, 8 min
 #   benchmarks/gpu_priority.py [--model-dir DIR]        streams before batch: needs a CUDA GPU
+#   benchmarks/soak.py --minutes 10                     a soak with faults (its parts: soak_stack.py, soak_report.py), 16 min
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/engine_overhead.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/engine_memory.py

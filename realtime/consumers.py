@@ -11,6 +11,12 @@ the session, 4500 the worker stopped during the session, 4413 a frame over
 handshake is accepted first, then answered with an ``error`` event saying what to do and
 closed with its code: a close before accepting reaches a client only as ``HTTP 403``.
 
+A channel layer that fails under a connection (Redis restarting) ends it as a lost worker
+does, saying so: 4503 ``no_worker`` at the handshake (not an HTTP 500), 4500
+``worker_lost`` during a session (not a bare 1011 close). The client starts a new session;
+the finals sent so far are kept in the job, and the worker stops the session it can no
+longer hear from (``realtime.worker``).
+
 ``stop`` before a session has started (none was sent, or every ``start`` was refused) ends
 the connection as a finished session does: a ``closed`` event with ``job_id: null``, then
 close code 1000. There is nothing to keep, and a client that gives up after a refused
@@ -20,7 +26,9 @@ close code 1000. There is nothing to keep, and a client that gives up after a re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import time
 import uuid
 
@@ -28,16 +36,20 @@ from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from redis.exceptions import RedisError
 from rest_framework.exceptions import ValidationError
 
 from accounts.services import key_group
 from accounts.websocket import key_still_valid
 from realtime.audio import ENCODINGS
-from realtime.worker import ensure_local_worker
+from realtime.worker import OPEN_TIMEOUT_S, TICK_S, ensure_local_worker
 from transcription.serializers import options_parse, options_problems
 
-OPEN_TIMEOUT_S = 10.0
+logger = logging.getLogger(__name__)
+
 WORKER_SILENCE_S = 10.0  # no tick from the worker for this long: it is gone
+# What a channel layer raises when it cannot reach its server (channels_redis: Redis).
+LAYER_ERRORS = (RedisError, OSError)
 KEY_RECHECK_S = 30.0
 MAX_FRAME_BYTES = 1024 * 1024
 # A frame over MAX_FRAME_BYTES: HTTP's 413 in the 4xxx range, as 4401, 4403 and 4429 are.
@@ -48,6 +60,48 @@ SUBPROTOCOL = "scribe"
 
 
 class StreamConsumer(AsyncWebsocketConsumer):
+    async def __call__(self, scope, receive, send) -> None:
+        """Serve one connection; if the channel layer fails under it, tell the client."""
+        state = {"accepted": False, "ended": False}
+
+        async def client_receive() -> dict:
+            message = await receive()
+            state["ended"] |= message["type"] == "websocket.disconnect"
+            return message
+
+        async def client_send(message: dict) -> None:
+            state["accepted"] |= message["type"] == "websocket.accept"
+            state["ended"] |= message["type"] == "websocket.close"
+            await send(message)
+
+        try:
+            await super().__call__(scope, client_receive, client_send)
+        except LAYER_ERRORS as exc:
+            logger.warning("the channel layer failed under a stream connection: %s", exc)
+            if state["ended"]:
+                return  # the client has gone, or was told already
+            # The client may go meanwhile: nothing more to do then.
+            with contextlib.suppress(Exception):
+                if state["accepted"]:
+                    await self._end(
+                        4500,
+                        "worker_lost",
+                        "The realtime worker cannot be reached (the channel layer is "
+                        "unavailable); the transcript up to the last final is kept in the "
+                        "job. Start a new session.",
+                    )
+                else:
+                    await self._refuse(
+                        4503,
+                        "no_worker",
+                        "No realtime worker can be reached (the channel layer is "
+                        "unavailable): retry in a few seconds.",
+                    )
+        finally:
+            # However the connection ended: its timers must not outlive it (a keep-alive
+            # from a dead connection would hold its session in the worker).
+            self._cancel_timers()
+
     async def connect(self) -> None:
         key = self.scope.get("api_key")
         if key is None:
@@ -83,6 +137,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 "session_id": self.session_id,
                 "reply_channel": self.channel_name,
                 "owner_id": key.owner_id,
+                "sent_at": time.time(),  # a worker reading it after OPEN_TIMEOUT_S ignores it
             },
         )
         self.open_timer = asyncio.ensure_future(self._refuse_if_unanswered())
@@ -123,10 +178,13 @@ class StreamConsumer(AsyncWebsocketConsumer):
         await self._error(error, text)
         await self.close(code=code)
 
-    async def disconnect(self, code: int) -> None:
+    def _cancel_timers(self) -> None:
         for task in (getattr(self, "watchdog", None), getattr(self, "open_timer", None)):
             if task is not None:
                 task.cancel()
+
+    async def disconnect(self, code: int) -> None:
+        self._cancel_timers()
         if getattr(self, "key", None) is not None:
             await self.channel_layer.group_discard(key_group(self.key), self.channel_name)
         if getattr(self, "worker_channel", None) and not self.closing:
@@ -240,10 +298,19 @@ class StreamConsumer(AsyncWebsocketConsumer):
         await self._end(4001, "key_revoked", "The API key of this session was revoked.")
 
     async def _watch(self) -> None:
-        last_key_check = time.monotonic()
+        last_key_check = last_alive = time.monotonic()
         while True:
             await asyncio.sleep(1.0)
             now = time.monotonic()
+            if now - last_alive >= TICK_S:
+                last_alive = now
+                # The worker stops a session it does not hear from (realtime.worker). A
+                # full queue means the worker is behind, not that this client has gone.
+                with contextlib.suppress(ChannelFull):
+                    await self.channel_layer.send(
+                        self.worker_channel,
+                        {"type": "session.alive", "session_id": self.session_id},
+                    )
             if now - self.last_worker_message > WORKER_SILENCE_S:
                 await self._end(
                     4500,

@@ -10,6 +10,7 @@ model, storage, metrics and keep-alive.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,9 @@ class LiveSession:
     hotwords: str | None = None
     choice: HotwordChoice | None = None
     review: Review = field(default_factory=Review)
+    # When the worker last read a message of this session (time.monotonic()): its
+    # consumer's keep-alive renews it while the client is connected.
+    heard_at: float = field(default_factory=time.monotonic)
 
     @property
     def backlog_s(self) -> float:

@@ -15,9 +15,14 @@ keep-alive are supervised: if either dies, the other is stopped and every consum
 told at once (``stream.lost``, close code 4500) instead of seeing ticks from a worker that
 no longer decodes.
 
+Nor can a client that vanishes hold its session: consumers send a keep-alive, and a
+session not heard from for CONSUMER_SILENCE_S is stopped as its consumer would have
+stopped it (the web process died, or the stop was lost while Redis restarted).
+
 Messages in (from consumers): ``session.open`` on the shared ``realtime`` channel, then
-``session.start``, ``session.audio``, ``session.finalize``, ``session.stop`` on this
-worker's own channel. Messages out (to a consumer's channel): ``stream.opened`` or
+``session.start``, ``session.audio``, ``session.finalize``, ``session.alive``,
+``session.stop`` on this worker's own channel (where it also sends itself
+``worker.sweep``). Messages out (to a consumer's channel): ``stream.opened`` or
 ``stream.refused``, then ``stream.event`` (the client's JSON), ``stream.tick`` and, if
 the worker fails, ``stream.lost``.
 """
@@ -78,6 +83,14 @@ from transcription.priority import realtime_backlog_report
 logger = logging.getLogger(__name__)
 
 TICK_S = 2.0  # keep-alive to consumers: silence from a worker means it is gone
+# A consumer sends ``session.alive`` every TICK_S: a session that sent nothing for this long
+# has lost its client (the web process died, or its stop was lost with the channel layer).
+CONSUMER_SILENCE_S = 15.0
+# How long a consumer waits for a worker to open its session before refusing the client
+# (4503). An open read later than OPEN_ANSWER_S after it was sent is ignored: its answer
+# might reach the consumer after it gave up, and the session would be held for nobody.
+OPEN_TIMEOUT_S = 10.0
+OPEN_ANSWER_S = OPEN_TIMEOUT_S - 2.0
 HEARTBEAT_S = 5.0
 _capacity_lock = threading.Lock()
 _capacity: Capacity | None = None
@@ -153,6 +166,9 @@ class RealtimeWorker(AsyncConsumer):
         self.reported_late = False
 
     async def dispatch(self, message: dict) -> None:
+        session = self.sessions.get(message.get("session_id") or "")
+        if session is not None:
+            session.heard_at = time.monotonic()
         # Everything a message's handler logs names its session (SCRIBE_LOG_FORMAT=json).
         with log_context(session_id=message.get("session_id")):
             await super().dispatch(message)
@@ -167,6 +183,11 @@ class RealtimeWorker(AsyncConsumer):
                 self.model, self.capacity = await self._loop_run(warm_up)
             except Exception:  # no model: the session's start will say what is missing
                 logger.exception("the realtime model could not be loaded")
+        if time.time() - message.get("sent_at", time.time()) > OPEN_ANSWER_S:
+            # Its consumer refuses the client (4503) before an answer would reach it: this
+            # worker was starting, or the open waited in the channel layer.
+            logger.info("session %s: its open came too late; ignored", message["session_id"])
+            return
         limit = session_limit(self.capacity) if self.capacity else 1
         if len(self.sessions) >= limit:
             await self._send(
@@ -262,6 +283,27 @@ class RealtimeWorker(AsyncConsumer):
         if session is not None:
             session.finalize = True
             self.wake.set()
+
+    async def session_alive(self, message: dict) -> None:
+        """The consumer's keep-alive: ``dispatch`` has noted that its session was heard."""
+
+    async def worker_sweep(self, message: dict) -> None:
+        """Stop the sessions whose client is gone, as their consumers would have.
+
+        This worker's channel is read first in, first out, so every message sent to it
+        before this one, which it sent itself, has been read: a session that sent nothing,
+        not even its consumer's keep-alive, for CONSUMER_SILENCE_S before then has no
+        consumer (however far behind this worker reads). Stopping keeps what was said.
+        """
+        cutoff = message["sent_at"] - CONSUMER_SILENCE_S
+        for session in list(self.sessions.values()):
+            if session.heard_at < cutoff and not session.stop:
+                logger.warning(
+                    "session %s: nothing from its client for %.0f s; stopping it",
+                    session.session_id,
+                    message["sent_at"] - session.heard_at,
+                )
+                await self.session_stop({"session_id": session.session_id})
 
     async def session_stop(self, message: dict) -> None:
         session = self.sessions.get(message["session_id"])
@@ -473,6 +515,10 @@ class RealtimeWorker(AsyncConsumer):
             )
             for session in list(self.sessions.values()):
                 await self._send(session.reply_channel, {"type": "stream.tick"})
+            if self.sessions:
+                await self._send(
+                    self.channel_name, {"type": "worker.sweep", "sent_at": time.monotonic()}
+                )
             if time.monotonic() - last_heartbeat >= HEARTBEAT_S:
                 last_heartbeat = time.monotonic()
                 ids = [s.job_id for s in self.sessions.values() if s.job_id]

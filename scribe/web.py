@@ -6,11 +6,17 @@ unless told), before the application sees it: no close code, no reason. The live
 its own limit (``realtime.consumers.MAX_FRAME_BYTES``), answered with an ``error`` event
 naming it and close code 4413; daphne's ceiling sits above that limit so scribe's answer is
 the one a client gets, and stays bounded so one frame cannot take the memory.
+
+daphne likewise drops a WebSocket handshake the application has not answered within 5 s
+(its ``--websocket_connect_timeout``), with no HTTP answer at all. The live lane waits up to
+``realtime.worker.OPEN_TIMEOUT_S`` (10 s) for a realtime worker to take a session before it
+refuses the client with ``no_worker`` and close code 4503, so daphne waits longer than that.
 """
 
 from __future__ import annotations
 
 WEBSOCKET_CEILING_BYTES = 16 * 1024 * 1024
+WEBSOCKET_CONNECT_TIMEOUT_S = 15
 ASGI_APPLICATION = "scribe.asgi:application"
 
 
@@ -25,5 +31,7 @@ def daphne_arguments(bind: str, port: int) -> list[str]:
         str(WEBSOCKET_CEILING_BYTES),
         "--websocket-max-frame-size",
         str(WEBSOCKET_CEILING_BYTES),
+        "--websocket_connect_timeout",
+        str(WEBSOCKET_CONNECT_TIMEOUT_S),
         ASGI_APPLICATION,
     ]

@@ -151,3 +151,20 @@ def test_a_real_client_receives_the_refusal_close_codes(tmp_path, model_dir):
         "over the cap": ("session_limit", 4429),
     }
     assert all(event["type"] == "error" and event["message"] for event, _ in results.values())
+
+
+def test_with_no_realtime_worker_a_real_client_is_told_no_worker_4503(tmp_path, model_dir):
+    """daphne as `serve` and the images start it waits for scribe's answer: no worker takes
+    the session within OPEN_TIMEOUT_S (10 s), and the client gets no_worker and 4503, not
+    a connection daphne dropped after its own 5 s handshake timeout."""
+    require_service("127.0.0.1", 5432, "PostgreSQL")
+    require_service("127.0.0.1", 6379, "Redis")
+    redis_db = os.getpid() % 15 + 1
+    with Stack(
+        tmp_path, model_dir, batch_workers=False, REDIS_URL=f"redis://127.0.0.1:6379/{redis_db}"
+    ) as stack:
+        key = stack.manage("create_api_key", "--owner", "live", "--scopes", "stream").strip()
+        url = f"ws://127.0.0.1:{stack.port}/v1/stream"
+        event, code = asyncio.run(refused(url, {"Authorization": f"Bearer {key}"}))
+
+    assert (event["type"], event["code"], code) == ("error", "no_worker", 4503)
