@@ -116,6 +116,9 @@ def test_jobs_flow_across_hosts_survive_a_lost_host_and_leave_nothing_behind(
         assert set(took) == set(WORKERS), f"both worker hosts take jobs: {took}"
         assert s3_bucket.object_keys() == sorted(f"results/{i}.json" for i in ids)
         assert files_left(stack) == {name: [] for name in stack.hosts}
+        served = client.get(f"/v1/jobs/{ids[0]}/result")  # by host A, from the bucket
+        stored = s3_bucket.client().get_object(Bucket=s3_bucket.name, Key=f"results/{ids[0]}.json")
+        assert served.status_code == 200 and served.content == stored["Body"].read()
 
         # A host lost mid-job: its job is completed by the other host.
         long_id = submit(client, write_tone_wav(tmp_path / "long.wav", seconds=600), {"vad": False})
