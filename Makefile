@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@echo "Setting up $(VENV) (once, or when pyproject.toml changes)…" >&2
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --upgrade pip >&2
-	@$(BIN)/python -m pip install --quiet -e ".[dev,realmodel,bench]" >&2
+	@$(BIN)/python -m pip install --quiet -e ".[dev,s3,realmodel,bench]" >&2
 	@touch $(STAMP)
 
 # make run FILE=meeting.mp3 [ARGS="--format srt --language ko"] > meeting.srt

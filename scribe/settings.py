@@ -8,6 +8,7 @@ See the configuration table in docs/configuration.md.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import socket
 from pathlib import Path
 from typing import Any
@@ -287,16 +288,22 @@ if SCRIBE_STORAGE == "s3":
     _s3_bucket = env_str("SCRIBE_S3_BUCKET")
     if not _s3_bucket:
         raise ImproperlyConfigured("SCRIBE_STORAGE=s3 needs SCRIBE_S3_BUCKET.")
+    if importlib.util.find_spec("boto3") is None:
+        raise ImproperlyConfigured(
+            "SCRIBE_STORAGE=s3 needs boto3, which the s3 extra installs: "
+            "pip install -e '.[s3]' (the docker images have it)."
+        )
     _default_storage = {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        # django-storages' S3 backend, keeping large files out of memory (scribe/s3.py).
+        "BACKEND": "scribe.s3.S3Storage",
         "OPTIONS": {
             "bucket_name": _s3_bucket,
+            # Unset: AWS itself; any S3-compatible server by its URL (MinIO, Ceph, …).
             "endpoint_url": env_str("SCRIBE_S3_ENDPOINT_URL") or None,
-            "access_key": env_str("SCRIBE_S3_ACCESS_KEY_ID"),
-            "secret_key": env_str("SCRIBE_S3_SECRET_ACCESS_KEY"),
+            # Unset: boto3's own chain (AWS_* variables, an instance role).
+            "access_key": env_str("SCRIBE_S3_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("SCRIBE_S3_SECRET_ACCESS_KEY") or None,
             "region_name": env_str("SCRIBE_S3_REGION") or None,
-            "default_acl": None,
-            "file_overwrite": False,
         },
     }
 else:

@@ -15,6 +15,11 @@ refuses the client with ``no_worker`` and close code 4503, so daphne waits longe
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
+from asgiref.sync import sync_to_async
+
 WEBSOCKET_CEILING_BYTES = 16 * 1024 * 1024
 WEBSOCKET_CONNECT_TIMEOUT_S = 15
 ASGI_APPLICATION = "scribe.asgi:application"
@@ -35,3 +40,26 @@ def daphne_arguments(bind: str, port: int) -> list[str]:
         str(WEBSOCKET_CONNECT_TIMEOUT_S),
         ASGI_APPLICATION,
     ]
+
+
+async def sent_as_read(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Yield ``chunks`` to a ``StreamingHttpResponse``, each read in a pool thread.
+
+    Under ASGI, Django reads a synchronous iterator whole into memory before it sends any
+    of it (``StreamingHttpResponse.__aiter__``); an asynchronous one is sent a chunk at a
+    time, so a large file costs the web process one chunk, not the file.
+    """
+
+    def read() -> bytes | None:
+        return next(chunks, None)
+
+    try:
+        while (chunk := await sync_to_async(read, thread_sensitive=False)()) is not None:
+            yield chunk
+    finally:
+        close = getattr(chunks, "close", None)  # a generator's: closes what it opened
+        # After a disconnect the read in flight may still run in its thread ("generator
+        # already executing"): the generator is then closed when it is dropped after it.
+        if close is not None:
+            with contextlib.suppress(ValueError):
+                await sync_to_async(close, thread_sensitive=False)()

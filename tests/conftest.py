@@ -7,10 +7,12 @@ import os
 # Tests never touch the network; set before anything imports huggingface_hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
 
+import json
 import socket
 from pathlib import Path
 
 import pytest
+from asgiref.sync import async_to_sync
 
 from tests.media import write_tone_wav
 from transcription.engine.testmodel import build_test_model
@@ -26,6 +28,22 @@ def shared_clip(name: str) -> Path:
     if not path.is_file():
         pytest.skip(f"{path} is absent (../shared is not checked out beside the repo)")
     return path
+
+
+def result_body(response) -> bytes:
+    """A job result's body from the test client: the json as stored is streamed (an
+    asynchronous iterator, as daphne sends it), the other formats are rendered."""
+    if not response.streaming:
+        return response.content
+
+    async def collect(chunks) -> bytes:
+        return b"".join([chunk async for chunk in chunks])
+
+    return async_to_sync(collect)(response.streaming_content)
+
+
+def result_json(response) -> dict:
+    return json.loads(result_body(response))
 
 
 def require_service(host: str, port: int, what: str) -> None:
@@ -172,3 +190,29 @@ def api(owner_key):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {owner_key[1]}")
     return client
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    """moto's S3 server on loopback, one per session (skipped without moto, except in CI)."""
+    from tests.s3 import require_moto, s3_server
+
+    require_moto()
+    with s3_server(tmp_path_factory.mktemp("s3") / "moto.log") as endpoint_url:
+        yield endpoint_url
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint):
+    """A fresh, empty bucket on the loopback S3 server, deleted after the test."""
+    from tests.s3 import fresh_bucket
+
+    with fresh_bucket(s3_endpoint) as bucket:
+        yield bucket
+
+
+@pytest.fixture
+def s3_job_settings(job_settings, s3_bucket):
+    """``job_settings`` with the default storage in ``s3_bucket`` (SCRIBE_STORAGE=s3)."""
+    job_settings.STORAGES = {**job_settings.STORAGES, "default": s3_bucket.storage()}
+    return job_settings

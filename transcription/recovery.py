@@ -1,4 +1,5 @@
-"""Recovery: jobs whose worker is gone, and queued jobs whose broker message was lost.
+"""Recovery: jobs whose worker is gone, queued jobs whose broker message was lost, and
+work directories a killed worker left on its host.
 
 Run every minute (the ``transcription.tasks.jobs_recover`` schedule) and when a batch
 worker starts. The database is the queue's source of truth; the broker only carries
@@ -8,13 +9,17 @@ messages, so either side may lose a job and recovery finds it again.
 from __future__ import annotations
 
 import logging
+import shutil
+import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from realtime.services import stream_job_recover
 from scribe.processes import pid_alive, this_host
+from transcription import storage
 from transcription.broker import pending_task_names
 from transcription.erasure import erasures_finish
 from transcription.models import Job
@@ -25,8 +30,9 @@ logger = logging.getLogger(__name__)
 
 def jobs_recover(*, now: datetime | None = None) -> int:
     """Retry (or fail, out of attempts) processing jobs whose worker is gone, send again
-    the queued jobs whose broker message was lost, and erase ended jobs whose erasure a
-    dead process did not finish.
+    the queued jobs whose broker message was lost, erase ended jobs whose erasure a dead
+    process did not finish, and delete this host's work directories of jobs it no longer
+    runs (``work_dirs_sweep``).
 
     A worker is gone when its heartbeat is older than SCRIBE_STALE_AFTER_S, or at once when
     it ran on this host and its process no longer exists (SIGKILL, OOM killer).
@@ -63,7 +69,36 @@ def jobs_recover(*, now: datetime | None = None) -> int:
         if ended:
             logger.warning("job %s: worker %s is gone; job %s", job.id, worker, job.status)
             job_files_delete(job=job)
-    return recovered + jobs_resend_lost(now=now) + erasures_finish()
+    recovered += jobs_resend_lost(now=now) + erasures_finish()
+    work_dirs_sweep()  # after the loop above: a dead worker's job is no longer its own
+    return recovered
+
+
+def work_dirs_sweep() -> int:
+    """Delete this host's work directories (copies of remote sources) of jobs that are
+    not processing on this host: a worker killed mid-job leaves its copy behind, and the
+    job is retried here or on another host, or ended. Returns how many were deleted.
+
+    Each is decided and deleted with its job's row locked, so a worker of this host cannot
+    claim the job (a conditional ``UPDATE`` of that row) and fill the directory in between.
+    """
+    root = storage.work_root()
+    if not root.is_dir():
+        return 0
+    host, deleted = this_host(), 0
+    for directory in root.iterdir():
+        try:
+            job_id = uuid.UUID(directory.name)
+        except ValueError:
+            continue  # not a job's: left alone
+        with transaction.atomic():
+            job = Job.objects.select_for_update().filter(pk=job_id).first()
+            if job and job.status == Job.Status.PROCESSING and job.worker_host == host:
+                continue
+            shutil.rmtree(directory, ignore_errors=True)
+        logger.info("job %s: deleted the work directory a stopped worker left", job_id)
+        deleted += 1
+    return deleted
 
 
 def jobs_resend_lost(*, now: datetime | None = None) -> int:

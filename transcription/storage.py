@@ -1,8 +1,9 @@
 """Where a job's files live: its source upload and its result, in the default storage.
 
-Local disk by default, S3 through django-storages in production. Audio is decoded from a
-local path, so a remote source is copied to a job work directory first; both the stored
-source and the work directory are deleted when the job ends.
+Local disk by default, S3 through django-storages in production (scribe/s3.py). Audio is
+decoded from a local path, so a remote source is copied to a job work directory on the
+worker's host first; both the stored source and the work directory are deleted when the
+job ends (a work directory a killed worker left behind: transcription/recovery.py).
 """
 
 from __future__ import annotations
@@ -22,8 +23,17 @@ SOURCES = "sources"
 RESULTS = "results"
 
 
+# How much of a stored file is read at a time when it is served.
+CHUNK_BYTES = 64 * 1024
+
+
+def work_root() -> Path:
+    """This host's folder of job work directories."""
+    return Path(settings.MEDIA_ROOT) / "work"
+
+
 def work_dir(job_id) -> Path:
-    return Path(settings.MEDIA_ROOT) / "work" / str(job_id)
+    return work_root() / str(job_id)
 
 
 def source_save(job_id, name: str, upload: File) -> str:
@@ -43,6 +53,7 @@ def source_local_path(storage_name: str, job_id) -> Iterator[Path]:
     directory = work_dir(job_id)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / Path(storage_name).name
+    # From S3, read as the object's body arrives (scribe/s3.py): never whole in memory.
     with default_storage.open(storage_name, "rb") as remote, target.open("wb") as local:
         shutil.copyfileobj(remote, local, length=1024 * 1024)
     yield target
@@ -50,6 +61,17 @@ def source_local_path(storage_name: str, job_id) -> Iterator[Path]:
 
 def result_save(job_id, content: str) -> str:
     return default_storage.save(f"{RESULTS}/{job_id}.json", ContentFile(content.encode("utf-8")))
+
+
+def stored_chunks(storage_name: str) -> Iterator[bytes]:
+    """Read a stored file a chunk at a time, to be sent as it is read."""
+    with default_storage.open(storage_name, "rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            yield chunk
+
+
+def stored_size(storage_name: str) -> int:
+    return default_storage.size(storage_name)
 
 
 def result_read(storage_name: str) -> str:

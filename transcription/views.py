@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -16,6 +17,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from scribe.web import sent_as_read
 from transcription import erasure, selectors, services, storage
 from transcription.engine import CONTENT_TYPES, FORMATS, render, transcript_from_dict
 from transcription.errors import JobStateError, ResultErasedError, ResultGoneError
@@ -219,13 +221,23 @@ class JobResultView(OwnedJobsMixin, GenericAPIView):
                     ]
                 }
             )
-        stored = storage.result_read(job.result_path)
-        # json is served as stored; the other formats are rendered from it on demand.
-        if fmt == "json":
-            body = options.result_json(stored)
+        response: HttpResponseBase
+        if fmt == "json" and options.timestamps:
+            # As stored: streamed from storage (S3, or the local disk) as it is read, never
+            # whole in the web process's memory.
+            response = StreamingHttpResponse(
+                sent_as_read(storage.stored_chunks(job.result_path)),
+                content_type=CONTENT_TYPES[fmt],
+            )
+            response["Content-Length"] = str(storage.stored_size(job.result_path))
         else:
-            body = render(transcript_from_dict(json.loads(stored)), fmt)
-        response = HttpResponse(body, content_type=CONTENT_TYPES[fmt])
+            # Rendered from the stored json on demand (or json without its times).
+            stored = storage.result_read(job.result_path)
+            if fmt == "json":
+                body = options.result_json(stored)
+            else:
+                body = render(transcript_from_dict(json.loads(stored)), fmt)
+            response = HttpResponse(body, content_type=CONTENT_TYPES[fmt])
         stem = Path(job.source_name).stem or str(job.id)
         response["Content-Disposition"] = f'attachment; filename="{stem}.{fmt}"'
         return response

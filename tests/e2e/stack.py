@@ -3,6 +3,12 @@
 A fresh PostgreSQL database per stack, migrated by ``manage.py migrate``; daphne serving
 the ASGI app; ``manage.py qcluster`` running the batch workers. Everything is torn down
 (process groups killed, database dropped) when the stack closes.
+
+With ``hosts``, each process runs on a simulated machine of its own (``Host``): its own
+host name, media root, temporary and models directories, in a private mount namespace
+where every other host's directories are empty and read-only. The hosts share only the
+network services (PostgreSQL, Redis, the bucket), so a path that works only because two
+processes share a disk fails instead of passing by accident.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -24,6 +32,12 @@ from scribe.web import daphne_arguments
 from tests.conftest import REPO_ROOT
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def redis_url() -> str:
+    """The loopback Redis, on a database number of its own, so parallel runs and other
+    tests do not share queues."""
+    return f"redis://127.0.0.1:6379/{os.getpid() % 15 + 1}"
 
 
 def free_port() -> int:
@@ -111,6 +125,62 @@ def api_key(environ: dict[str, str], *scopes: str) -> str:
     return created.strip().splitlines()[-1]
 
 
+@dataclass(frozen=True)
+class Host:
+    """A simulated machine: what scribe keeps on a host's own disk lives under ``root``."""
+
+    name: str
+    root: Path
+
+    @property
+    def media(self) -> Path:
+        return self.root / "media"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    def create(self) -> Host:
+        for directory in (self.root, self.media, self.tmp, self.root / "models"):
+            directory.mkdir(parents=True, exist_ok=True)
+            directory.chmod(0o700)
+        return self
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "SCRIBE_HOSTNAME": self.name,
+            "SCRIBE_MEDIA_ROOT": str(self.media),
+            "SCRIBE_MODELS_DIR": str(self.root / "models"),
+            "TMPDIR": str(self.tmp),
+        }
+
+    def files(self) -> list[Path]:
+        """Every file on this host's media root and in its temporary directory."""
+        return [p for d in (self.media, self.tmp) for p in d.rglob("*") if p.is_file()]
+
+
+def hiding(command: Sequence[str], hidden: Sequence[Path]) -> list[str]:
+    """``command`` in a private mount namespace where each directory of ``hidden`` is an
+    empty, read-only tmpfs (root reads everything: mounts, not permissions, hide them)."""
+    script = (
+        'while [ "$1" != -- ]; do mount -t tmpfs -o ro,size=4k hidden "$1" || exit 97; '
+        'shift; done; shift; exec "$@"'
+    )
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        *map(str, hidden),
+        "--",
+        *command,
+    ]
+
+
 class Stack:
     def __init__(
         self,
@@ -120,11 +190,16 @@ class Stack:
         batch_workers: bool = True,
         realtime_worker: bool = False,
         root: Path = REPO_ROOT,
+        hosts: Sequence[str] = (),
         **env: str,
     ) -> None:
-        """``root``: the checkout whose code runs (a benchmark compares another commit)."""
+        """``root``: the checkout whose code runs (a benchmark compares another commit).
+        ``hosts``: names of simulated machines; daphne runs on the first, a qcluster on
+        each of the others (with ``batch_workers``)."""
         self.batch_workers, self.realtime_worker = batch_workers, realtime_worker
         self.root = root
+        self.hosts = {name: Host(name, tmp / "hosts" / name).create() for name in hosts}
+        self.on_host: dict[str, list[subprocess.Popen]] = {name: [] for name in hosts}
         self.database = f"scribe_e2e_{uuid.uuid4().hex[:10]}"
         self.database_url = f"postgresql://postgres@127.0.0.1:5432/{self.database}"
         self.media = tmp / "media"
@@ -160,18 +235,50 @@ class Stack:
             raise RuntimeError(f"manage.py {' '.join(args)} failed: {result.stderr}")
         return result.stdout
 
-    def spawn(self, name: str, *args: str) -> subprocess.Popen:
-        log = (self.logs / f"{name}.log").open("w")
+    def spawn(self, name: str, *args: str, host: str | None = None) -> subprocess.Popen:
+        """Start ``args`` as ``name`` (its log: logs/NAME.log), on ``host`` if given."""
+        env, command = self.env, list(args)
+        if host is not None:
+            env = {**env, **self.hosts[host].environment()}
+            others = [h.root for other, h in self.hosts.items() if other != host]
+            command = hiding(command, others)
+        log = (self.logs / f"{name}.log").open("a")
         process = subprocess.Popen(
-            args,
+            command,
             cwd=self.root,
-            env=self.env,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.processes.append(process)
+        if host is not None:
+            self.on_host[host].append(process)
         return process
+
+    def run_on(self, host: str, *args: str) -> subprocess.CompletedProcess:
+        """Run ``args`` to its end on ``host``: as the host's processes see the disks."""
+        others = [h.root for other, h in self.hosts.items() if other != host]
+        return subprocess.run(
+            hiding(args, others),
+            cwd=self.root,
+            env={**self.env, **self.hosts[host].environment()},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def start_batch_workers(self, host: str) -> subprocess.Popen:
+        return self.spawn(f"qcluster-{host}", sys.executable, "manage.py", "qcluster", host=host)
+
+    def kill_host(self, host: str) -> None:
+        """SIGKILL every process of ``host`` at once: the machine is lost."""
+        for process in self.on_host[host]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        for process in self.on_host[host]:
+            process.wait(timeout=15)
+        self.on_host[host] = []
 
     def __enter__(self) -> Stack:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
@@ -179,8 +286,12 @@ class Stack:
         try:
             self.manage("migrate", "--no-input")
             self.key = self.manage("create_api_key", "--owner", "e2e").strip()
-            self.spawn("daphne", *daphne_command(self.port))
-            if self.batch_workers:
+            web, *workers = list(self.hosts) or [None]
+            self.spawn("daphne", *daphne_command(self.port), host=web)
+            if self.batch_workers and self.hosts:
+                for host in workers:
+                    self.start_batch_workers(host)
+            elif self.batch_workers:
                 self.spawn("qcluster", sys.executable, "manage.py", "qcluster")
             if self.realtime_worker:
                 self.spawn("runworker", sys.executable, "manage.py", "runworker", "realtime")

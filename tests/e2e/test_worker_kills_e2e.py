@@ -6,7 +6,6 @@ of several recoveries over the same dead worker's jobs.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -15,7 +14,7 @@ import pytest
 
 from tests.conftest import require_service
 from tests.e2e.kill_trial import run_kill_trial
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Stack, redis_url
 
 pytestmark = pytest.mark.e2e
 
@@ -24,11 +23,6 @@ pytestmark = pytest.mark.e2e
 def services_up():
     require_service("127.0.0.1", 5432, "PostgreSQL")
     require_service("127.0.0.1", 6379, "Redis")
-
-
-def redis_url() -> str:
-    # A database number of its own, so parallel runs and other tests do not share queues.
-    return f"redis://127.0.0.1:6379/{os.getpid() % 15 + 1}"
 
 
 def test_workers_killed_mid_job_lose_no_job_and_leave_no_audio(services_up, tmp_path, model_dir):

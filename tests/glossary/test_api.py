@@ -9,7 +9,7 @@ from accounts.models import Owner
 from accounts.services import api_key_create
 from glossary.models import Glossary, Rule
 from glossary.services import job_bias, job_hotword_choice, job_result_post_process
-from tests.conftest import shared_clip
+from tests.conftest import result_json, shared_clip
 from transcription import runner
 from transcription.models import Job
 
@@ -227,7 +227,7 @@ def test_a_job_result_shows_raw_and_corrected_text_stage_diffs_flags_and_bias(ed
 
     runner.job_process(job_id=job_id)
 
-    result = editor.get(f"/v1/jobs/{job_id}/result?format=json").json()
+    result = result_json(editor.get(f"/v1/jobs/{job_id}/result?format=json"))
     segment = result["segments"][0]
     assert segment["raw_text"] != segment["text"]
     assert segment["text"].endswith("[checked]")
@@ -266,8 +266,8 @@ def test_a_job_may_drop_flagged_segments(editor, job_settings, tone_wav):
     runner.job_process(job_id=kept)
     runner.job_process(job_id=dropped)
 
-    full = editor.get(f"/v1/jobs/{kept}/result").json()
-    lean = editor.get(f"/v1/jobs/{dropped}/result").json()
+    full = result_json(editor.get(f"/v1/jobs/{kept}/result"))
+    lean = result_json(editor.get(f"/v1/jobs/{dropped}/result"))
     flagged = [s for s in full["segments"] if s["flags"]]
     assert len(lean["segments"]) == len(full["segments"]) - len(flagged)
     assert lean["post_correction"]["dropped_segments"] == len(flagged)

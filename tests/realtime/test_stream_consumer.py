@@ -18,7 +18,7 @@ from django.core.files.storage import FileSystemStorage
 from accounts.services import api_key_create, api_key_revoke
 from realtime.models import StreamSegment
 from realtime.worker import RealtimeWorker
-from tests.conftest import shared_clip
+from tests.conftest import result_json, shared_clip
 from transcription.engine.audio import decode_all
 from transcription.models import Job
 
@@ -137,7 +137,7 @@ def test_a_session_goes_ready_partial_final_closed_and_is_kept_as_a_job(stream_k
     # Downloadable like any job, in every format, by a key of the same owner.
     owner_api = api.__class__()
     owner_api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    result = owner_api.get(f"/v1/jobs/{job.id}/result?format=json").json()
+    result = result_json(owner_api.get(f"/v1/jobs/{job.id}/result?format=json"))
     assert [s["text"].strip() for s in result["segments"]] == [f["text"] for f in finals]
     assert result["run"]["model_checksum"].startswith("sha256:")
     srt = owner_api.get(f"/v1/jobs/{job.id}/result?format=srt")
@@ -426,7 +426,7 @@ def test_a_session_may_turn_correction_off_but_not_choose_the_llm(stream_key, ap
     assert all(s.text == s.raw_text for s in StreamSegment.objects.all())
     owner_api = api.__class__()
     owner_api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    result = owner_api.get(f"/v1/jobs/{events[-1]['job_id']}/result?format=json").json()
+    result = result_json(owner_api.get(f"/v1/jobs/{events[-1]['job_id']}/result?format=json"))
     assert result["post_correction"]["mode"] == "none"
     assert not result["text"].endswith("[checked]")
 

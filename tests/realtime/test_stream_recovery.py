@@ -9,6 +9,7 @@ from django.utils import timezone
 from glossary.review import Review
 from realtime import services as stream_services
 from realtime.live_types import FinalSegment, TimedWord
+from tests.conftest import result_json
 from transcription import erasure, recovery
 from transcription.engine import run_record
 from transcription.models import Job
@@ -113,7 +114,7 @@ def test_a_final_that_is_a_hallucination_is_stored_flagged_but_never_sent_or_tra
     assert invented is None
     stored = job.stream_segments.get(index=1)
     assert stored.flags == ["known_hallucination"]
-    result = api.get(f"/v1/jobs/{job.id}/result?format=json").json()
+    result = result_json(api.get(f"/v1/jobs/{job.id}/result?format=json"))
     assert result["text"] == "배포 끝났습니다"
     assert [s["flags"] for s in result["suppressed_segments"]] == [["known_hallucination"]]
 
@@ -171,6 +172,6 @@ def test_a_recovered_session_keeps_the_post_correction_it_chose(owner_key, api, 
 
     stream_services.stream_job_recover(job=Job.objects.get(pk=job.pk))
 
-    result = api.get(f"/v1/jobs/{job.id}/result?format=json").json()
+    result = result_json(api.get(f"/v1/jobs/{job.id}/result?format=json"))
     assert result["text"] == "vLLM 서빙 시작"
     assert result["post_correction"]["mode"] == "none"

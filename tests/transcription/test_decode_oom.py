@@ -10,7 +10,6 @@ and runs for real.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from unittest import mock
@@ -19,6 +18,7 @@ import ctranslate2  # noqa: TID251 - the edge this test stages a GPU at
 import faster_whisper  # noqa: TID251 - the edge this test stages a GPU at
 import pytest
 
+from tests.conftest import result_json
 from tests.media import write_tone_wav
 from tests.transcription.test_jobs_api import upload
 from transcription import runner
@@ -171,7 +171,7 @@ def test_a_job_whose_decode_runs_out_of_gpu_memory_twice_completes_on_the_cpu(
     assert job.status == "completed", job.error_message
     assert loads == [("cuda", "float16"), ("cuda", "int8_float16"), ("cpu", "int8")]
     result = api.get(f"/v1/jobs/{job_id}/result?format=json")
-    run = json.loads(result.content)["run"]
+    run = result_json(result)["run"]
     assert (run["compute_type_requested"], run["device"], run["compute_type"]) == (
         "auto",
         "cpu",

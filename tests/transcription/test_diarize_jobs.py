@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from tests.conftest import shared_clip
+from tests.conftest import result_json, shared_clip
 from tests.media import write_tone_wav
 from transcription import runner
 from transcription.engine import GpuInfo, HardwareProfile, speech_regions
@@ -81,7 +81,7 @@ def test_channels_yield_two_speakers_where_each_channel_has_speech(
     done = run_job(api, stereo, {"language": "en", "diarize": "channels"})
 
     assert done["status"] == "completed", done
-    result = json.loads(api.get(f"/v1/jobs/{done['job_id']}/result?format=json").content)
+    result = result_json(api.get(f"/v1/jobs/{done['job_id']}/result?format=json"))
     assert result["speakers"] == ["CHANNEL_0", "CHANNEL_1"]
     assert result["run"]["decoding"]["diarize"] == "channels"
     by_speaker: dict[str, list[dict]] = {}

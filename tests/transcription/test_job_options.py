@@ -10,7 +10,7 @@ from rest_framework.exceptions import ValidationError
 
 from accounts.models import Owner
 from glossary.models import Glossary
-from tests.conftest import shared_clip
+from tests.conftest import result_json, shared_clip
 from transcription import runner
 from transcription.options import LIVE_FIELDS, JobOptions
 from transcription.serializers import options_parse, options_problems
@@ -197,7 +197,7 @@ class TestTimestampsOption:
     def test_a_job_with_timestamps_keeps_its_times(self, api, job_settings):
         created = self.upload(api, {"language": "en"})
         runner.job_process(job_id=created.json()["job_id"])
-        result = api.get(f"/v1/jobs/{created.json()['job_id']}/result?format=json").json()
+        result = result_json(api.get(f"/v1/jobs/{created.json()['job_id']}/result?format=json"))
         assert all("start" in s and "end" in s for s in result["segments"])
 
     def test_timed_formats_without_timestamps_are_a_400(self, api, job_settings):

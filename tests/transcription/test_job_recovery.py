@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -11,7 +14,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 from django_q.models import OrmQ
 
-from transcription import recovery, runner
+from transcription import recovery, runner, storage
 from transcription.management.commands.qcluster import planned_workers
 from transcription.models import Job
 
@@ -64,8 +67,6 @@ def test_a_job_of_a_silent_worker_elsewhere_is_requeued_after_the_stale_period(j
 
 
 def test_a_job_with_a_live_worker_is_left_alone(job):
-    import os
-
     claim(job, pid=os.getpid())
 
     assert recovery.jobs_recover() == 0
@@ -233,3 +234,44 @@ def test_a_job_already_taken_by_one_worker_is_not_claimed_by_another(job):
         "worker-a",
         101,
     )
+
+
+def work_copy(job_id) -> Path:
+    """A work directory with a copy of a source in it, as a worker leaves it."""
+    directory = storage.work_dir(job_id)
+    directory.mkdir(parents=True)
+    (directory / "audio.wav").write_bytes(b"RIFF")
+    return directory
+
+
+def test_work_dirs_of_jobs_not_running_on_this_host_are_deleted(api, job, tone_wav, settings):
+    def another() -> Job:
+        with tone_wav.open("rb") as handle:
+            response = api.post("/v1/jobs", {"file": handle}, format="multipart")
+        return Job.objects.get(pk=response.json()["job_id"])
+
+    running_here, taken_elsewhere, ended = another(), another(), another()
+    claim(running_here, pid=os.getpid())
+    claim(taken_elsewhere, pid=os.getpid(), host="host-c")  # retried there after a kill
+    ended.cancel_queued()
+    kept = work_copy(running_here.id)
+    stale = [work_copy(j) for j in (job.id, taken_elsewhere.id, ended.id, uuid.uuid4())]
+    not_a_job = storage.work_root() / "lost+found"
+    not_a_job.mkdir()
+
+    assert recovery.work_dirs_sweep() == 4
+
+    assert [d for d in stale if d.exists()] == []
+    assert kept.is_dir() and (kept / "audio.wav").is_file(), "its worker is reading it"
+    assert not_a_job.is_dir(), "only job directories are touched"
+
+
+def test_recovery_deletes_the_copy_a_worker_killed_here_left_of_the_job_it_requeues(job):
+    claim(job, pid=dead_pid())
+    copy = work_copy(job.id)
+
+    assert recovery.jobs_recover() == 1
+
+    assert Job.objects.get(pk=job.pk).status == "queued"
+    assert not copy.exists()
+    assert default_storage.exists(job.source_path), "the stored source stays for the retry"

@@ -12,7 +12,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from accounts.services import api_key_create
-from tests.conftest import shared_clip
+from tests.conftest import result_json, shared_clip
 from tests.media import write_mp4, write_tone_wav, write_wav
 from transcription import erasure, runner
 from transcription.engine.audio import decode_all
@@ -58,7 +58,7 @@ def test_a_job_goes_from_upload_to_every_result_format(api, job_settings, speech
     result = api.get(f"/v1/jobs/{body['job_id']}/result?format=json")
     assert result["Content-Type"] == "application/json"
     assert result["Content-Disposition"] == 'attachment; filename="jfk.json"'
-    data = json.loads(result.content)
+    data = result_json(result)
     assert data["segments"] and "words" in data["segments"][0]
     assert data["run"]["model_checksum"].startswith("sha256:")
     srt = api.get(f"/v1/jobs/{body['job_id']}/result?format=srt")

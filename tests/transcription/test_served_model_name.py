@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from tests.conftest import result_body, result_json
 from tests.media import write_tone_wav
 from transcription import runner
 from transcription.engine import model_served_name
@@ -57,8 +58,8 @@ def test_a_finished_job_shows_callers_the_model_name_and_the_admin_its_path(
     callback = json.dumps(job_representation(job, base_url="https://scribe.example/"), default=str)
     assert summary.json()["status"] == "completed"
     assert summary.json()["summary"]["model"] == "micro"
-    assert json.loads(result.content)["run"]["model_name"] == "micro"
-    for served in (summary.content.decode(), result.content.decode(), callback):
+    assert result_json(result)["run"]["model_name"] == "micro"
+    for served in (summary.content.decode(), result_body(result).decode(), callback):
         assert path not in served and str(Path(path).resolve()) not in served
     # The run record keeps where the model is, for operators.
     assert job.run["model_path"] == str(Path(path).resolve())
