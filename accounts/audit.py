@@ -125,3 +125,12 @@ def request_denied_record(
             )
     except IntegrityError:  # another worker made the row first
         KeyAuditEvent.objects.filter(bucket=bucket).update(count=F("count") + 1, last_seen_at=now)
+
+
+def denied_purge(*, before: datetime) -> int:
+    """Delete the refused-request rows last seen before ``before`` (the record retention,
+    run by the hourly purge); key creations, rotations and revocations stay."""
+    deleted, _ = KeyAuditEvent.objects.filter(
+        action=KeyAuditEvent.Action.DENIED, last_seen_at__lt=before
+    ).delete()
+    return deleted

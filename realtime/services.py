@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 from dataclasses import asdict
 from typing import Any
 
@@ -22,6 +21,7 @@ from glossary.review import Review, is_hallucination, post_process, segment_revi
 from glossary.services import hallucination_phrases, rule_specs, term_specs
 from realtime.live_types import FinalSegment, stored_segment
 from realtime.models import StreamSegment
+from scribe.processes import this_host
 from transcription import storage
 from transcription.engine import (
     PIPELINE_VERSION,
@@ -34,9 +34,7 @@ from transcription.options import JobOptions
 
 
 def stream_job_create(*, owner_id: int, options: JobOptions) -> Job:
-    return Job.start_stream(
-        owner_id=owner_id, options=options, host=socket.gethostname(), pid=os.getpid()
-    )
+    return Job.start_stream(owner_id=owner_id, options=options, host=this_host(), pid=os.getpid())
 
 
 def session_review(*, owner_id: int, options: JobOptions) -> Review:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 from datetime import timedelta
@@ -24,7 +23,7 @@ from django.utils import timezone
 from realtime.capacity import Capacity
 from realtime.models import RealtimeWorker
 from scribe.db import unit_of_work
-from scribe.processes import pid_alive
+from scribe.processes import pid_alive, this_host
 from transcription.engine import LoadedModel
 
 logger = logging.getLogger(__name__)
@@ -60,7 +59,7 @@ def realtime_worker_report(*, model: LoadedModel, capacity: Capacity, session_ca
 
 
 def _row_write(setup: dict[str, Any], *, refresh_only: bool) -> None:
-    host, pid, now = socket.gethostname(), os.getpid(), timezone.now()
+    host, pid, now = this_host(), os.getpid(), timezone.now()
     if refresh_only and RealtimeWorker.objects.filter(host=host, pid=pid).update(seen_at=now):
         return
     # First report, or the row was dropped while the worker could not refresh it.
@@ -85,7 +84,7 @@ def realtime_workers() -> list[dict[str, Any]]:
     """The realtime workers alive now, with their setups; rows of workers that stopped
     refreshing theirs, or whose process is gone from this host, are deleted."""
     stale_before = timezone.now() - timedelta(seconds=settings.SCRIBE_STALE_AFTER_S)
-    host = socket.gethostname()
+    host = this_host()
     alive: list[RealtimeWorker] = []
     gone: list[RealtimeWorker] = []
     for row in RealtimeWorker.objects.all():

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import os
 
+from django.conf import settings
+
+
+def this_host() -> str:
+    """This host's name as the database knows it (``SCRIBE_HOSTNAME``)."""
+    return settings.SCRIBE_HOSTNAME
+
 
 def pid_alive(pid: int) -> bool:
     """Whether a process with this id exists on this host (one of another user counts)."""

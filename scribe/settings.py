@@ -8,6 +8,7 @@ See the configuration table in docs/configuration.md.
 from __future__ import annotations
 
 import hashlib
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +211,10 @@ SCRIBE_MAX_WORKERS_PER_GPU = env_optional_int("SCRIBE_MAX_WORKERS_PER_GPU")
 # The lanes this host's device plan makes room for; "batch" alone on a host that runs no
 # realtime worker, so its batch workers get the whole GPU.
 SCRIBE_LANES = env_list("SCRIBE_LANES", ["batch", "realtime"])
+# This host's name in the database (which worker holds a job, whose process may be checked
+# for life here): each host must have its own. Containers on one machine, or hosts cloned
+# from one image, set it apart.
+SCRIBE_HOSTNAME = env_str("SCRIBE_HOSTNAME") or socket.gethostname()
 if not SCRIBE_LANES or set(SCRIBE_LANES) - {"batch", "realtime"}:
     raise ImproperlyConfigured(
         f"SCRIBE_LANES={','.join(SCRIBE_LANES)!r}: list one or both of batch, realtime."

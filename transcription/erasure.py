@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.audit import denied_purge
 from accounts.models import Owner
 from transcription import storage
 from transcription.models import Job, JobEvent, ServiceSettings, job_erased
@@ -108,7 +109,8 @@ def erasures_finish() -> int:
 
 def retention_purge(*, now: datetime | None = None) -> tuple[int, int]:
     """Erase the jobs that ended before the result retention period, delete the records
-    (rows) older than the record retention, and the job events handled before it.
+    (rows) older than the record retention, the job events handled before the first and the
+    refused-request audit rows older than the second.
 
     Queued and processing jobs are never touched. Returns (jobs erased, records deleted).
     """
@@ -119,6 +121,7 @@ def retention_purge(*, now: datetime | None = None) -> tuple[int, int]:
     for job in Job.objects.finished_before(cutoff).filter(erased_at__isnull=True):
         erased += job_content_erase(job=job, now=now, purged=True)
     record_cutoff = now - timedelta(days=settings.SCRIBE_RECORD_RETENTION_DAYS)
+    denied_purge(before=record_cutoff)
     deleted = 0
     for job in Job.objects.finished_before(record_cutoff):
         deleted += _record_delete(job, now=now)

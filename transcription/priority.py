@@ -15,11 +15,12 @@ expires by itself (``BACKLOG_TTL_S``): a realtime worker that dies leaves no sta
 from __future__ import annotations
 
 import logging
-import socket
 import time
 
 from django.conf import settings
 from django.core.cache import caches
+
+from scribe.processes import this_host
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ CHECK_INTERVAL_S = 0.25  # between two looks of a running batch job at the repor
 
 
 def _key(device: str) -> str:
-    return f"realtime-backlog:{socket.gethostname()}:{device}"
+    return f"realtime-backlog:{this_host()}:{device}"
 
 
 def realtime_backlog_report(*, device: str, backlog_s: float) -> None:

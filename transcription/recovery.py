@@ -8,14 +8,13 @@ messages, so either side may lose a job and recovery finds it again.
 from __future__ import annotations
 
 import logging
-import socket
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
 from realtime.services import stream_job_recover
-from scribe.processes import pid_alive
+from scribe.processes import pid_alive, this_host
 from transcription.broker import pending_task_names
 from transcription.erasure import erasures_finish
 from transcription.models import Job
@@ -34,7 +33,7 @@ def jobs_recover(*, now: datetime | None = None) -> int:
     """
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.SCRIBE_STALE_AFTER_S)
-    host = socket.gethostname()
+    host = this_host()
     recovered = 0
     for job in Job.objects.processing():
         dead_here = job.worker_host == host and job.worker_pid and not pid_alive(job.worker_pid)

@@ -13,7 +13,6 @@ import dataclasses
 import json
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from glossary.services import job_bias, job_hotword_choice, job_result_post_proc
 from realtime.models import StreamSegment
 from scribe import metrics as scribe_metrics
 from scribe.db import retry_transient, transient_errors, unit_of_work
+from scribe.processes import this_host
 from transcription import storage
 from transcription.engine import (
     DevicePlan,
@@ -67,7 +67,7 @@ def job_process(*, job_id: str) -> None:
     moves it from queued to processing does the work.
     """
     job = Job.objects.filter(pk=job_id).first()
-    if job is None or not job.mark_processing(host=socket.gethostname(), pid=os.getpid()):
+    if job is None or not job.mark_processing(host=this_host(), pid=os.getpid()):
         return
     heartbeat = _Heartbeat(job, settings.SCRIBE_HEARTBEAT_S)
     heartbeat.start()

@@ -24,6 +24,7 @@ from accounts.audit import (
 from accounts.models import KeyAuditEvent
 from accounts.services import api_key_create
 from accounts.websocket import authenticate_key
+from transcription import erasure
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -247,3 +248,17 @@ def test_with_the_cache_unreachable_refusals_fold_into_one_row_and_valid_keys_wo
     assert refused == {401}  # the address limit fails open, as the per-key limit does
     assert valid.status_code == 200
     assert list(denied().values_list("key_prefix", "remote_addr", "count")) == [(MORE, None, 20)]
+
+
+def test_the_hourly_purge_deletes_refusal_rows_past_the_record_retention(owner_key, settings):
+    with time_machine.travel(MINUTE, tick=False):
+        APIClient().get("/v1/jobs", **bearer("madeup.key"))
+    with time_machine.travel(MINUTE + timedelta(days=2), tick=False):
+        APIClient().get("/v1/jobs", **bearer("recent.key"))
+    assert denied().count() == 2
+    later = MINUTE + timedelta(days=settings.SCRIBE_RECORD_RETENTION_DAYS, hours=1)
+
+    erasure.retention_purge(now=later)
+
+    assert list(denied().values_list("key_prefix", flat=True)) == ["recent"]
+    assert KeyAuditEvent.objects.filter(action="created").count() == 1  # key events stay

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.utils import timezone
 from django_q.models import OrmQ
@@ -34,7 +34,7 @@ def dead_pid() -> int:
 
 
 def claim(job: Job, *, pid: int, host: str | None = None, seconds_ago: float = 0) -> None:
-    assert job.mark_processing(host=host or socket.gethostname(), pid=pid)
+    assert job.mark_processing(host=host or settings.SCRIBE_HOSTNAME, pid=pid)
     Job.objects.filter(pk=job.pk).update(
         heartbeat_at=timezone.now() - timedelta(seconds=seconds_ago)
     )
@@ -172,7 +172,7 @@ def test_the_recovery_log_names_the_dead_worker(job, caplog):
     with caplog.at_level("WARNING", logger="transcription.recovery"):
         recovery.jobs_recover()
 
-    assert f"worker {socket.gethostname()}/{pid} is gone" in caplog.text
+    assert f"worker {settings.SCRIBE_HOSTNAME}/{pid} is gone" in caplog.text
 
 
 def test_the_heartbeat_of_a_running_job_keeps_it_from_being_taken_for_dead(job, settings):
@@ -203,6 +203,21 @@ def test_a_worker_elsewhere_is_not_taken_for_dead_by_a_pid_missing_on_this_host(
 
     assert recovery.jobs_recover() == 0
     assert Job.objects.get(pk=job.pk).status == "processing"
+
+
+def test_hosts_that_share_a_machine_name_are_told_apart_by_scribe_hostname(job, settings):
+    # Two containers cloned from one image report the same machine name: a worker on
+    # host B, whose PID means nothing on host A, is alive as long as it beats.
+    settings.SCRIBE_HOSTNAME = "host-b"
+    runner_pid = dead_pid()
+    claim(job, pid=runner_pid, host=None)
+    assert Job.objects.get(pk=job.pk).worker_host == "host-b"  # claimed under the setting
+
+    settings.SCRIBE_HOSTNAME = "host-a"
+    assert recovery.jobs_recover() == 0
+
+    settings.SCRIBE_HOSTNAME = "host-b"  # its own host sees the process is gone
+    assert recovery.jobs_recover() == 1
 
 
 def test_a_job_already_taken_by_one_worker_is_not_claimed_by_another(job):
