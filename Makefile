@@ -70,6 +70,7 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/realtime_latency.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/realtime_memory.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/worker_kill_trial.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/realtime_failover.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/db_load.py --modes pool
 
 clean:

@@ -4,9 +4,9 @@ No decoding happens here (Channels dispatches one message at a time per consumer
 goes through the channel layer to a realtime worker, and the worker's events come back
 the same way and are passed to the client as they are.
 
-Close codes: 4401 no valid key, 4403 key without the ``stream`` scope, 4429 the worker's
-session cap is reached, 4503 no realtime worker answered, 4001 the key was revoked during
-the session, 4500 the worker stopped during the session, 4413 a frame over
+Close codes: 4401 no valid key, 4403 key without the ``stream`` scope, 4429 every
+realtime worker's session cap is reached, 4503 no realtime worker answered, 4001 the key
+was revoked during the session, 4500 the worker stopped during the session, 4413 a frame over
 ``MAX_FRAME_BYTES`` (daphne's own ceiling is above it: ``scribe/web.py``). A refused
 handshake is accepted first, then answered with an ``error`` event saying what to do and
 closed with its code: a close before accepting reaches a client only as ``HTTP 403``.
@@ -16,6 +16,10 @@ does, saying so: 4503 ``no_worker`` at the handshake (not an HTTP 500), 4500
 ``worker_lost`` during a session (not a bare 1011 close). The client starts a new session;
 the finals sent so far are kept in the job, and the worker stops the session it can no
 longer hear from (``realtime.worker``).
+
+With several realtime workers (``realtime.placement``) the session is asked of the
+advertised worker with the most room, and asked again of another if that worker's advert
+vanishes before it answers; a session whose worker's advert vanishes ends with 4500.
 
 ``stop`` before a session has started (none was sent, or every ``start`` was refused) ends
 the connection as a finished session does: a ``closed`` event with ``job_id: null``, then
@@ -41,13 +45,18 @@ from rest_framework.exceptions import ValidationError
 
 from accounts.services import key_group
 from accounts.websocket import key_still_valid
+from realtime import placement
 from realtime.audio import ENCODINGS
-from realtime.worker import OPEN_TIMEOUT_S, TICK_S, ensure_local_worker
+from realtime.channel_worker import ensure_local_worker
+from realtime.worker import OPEN_TIMEOUT_S, TICK_S
 from transcription.serializers import options_parse, options_problems
 
 logger = logging.getLogger(__name__)
 
 WORKER_SILENCE_S = 10.0  # no tick from the worker for this long: it is gone
+# How often a consumer looks at its worker: its advert (gone: the worker died, placement.
+# ADVERT_TTL_S after its last renewal), its ticks, its keep-alive, the key.
+WATCH_S = 0.25
 # What a channel layer raises when it cannot reach its server (channels_redis: Redis).
 LAYER_ERRORS = (RedisError, OSError)
 KEY_RECHECK_S = 30.0
@@ -129,21 +138,46 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.sample_width = 2
         # Ask a worker for a session; its answer (stream.opened / stream.refused) accepts or
         # refuses the handshake, which stays pending until then.
-        self.accepted = False
+        self.accepted = self.refused = False
+        self.open_sent_at = time.time()  # a worker reading it after OPEN_ANSWER_S ignores it
+        await self._ask_for_session(tried=[])
+        self.open_timer = asyncio.ensure_future(self._refuse_if_unanswered())
+
+    async def _ask_for_session(self, *, tried: list[str]) -> None:
+        """Send ``session.open`` to the advertised worker with the most room not in
+        ``tried``, else to the shared channel (no worker advertised: any worker takes it)."""
+        workers = placement.ranked(await placement.adverts() or [], exclude=tried)
+        self.asked = workers[0].channel if workers else None
         await self.channel_layer.send(
-            settings.SCRIBE_REALTIME_CHANNEL,
+            self.asked or settings.SCRIBE_REALTIME_CHANNEL,
             {
                 "type": "session.open",
                 "session_id": self.session_id,
                 "reply_channel": self.channel_name,
-                "owner_id": key.owner_id,
-                "sent_at": time.time(),  # a worker reading it after OPEN_TIMEOUT_S ignores it
+                "owner_id": self.key.owner_id,
+                "sent_at": self.open_sent_at,
+                "tried": tried,
             },
         )
-        self.open_timer = asyncio.ensure_future(self._refuse_if_unanswered())
+
+    async def _advertised(self, channel: str | None) -> bool | None:
+        """Whether the worker reading ``channel`` is advertised now; None: unknown (no
+        adverts in this deployment, or Redis cannot be read now)."""
+        workers = await placement.adverts()
+        if workers is None or channel is None:
+            return None
+        return any(worker.channel == channel for worker in workers)
 
     async def _refuse_if_unanswered(self) -> None:
-        await asyncio.sleep(OPEN_TIMEOUT_S)
+        """4503 if no worker answers within OPEN_TIMEOUT_S. A worker asked that is no
+        longer advertised died before answering: ask the next one."""
+        deadline = time.monotonic() + OPEN_TIMEOUT_S
+        tried: list[str] = []
+        while time.monotonic() < deadline:
+            await asyncio.sleep(min(WATCH_S, max(0.0, deadline - time.monotonic())))
+            if self.asked is not None and await self._advertised(self.asked) is False:
+                tried.append(self.asked)
+                await self._ask_for_session(tried=tried)
         if not self.accepted:
             await self._refuse(
                 4503,
@@ -153,6 +187,15 @@ class StreamConsumer(AsyncWebsocketConsumer):
             )
 
     async def stream_opened(self, message: dict) -> None:
+        if self.accepted:
+            if message["worker_channel"] != self.worker_channel:
+                # Asked again while the first worker only seemed dead, both took it: the
+                # second holds it for nobody.
+                await self.channel_layer.send(
+                    message["worker_channel"],
+                    {"type": "session.stop", "session_id": self.session_id},
+                )
+            return
         self.open_timer.cancel()
         self.worker_channel = message["worker_channel"]
         await self.channel_layer.group_add(key_group(self.key), self.channel_name)
@@ -163,6 +206,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.watchdog = asyncio.ensure_future(self._watch())
 
     async def stream_refused(self, message: dict) -> None:
+        if self.accepted or self.refused:
+            return  # asked again (its first worker seemed dead): answered already
+        self.refused = True
         self.open_timer.cancel()
         await self._refuse(
             4429,
@@ -299,8 +345,9 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     async def _watch(self) -> None:
         last_key_check = last_alive = time.monotonic()
+        seen = False  # its advert was read: from then on, its absence means the worker died
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(WATCH_S)
             now = time.monotonic()
             if now - last_alive >= TICK_S:
                 last_alive = now
@@ -311,7 +358,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
                         self.worker_channel,
                         {"type": "session.alive", "session_id": self.session_id},
                     )
-            if now - self.last_worker_message > WORKER_SILENCE_S:
+            advertised = await self._advertised(self.worker_channel)
+            seen |= advertised is True
+            gone = seen and advertised is False
+            if gone or now - self.last_worker_message > WORKER_SILENCE_S:
                 await self._end(
                     4500,
                     "worker_lost",

@@ -1,7 +1,7 @@
 """The realtime worker: owns the realtime model and every live session of its process.
 
 Run out of process as ``manage.py runworker realtime`` (one per GPU), or, with the
-in-memory channel layer, inside the web process (``ensure_local_worker``). Consumers talk
+in-memory channel layer, inside the web process (``realtime.channel_worker``). Consumers talk
 to it through the channel layer; it never blocks its event loop: decoding runs in a
 one-thread executor (one model, one decode at a time). Every session that is due in the
 same tick is stepped together: their buffers are decoded as one batch
@@ -19,10 +19,14 @@ Nor can a client that vanishes hold its session: consumers send a keep-alive, an
 session not heard from for CONSUMER_SILENCE_S is stopped as its consumer would have
 stopped it (the web process died, or the stop was lost while Redis restarted).
 
-Messages in (from consumers): ``session.open`` on the shared ``realtime`` channel, then
-``session.start``, ``session.audio``, ``session.finalize``, ``session.alive``,
-``session.stop`` on this worker's own channel (where it also sends itself
-``worker.sweep``). Messages out (to a consumer's channel): ``stream.opened`` or
+Several workers share out the sessions (``realtime.placement``): each advertises its free
+slots while it runs, and a ``session.open`` it has no room for is passed on to the next.
+
+Messages in (from consumers): ``session.open`` on this worker's own channel (or on the
+shared ``realtime`` channel while no worker is advertised), then ``session.start``,
+``session.audio``, ``session.finalize``, ``session.alive``, ``session.stop`` on its own
+channel (where it also sends itself ``worker.sweep``); ``worker.start`` when it starts.
+Messages out (to a consumer's channel): ``stream.opened`` or
 ``stream.refused``, then ``stream.event`` (the client's JSON), ``stream.tick`` and, if
 the worker fails, ``stream.lost``.
 """
@@ -43,7 +47,7 @@ from channels.exceptions import ChannelFull
 from django.conf import settings
 
 from glossary.bias import HotwordChoice, glossary_bias
-from realtime import services
+from realtime import placement, services
 from realtime.audio import FrameDecoder
 from realtime.capacity import Capacity, measure_capacity
 from realtime.scheduler import (
@@ -161,6 +165,7 @@ class RealtimeWorker(AsyncConsumer):
         self.model: LoadedModel | None = None
         self.capacity: Capacity | None = None
         self.wake = asyncio.Event()
+        self.room_changed = asyncio.Event()  # renew the advert now (realtime.placement)
         self.tasks: list[asyncio.Task] = []
         self.turn = 0
         self.reported_late = False
@@ -175,6 +180,10 @@ class RealtimeWorker(AsyncConsumer):
 
     # --- messages -----------------------------------------------------------------------
 
+    async def worker_start(self, message: dict) -> None:
+        """Sent by ``realtime.channel_worker`` as the process starts: advertise from now."""
+        self._start_background()
+
     async def session_open(self, message: dict) -> None:
         self._start_background()
         reply = message["reply_channel"]
@@ -188,21 +197,17 @@ class RealtimeWorker(AsyncConsumer):
             # worker was starting, or the open waited in the channel layer.
             logger.info("session %s: its open came too late; ignored", message["session_id"])
             return
+        if message["session_id"] in self.sessions:
+            return  # asked again (realtime.consumers): this worker holds it already
         limit = session_limit(self.capacity) if self.capacity else 1
         if len(self.sessions) >= limit:
-            await self._send(
-                reply,
-                {
-                    "type": "stream.refused",
-                    "code": "session_limit",
-                    "message": f"This realtime worker already serves {limit} sessions, as "
-                    "many as it can transcribe in real time (SCRIBE_REALTIME_MAX_SESSIONS). "
-                    "Retry later or add a worker.",
-                },
-            )
+            asked = await placement.pass_on(self.channel_layer, message, me=self.channel_name)
+            if asked is not None:  # every live worker is full
+                await self._send(reply, placement.refusal(limit, workers=asked))
             return
         session = LiveSession(message["session_id"], reply, message["owner_id"])
         self.sessions[session.session_id] = session
+        self.room_changed.set()
         await self._send(reply, {"type": "stream.opened", "worker_channel": self.channel_name})
 
     async def session_start(self, message: dict) -> None:
@@ -315,6 +320,14 @@ class RealtimeWorker(AsyncConsumer):
         session.stop = True
         self.wake.set()
 
+    def _room(self) -> tuple[int, int] | None:
+        """(free, cap) for this worker's advert; None until its model is warm."""
+        capacity = self.capacity or _capacity
+        if capacity is None:
+            return None
+        limit = session_limit(capacity)
+        return max(0, limit - len(self.sessions)), limit
+
     # --- scheduling ---------------------------------------------------------------------
 
     def _start_background(self) -> None:
@@ -327,6 +340,9 @@ class RealtimeWorker(AsyncConsumer):
             asyncio.ensure_future(self._schedule()),
             asyncio.ensure_future(self._keepalive()),
         ]
+        if placement.enabled():
+            advert = placement.keep_advertised(self.channel_name, self._room, self.room_changed)
+            self.tasks.append(asyncio.ensure_future(advert))
         for task in self.tasks:
             task.add_done_callback(self._on_task_done)
 
@@ -354,6 +370,9 @@ class RealtimeWorker(AsyncConsumer):
                     )
                 except Exception:
                     logger.exception("could not keep the transcript of %s", session.session_id)
+        # Serve again, advertised again, after a pause (a failure that lasts is logged anew).
+        await asyncio.sleep(TICK_S)
+        self._start_background()
 
     async def _schedule(self) -> None:
         """Step every session that has work, all due sessions together, for ever."""
@@ -576,20 +595,3 @@ def _in_unit_of_work(func, *args):
 
 def _run_dict(model: LoadedModel, options: JobOptions) -> dict:
     return dataclasses.asdict(run_record(model, {**options.stored(live=True), "lane": "realtime"}))
-
-
-_local_workers: dict[int, asyncio.Task] = {}
-
-
-def ensure_local_worker(channel_layer) -> None:
-    """With the in-memory layer, run the worker inside this (web) process, once per loop."""
-    from channels.routing import ChannelNameRouter
-    from channels.worker import Worker
-
-    loop = asyncio.get_running_loop()
-    task = _local_workers.get(id(loop))
-    if task is not None and not task.done():
-        return
-    app = ChannelNameRouter({settings.SCRIBE_REALTIME_CHANNEL: RealtimeWorker.as_asgi()})
-    worker = Worker(app, [settings.SCRIBE_REALTIME_CHANNEL], channel_layer)
-    _local_workers[id(loop)] = asyncio.ensure_future(worker.handle())

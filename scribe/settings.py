@@ -74,6 +74,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Before channels: realtime's runworker command replaces Channels' own (it starts the
+    # realtime worker at once, so it advertises its free slots: realtime/channel_worker.py).
+    "realtime",
     "channels",
     "rest_framework",
     "rest_framework_api_key",
@@ -82,7 +85,6 @@ INSTALLED_APPS = [
     "accounts",
     # Before django_q: transcription's qcluster command sizes the cluster from the device plan.
     "transcription",
-    "realtime",
     "glossary",
     "webhooks",
     "openai_compat",
