@@ -58,6 +58,7 @@ typecheck: $(STAMP)
 # 2 shared cores; each took 1 to 4). Needs PostgreSQL and Redis on loopback and ../shared/audio.
 # Not here (docs/benchmarks.md says more):
 #   benchmarks/realtime_latency.py --real --threads 2   live captions on tiny.en (realtime_real.py), 18 min here
+#   benchmarks/upload_memory.py                         daphne's RSS during a 1 GiB upload: writes 2 GiB of temp files
 #   benchmarks/db_load.py                               all three connection modes: a git worktree of the commit before the pool, 8 min
 #   benchmarks/gpu_priority.py [--model-dir DIR]        streams before batch: needs a CUDA GPU
 #   benchmarks/soak.py --minutes 10                     a soak with faults (its parts: soak_stack.py, soak_report.py), 16 min

@@ -1,9 +1,11 @@
-"""Refuse an upload with 413 while it is still arriving.
+"""Refuse an upload with 413 before Django stores it.
 
 Django's ASGI handler stores a request's whole body before the view runs, so a size check
-in the view comes after the disk has been filled. This middleware counts the body as it
-arrives and answers 413 the moment the limit is passed (or at once when Content-Length
-says so), telling Django the client went away so it stores nothing more.
+in the view comes after the disk has been filled. This middleware counts the body as the
+server hands it over and answers 413 the moment the limit is passed (or at once when
+Content-Length says so), telling Django the client went away so it stores nothing more.
+Under daphne that is after the whole body has arrived: daphne takes in a body whole
+before the application sees it (docs/operations.md, "Uploads and memory").
 """
 
 from __future__ import annotations
