@@ -57,7 +57,7 @@ class Sampler(threading.Thread):
 
 def upload_once(port: int, key: str, mib: int) -> dict:
     head = (
-        f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.wav\""
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="big.wav"'
         "\r\nContent-Type: audio/wav\r\n\r\n"
     ).encode()
     tail = f"\r\n--{BOUNDARY}--\r\n".encode()
