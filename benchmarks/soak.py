@@ -36,7 +36,6 @@ import contextlib
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,6 +64,7 @@ from soak_stack import (  # noqa: E402
 
 from tests.conftest import SHARED_AUDIO  # noqa: E402
 from tests.e2e.stack import PG_ADMIN_URL, free_port  # noqa: E402
+from tests.e2e.stack import manage as stack_manage  # noqa: E402
 
 FAULT_WINDOW_S = 30.0
 STREAMS = 4
@@ -426,17 +426,8 @@ def live_source(tmp: Path) -> np.ndarray:
 
 
 def manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(args)} failed: {result.stderr}")
-    return result.stdout.strip().splitlines()[-1]  # what it prints last; logs may come first
+    """What ``manage.py`` prints last (logs may come first)."""
+    return stack_manage(env, *args, timeout=300).strip().splitlines()[-1]
 
 
 def environment(args, tmp: Path, database_url: str, redis: Redis, model_dir: Path) -> dict:

@@ -95,15 +95,15 @@ def sqlite_environment(tmp_path: Path, **env: str) -> dict[str, str]:
     return environ
 
 
-def manage(env: dict[str, str], *args: str) -> str:
-    """Run ``manage.py`` with ``env``; its standard output."""
+def manage(env: dict[str, str], *args: str, root: Path = REPO_ROOT, timeout: int = 120) -> str:
+    """Run ``manage.py`` of the checkout at ``root`` with ``env``; its standard output."""
     result = subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=REPO_ROOT,
+        cwd=root,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
     if result.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed: {result.stderr}")
@@ -223,17 +223,7 @@ class Stack:
         self.base_url = f"http://127.0.0.1:{self.port}"
 
     def manage(self, *args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=self.root,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"manage.py {' '.join(args)} failed: {result.stderr}")
-        return result.stdout
+        return manage(self.env, *args, root=self.root)
 
     def spawn(self, name: str, *args: str, host: str | None = None) -> subprocess.Popen:
         """Start ``args`` as ``name`` (its log: logs/NAME.log), on ``host`` if given."""

@@ -5,8 +5,6 @@ tests/e2e/test_erasure_e2e.py."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -19,7 +17,7 @@ from glossary.models import Glossary
 from realtime import services as stream_services
 from tests.media import write_tone_wav
 from tests.realtime.test_stream_recovery import final
-from tests.transcription.test_jobs_api import files_under, run_worker, upload
+from tests.transcription.test_jobs_api import files_under, run_worker, upload, worker_started
 from transcription import erasure, recovery
 from transcription.models import Job
 from transcription.options import JobOptions
@@ -89,11 +87,7 @@ def test_delete_on_a_processing_job_answers_202_and_erases_it_when_it_stops(
 ):
     long_tone = write_tone_wav(tmp_path / "Quokka minutes.wav", seconds=900)
     job_id = upload(api, long_tone, {**CONTENT, "vad": False}).json()["job_id"]
-    worker = threading.Thread(target=run_worker, args=(job_id,))
-    worker.start()
-    deadline = time.monotonic() + 60
-    while Job.objects.get(pk=job_id).processed_s == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    worker = worker_started(job_id)
 
     response = api.delete(f"/v1/jobs/{job_id}")
     worker.join()

@@ -34,6 +34,16 @@ def run_worker(job_id: str) -> None:
     runner.job_process(job_id=job_id)
 
 
+def worker_started(job_id: str) -> threading.Thread:
+    """A worker running the job in a thread, returned once it has made progress."""
+    worker = threading.Thread(target=run_worker, args=(job_id,))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while Job.objects.get(pk=job_id).processed_s == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return worker
+
+
 def files_under(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
@@ -104,11 +114,7 @@ def test_a_processing_job_cancels_at_the_next_segment_and_leaves_no_audio(
 ):
     long_tone = write_tone_wav(tmp_path / "tone.wav", seconds=900)
     job_id = upload(api, long_tone, {"vad": False}).json()["job_id"]
-    worker = threading.Thread(target=run_worker, args=(job_id,))
-    worker.start()
-    deadline = time.monotonic() + 60
-    while Job.objects.get(pk=job_id).processed_s == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    worker = worker_started(job_id)
 
     cancelled = api.post(f"/v1/jobs/{job_id}/cancel")
     worker.join()
