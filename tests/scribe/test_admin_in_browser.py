@@ -118,6 +118,12 @@ def browser(server):
         driver.find_element("name", "username").send_keys("operator")
         driver.find_element("name", "password").send_keys(PASSWORD)
         driver.find_element("css selector", "input[type=submit]").click()
+        # The click does not wait for the login to land: a page asked for before the
+        # session cookie is set would be answered with the login page.
+        deadline = time.monotonic() + 30
+        while "/login/" in driver.current_url and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "/login/" not in driver.current_url, "the operator's login did not complete"
         yield driver
     finally:
         driver.quit()
