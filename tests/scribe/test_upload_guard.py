@@ -6,24 +6,13 @@ import json
 import pytest
 
 from scribe.upload_guard import UploadSizeGuard
+from tests.asgi import http_scope
 
 MB = 1024 * 1024
 
 
 def post_scope(headers=()):
-    return {
-        "type": "http",
-        "method": "POST",
-        "path": "/v1/jobs",
-        "headers": list(headers),
-        "query_string": b"",
-        "scheme": "http",
-        "server": ("testserver", 80),
-        "client": ("127.0.0.1", 5000),
-        "root_path": "",
-        "http_version": "1.1",
-        "asgi": {"version": "3.0"},
-    }
+    return http_scope("POST", "/v1/jobs", headers)
 
 
 class Body:

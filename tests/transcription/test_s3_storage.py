@@ -24,6 +24,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import TemporaryUploadedFile
 from django.utils import timezone
 
+from tests.asgi import http_scope
 from tests.conftest import REPO_ROOT, result_body
 from transcription import erasure, recovery, runner, storage
 from transcription.models import Job
@@ -199,19 +200,9 @@ def test_a_worker_copies_a_large_source_to_its_disk_without_holding_it_in_memory
 
 
 def get_scope(path: str, key: str) -> dict:
-    return {
-        "type": "http",
-        "method": "GET",
-        "path": path,
-        "headers": [(b"authorization", f"Bearer {key}".encode()), (b"host", b"testserver")],
-        "query_string": b"",
-        "scheme": "http",
-        "server": ("testserver", 80),
-        "client": ("127.0.0.1", 5000),
-        "root_path": "",
-        "http_version": "1.1",
-        "asgi": {"version": "3.0"},
-    }
+    return http_scope(
+        "GET", path, [(b"authorization", f"Bearer {key}".encode()), (b"host", b"testserver")]
+    )
 
 
 def serve(scope: dict) -> dict:
