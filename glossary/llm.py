@@ -1,90 +1,20 @@
 """Optional correction of low-confidence segments by an OpenAI-compatible model.
 
-Off by default. Text leaves the machine only to hosts on ``SCRIBE_LLM_ALLOWED_HOSTS``,
-checked before any connection and at every redirect by scribe's one outbound client
-(``scribe.egress``; the endpoint comes from settings, never from a request). Every send is
-audited by the caller's ``audit`` callback with the destination finally reached. A reply
-that drops a glossary term present in the original, is empty, or is far longer or shorter,
-is rejected; any failure keeps the uncorrected text.
+Off by default; the endpoint, its egress check and PII masking are ``scribe/llm.py``'s.
+Every send is audited by the caller's ``audit`` callback with the destination finally
+reached. A reply that drops a glossary term present in the original, is empty, or is far
+longer or shorter, is rejected; any failure keeps the uncorrected text.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import openai
 
-from scribe.egress import Egress, EgressRefused, refusal
-
-# An address begins where its run of address characters does: searching from inside one
-# again (as without the lookbehind) reads a long run of letters once per letter.
-EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(\.[\w-]+)+")
-PHONE = re.compile(r"(?<!\d)(\+?\d[\d\- ]{7,}\d)(?!\d)")
-
-
-@dataclass(frozen=True)
-class LLMConfig:
-    base_url: str
-    model: str
-    api_key: str
-    allowed_hosts: tuple[str, ...]
-    timeout_s: float = 20.0
-    mask_pii: bool = True
-
-    @property
-    def host(self) -> str:
-        return (urlsplit(self.base_url).hostname or "").lower()
-
-
-# (characters sent, outcome, destination reached or refused)
-Audit = Callable[[int, str, str], None]
-
-
-def egress_for(config: LLMConfig) -> Egress:
-    return Egress(config.allowed_hosts, setting="SCRIBE_LLM_ALLOWED_HOSTS")
-
-
-def check_egress(config: LLMConfig) -> Egress:
-    """Refuse, before any connection, an endpoint that is not allowed; return its egress."""
-    egress = egress_for(config)
-    try:
-        egress.check(config.base_url)
-    except EgressRefused as exc:
-        raise EgressRefused(f"LLM endpoint {exc}; nothing was sent.") from None
-    return egress
-
-
-def mask(text: str) -> tuple[str, dict[str, str]]:
-    """Replace e-mail addresses and phone numbers by placeholders; return the mapping.
-
-    A placeholder is never one the text already holds ("[EMAIL1]" typed in it), so
-    ``unmask`` gives back exactly the text."""
-    mapping: dict[str, str] = {}
-
-    def hide(kind: str):
-        def replace(match: re.Match) -> str:
-            number = len(mapping) + 1
-            while f"[{kind}{number}]" in text or f"[{kind}{number}]" in mapping:
-                number += 1
-            token = f"[{kind}{number}]"
-            mapping[token] = match.group(0)
-            return token
-
-        return replace
-
-    masked = EMAIL.sub(hide("EMAIL"), text)
-    masked = PHONE.sub(hide("PHONE"), masked)
-    return masked, mapping
-
-
-def unmask(text: str, mapping: dict[str, str]) -> str:
-    for token, original in mapping.items():
-        text = text.replace(token, original)
-    return text
-
+from scribe.egress import EgressRefused, refusal
+from scribe.llm import Audit, LLMConfig, chat_client, check_egress, mask, unmask
 
 SYSTEM_PROMPT = (
     "You correct speech-recognition errors in one sentence of a transcript. The language is "
@@ -133,13 +63,7 @@ def correct(
     )
     system = SYSTEM_PROMPT.format(language=language, terms=", ".join(terms) or "(none)")
     sent = len(system) + len(user)
-    client = openai.OpenAI(
-        base_url=config.base_url,
-        api_key=config.api_key or "unused",
-        timeout=config.timeout_s,
-        max_retries=0,
-        http_client=egress.client(timeout_s=config.timeout_s),
-    )
+    client = chat_client(config, egress)
     try:
         response = client.chat.completions.create(
             model=config.model,

@@ -21,6 +21,7 @@ from glossary.flags import hallucination_matcher, segment_flags, word_flags
 from glossary.hearings import Edit, Reconciler, listened
 from glossary.normalize import RuleSpec, TermSpec, apply_glossary, apply_rules
 from glossary.soundalike import SoundAlikeMatcher
+from scribe.llm import LLMConfig
 from transcription.engine.hearing import CheckedSegment, Hearing
 
 MODES = ("none", "glossary", "rules", "llm")
@@ -245,7 +246,7 @@ def post_process(
     terms: Sequence[TermSpec],
     rules: Sequence[RuleSpec],
     phrases: Sequence[str],
-    llm_settings: llm.LLMConfig | None = None,
+    llm_settings: LLMConfig | None = None,
     audit: llm.Audit | None = None,
     drop_flagged: bool = False,
     llm_everything: bool = False,
@@ -282,7 +283,7 @@ def _llm_stage(
     result: dict[str, Any],
     segments: list[dict],
     terms: Sequence[TermSpec],
-    settings: llm.LLMConfig | None,
+    settings: LLMConfig | None,
     audit: llm.Audit | None,
     everything: bool,
 ) -> Stage:

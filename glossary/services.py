@@ -11,12 +11,12 @@ from typing import Any
 
 from django.conf import settings
 
-from glossary import llm
 from glossary.bias import Bias, HotwordChoice, glossary_bias
 from glossary.flags import DEFAULT_HALLUCINATIONS
 from glossary.models import Glossary, HallucinationPhrase, LLMAuditRecord, Rule
 from glossary.normalize import RuleSpec, TermSpec
 from glossary.review import post_process
+from scribe.llm import Audit, llm_config
 
 
 def glossary_for(*, owner, glossary_id: int) -> Glossary:
@@ -46,20 +46,7 @@ def hallucination_phrases() -> list[str]:
     return phrases or [p for group in DEFAULT_HALLUCINATIONS.values() for p in group]
 
 
-def llm_config() -> llm.LLMConfig | None:
-    if not settings.SCRIBE_LLM_BASE_URL:
-        return None
-    return llm.LLMConfig(
-        base_url=settings.SCRIBE_LLM_BASE_URL,
-        model=settings.SCRIBE_LLM_MODEL,
-        api_key=settings.SCRIBE_LLM_API_KEY or "",
-        timeout_s=settings.SCRIBE_LLM_TIMEOUT_S,
-        allowed_hosts=tuple(settings.SCRIBE_LLM_ALLOWED_HOSTS),
-        mask_pii=settings.SCRIBE_LLM_MASK_PII,
-    )
-
-
-def llm_audit(*, owner=None, key_prefix: str = "", job=None) -> llm.Audit:
+def llm_audit(*, owner=None, key_prefix: str = "", job=None) -> Audit:
     endpoint = settings.SCRIBE_LLM_BASE_URL
 
     def record(characters: int, outcome: str, destination: str) -> None:

@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "transcription",
     "glossary",
     "webhooks",
+    "notes",
     "openai_compat",
     "django_q",
 ]
@@ -383,6 +384,28 @@ SCRIBE_LLM_API_KEY = env_str("SCRIBE_LLM_API_KEY") or ""
 SCRIBE_LLM_ALLOWED_HOSTS = env_list("SCRIBE_LLM_ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
 SCRIBE_LLM_TIMEOUT_S = env_int("SCRIBE_LLM_TIMEOUT_S", 20, minimum=1)
 SCRIBE_LLM_MASK_PII = env_bool("SCRIBE_LLM_MASK_PII", True)
+
+# --- notes and keywords (notes/, docs/notes.md; they need SCRIBE_LLM_BASE_URL) -----------
+# Answers asked for one note: the first, then retries with the schema's errors.
+SCRIBE_LLM_NOTES_ATTEMPTS = env_int("SCRIBE_LLM_NOTES_ATTEMPTS", 3, minimum=1)
+# One notes request's wait for the LLM: a long answer takes a local model a while.
+SCRIBE_LLM_NOTES_TIMEOUT_S = env_int("SCRIBE_LLM_NOTES_TIMEOUT_S", 180, minimum=1)
+# The LLM's context window: longer transcripts are summarised in parts, then merged.
+SCRIBE_LLM_CONTEXT_TOKENS = env_int("SCRIBE_LLM_CONTEXT_TOKENS", 8192, minimum=2048)
+# The notes queue: its own django-q2 cluster (`manage.py qcluster --name notes`), so an
+# LLM's wait never holds a batch worker and its model.
+SCRIBE_NOTES_WORKERS = env_int("SCRIBE_NOTES_WORKERS", 2, minimum=1)
+# A note's whole run (every part, merge and retry); past it the sweep runs it again.
+SCRIBE_NOTES_TIMEOUT_S = env_int("SCRIBE_NOTES_TIMEOUT_S", 1800, minimum=60)
+Q_CLUSTER["ALT_CLUSTERS"] = {
+    "notes": {
+        "workers": SCRIBE_NOTES_WORKERS,
+        "queue_limit": SCRIBE_NOTES_WORKERS,
+        "timeout": SCRIBE_NOTES_TIMEOUT_S,
+        "retry": SCRIBE_NOTES_TIMEOUT_S + 600,
+        "label": "Notes queue",
+    }
+}
 
 # --- speaker diarization (pyannote, the diarize extra) -----------------------------------
 # auto: on where this process can find pyannote.audio (set true where only the workers

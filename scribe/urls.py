@@ -16,6 +16,7 @@ urlpatterns = [
     path("metrics", MetricsView.as_view(), name="metrics"),
     path("v1/", include("transcription.urls")),
     path("v1/", include("glossary.urls")),
+    path("v1/", include("notes.urls")),
     path("v1/", include("openai_compat.urls")),
     path("v1/schema", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path(

@@ -216,3 +216,20 @@ def s3_job_settings(job_settings, s3_bucket):
     """``job_settings`` with the default storage in ``s3_bucket`` (SCRIBE_STORAGE=s3)."""
     job_settings.STORAGES = {**job_settings.STORAGES, "default": s3_bucket.storage()}
     return job_settings
+
+
+@pytest.fixture(autouse=True)
+def shipped_templates(request):
+    """The notes templates and keyword categories a migration installs: tests that flush
+    the database (transaction=True) would otherwise lose them after the first."""
+    if request.node.get_closest_marker("django_db") is None and not any(
+        name in request.fixturenames for name in ("db", "transactional_db")
+    ):
+        yield
+        return
+    from notes.models import KeywordCategory, Template
+    from notes.shipped import shipped_install
+
+    request.getfixturevalue("_django_db_helper")  # the database, as the test asked for it
+    shipped_install(Template, KeywordCategory)
+    yield

@@ -411,6 +411,9 @@ class JobEvent(models.Model):
         COMPLETED = "job.completed"
         FAILED = "job.failed"
         CANCELLED = "job.cancelled"
+        # A job's notes (notes/) ended, after the job did.
+        NOTES_COMPLETED = "job.notes.completed"
+        NOTES_FAILED = "job.notes.failed"
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
     name = models.CharField(max_length=30, choices=Name.choices)
@@ -428,7 +431,8 @@ class JobEvent(models.Model):
     @classmethod
     def record(cls, *, job_id: uuid.UUID, status: str) -> JobEvent:
         """Record that a job reached ``status`` (in the caller's transaction), and ask for
-        the reaction once that transaction commits."""
+        the reaction once that transaction commits; ``notes.completed`` and ``notes.failed``
+        for its notes."""
         event = cls.objects.create(job_id=job_id, name=cls.Name(f"job.{status}"))
         event_id = event.pk
         # robust: a broker that refuses the message fails neither the job nor the caller;

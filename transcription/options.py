@@ -30,6 +30,7 @@ LIVE_FIELDS = (
     "glossary_id",
     "word_timestamps",
     "post_correction",
+    "keywords",
     "sample_rate",
     "encoding",
 )
@@ -64,6 +65,8 @@ class JobOptions:
     prompt: str | None = None
     temperature: float | None = None
     callback_url: str | None = None
+    notes_template: str | None = None  # "notes": {"template": slug}: notes after the job
+    keywords: bool = False  # keywords by the LLM (a job's after it; a live session's live)
     sample_rate: int = SAMPLE_RATE_HZ  # live: the client's audio
     encoding: str = "pcm_s16le"  # live: the client's audio
 
@@ -87,6 +90,8 @@ class JobOptions:
                 values[name] = tuple(values[name] or ())
         if "language" in values:
             values["language"] = values["language"] or None
+        if isinstance(data.get("notes"), Mapping):
+            values["notes_template"] = data["notes"].get("template")
         for name in ("model", "encoding", "post_correction"):
             if name in values and values[name] is None:
                 del values[name]
@@ -105,6 +110,10 @@ class JobOptions:
                     continue
                 data.setdefault(field.name, value)
         data["post_correction"] = {"mode": self.post_correction}
+        if data.pop("notes_template", None):
+            data["notes"] = {"template": self.notes_template}
+        if not live and not self.keywords:
+            data.pop("keywords", None)
         return {name: list(v) if isinstance(v, tuple) else v for name, v in data.items()}
 
     def without_content(self) -> JobOptions:

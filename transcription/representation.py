@@ -12,6 +12,7 @@ from urllib.parse import urljoin
 
 from django.urls import reverse
 
+from notes.representation import job_notes
 from transcription.engine import model_served_name
 from transcription.models import Job
 from transcription.selectors import job_queue_position
@@ -66,6 +67,7 @@ def job_representation(job: Job, *, base_url: str) -> dict[str, Any]:
             data["results"] = {fmt: f"{url}?format={fmt}" for fmt in job.opts.result_formats}
     if job.status == Job.Status.FAILED:
         data["error"] = {"code": job.error_code, "message": job.error_message}
+    data.update(job_notes(job))  # made after the job, by the LLM (notes/)
     if job.interrupted:
         # A live session cut short: its transcript holds what was finalised before.
         data["interrupted"] = {"code": job.error_code, "message": job.error_message}

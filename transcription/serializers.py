@@ -12,9 +12,11 @@ from rest_framework import serializers
 from accounts.models import Owner
 from glossary.models import Glossary
 from glossary.review import MODES
+from notes.models import Template
 from realtime.audio import ENCODINGS, SAMPLE_RATES
 from scribe.egress import Egress, EgressRefused
 from scribe.env import COMPUTE_TYPES
+from scribe.llm import check_egress, llm_config
 from transcription.engine import FORMATS, LANGUAGES
 from transcription.lanes import LANES, lane_model_served_name
 from transcription.options import (
@@ -91,6 +93,9 @@ class JobOptionsSerializer(serializers.Serializer):
     prompt = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     temperature = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
     callback_url = serializers.URLField(required=False, max_length=2000)
+    # Notes by a template and keywords, made by the LLM after the transcript (notes/).
+    notes = serializers.DictField(required=False)
+    keywords = serializers.BooleanField(required=False)
     sample_rate = serializers.ChoiceField(
         choices=SAMPLE_RATES,
         required=False,
@@ -190,6 +195,26 @@ class JobOptionsSerializer(serializers.Serializer):
             raise serializers.ValidationError(refused)
         return value
 
+    def validate_notes(self, value: dict) -> str:
+        if set(value) != {"template"} or not isinstance(value["template"], str):
+            raise serializers.ValidationError(
+                'Use {"template": "<slug>"}; GET /v1/templates lists the templates.'
+            )
+        llm_needed("Notes")
+        slug = value["template"]
+        if not Template.objects.filter(slug=slug, enabled=True).exists():
+            known = Template.objects.filter(enabled=True).values_list("slug", flat=True)
+            raise serializers.ValidationError(
+                f"No template {slug!r} here; use one of {', '.join(known) or '(none)'} "
+                "(GET /v1/templates)."
+            )
+        return slug
+
+    def validate_keywords(self, value: bool) -> bool:
+        if value:
+            llm_needed("Keywords")
+        return value
+
     def validate_glossary_id(self, value: int | None) -> int | None:
         owner = self.context.get("owner")
         if value is not None and not Glossary.objects.usable_by(owner).filter(pk=value).exists():
@@ -228,6 +253,8 @@ class JobOptionsSerializer(serializers.Serializer):
             )
         if errors:
             raise serializers.ValidationError(errors)
+        if "notes" in attrs:
+            attrs["notes_template"] = attrs.pop("notes")
         return JobOptions(**attrs)  # type: ignore[return-value]  # validated_data's type
 
 
@@ -251,6 +278,25 @@ def options_problems(detail: Any) -> str:
     if isinstance(detail, list):
         return " ".join(options_problems(problem) for problem in detail)
     return str(detail)
+
+
+def llm_needed(what: str) -> None:
+    """Refuse what needs the LLM where none is configured, or where its host is not on the
+    allowlist (nothing would ever be sent)."""
+    config = llm_config()
+    if config is None:
+        raise serializers.ValidationError(
+            f"{what} are made by an LLM, and none is configured on this server: ask the "
+            "operator to set SCRIBE_LLM_BASE_URL (an OpenAI-compatible endpoint), or leave "
+            "this option out."
+        )
+    try:
+        check_egress(config)
+    except EgressRefused as exc:
+        raise serializers.ValidationError(
+            f"{what} cannot be made here: {exc} Ask the operator to list the LLM's host in "
+            "SCRIBE_LLM_ALLOWED_HOSTS."
+        ) from None
 
 
 def callback_url_refusal(*, url: str, owner: Owner | None) -> str | None:

@@ -20,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from accounts.models import Owner
+from notes.services import notes_request
 from scribe.db import transient_errors
 from transcription import storage
 from transcription.engine import probe
@@ -66,6 +67,7 @@ def job_create(*, owner: Owner, upload: TemporaryUploadedFile, options: JobOptio
             _queue_lock()
             _queue_admit()
             job.save(force_insert=True)
+            notes_request(job=job, options=options)  # made after the transcript
             job_enqueue(job=job)
     except Exception:
         storage.job_audio_delete(job.id, job.source_path)

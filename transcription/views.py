@@ -17,6 +17,8 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from notes.markdown import job_markdown
+from notes.representation import job_notes, json_with_members
 from scribe.web import sent_as_read
 from transcription import erasure, selectors, services, storage
 from transcription.engine import CONTENT_TYPES, FORMATS, render, transcript_from_dict
@@ -26,13 +28,17 @@ from transcription.representation import job_representation
 from transcription.serializers import JobOptionsSerializer
 from transcription.uploads import LimitedUploadHandler
 
+# The transcript's formats, and Markdown: the notes and the transcript in one document.
+RESULT_FORMATS = (*FORMATS, "md")
+MARKDOWN = "text/markdown; charset=utf-8"
+
 # An answer in the error shape (scribe/schema.py adds the common ones to every operation).
 ERROR = OpenApiResponse(
     response={"$ref": "#/components/schemas/Error"}, description="See error.message."
 )
 
 
-def _base_url(request: Request) -> str:
+def base_url(request: Request) -> str:
     """The links of a job's representation start where this request came in."""
     return request.build_absolute_uri("/")
 
@@ -90,7 +96,7 @@ class JobListView(OwnedJobsMixin, GenericAPIView):
         finally:
             upload.close()  # the temporary file is deleted on close
         return Response(
-            job_representation(job, base_url=_base_url(request)), status=status.HTTP_202_ACCEPTED
+            job_representation(job, base_url=base_url(request)), status=status.HTTP_202_ACCEPTED
         )
 
     @extend_schema(
@@ -111,9 +117,9 @@ class JobListView(OwnedJobsMixin, GenericAPIView):
                     {"status": [f"Use one of {', '.join(Job.Status.values)}, or leave it out."]}
                 )
             jobs = jobs.filter(status=wanted)
-        page = self.paginate_queryset(jobs.with_jobs_ahead())
-        base_url = _base_url(request)
-        return self.get_paginated_response([job_representation(j, base_url=base_url) for j in page])
+        page = self.paginate_queryset(jobs.with_jobs_ahead().prefetch_related("notes"))
+        root = base_url(request)
+        return self.get_paginated_response([job_representation(j, base_url=root) for j in page])
 
 
 class JobDetailView(OwnedJobsMixin, GenericAPIView):
@@ -121,7 +127,7 @@ class JobDetailView(OwnedJobsMixin, GenericAPIView):
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request, job_id):
-        return Response(job_representation(self.get_object(), base_url=_base_url(request)))
+        return Response(job_representation(self.get_object(), base_url=base_url(request)))
 
     @extend_schema(
         responses={
@@ -143,7 +149,7 @@ class JobDetailView(OwnedJobsMixin, GenericAPIView):
         if job.erased_at is not None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(
-            job_representation(job, base_url=_base_url(request)), status=status.HTTP_202_ACCEPTED
+            job_representation(job, base_url=base_url(request)), status=status.HTTP_202_ACCEPTED
         )
 
 
@@ -159,7 +165,7 @@ class JobCancelView(OwnedJobsMixin, GenericAPIView):
     )
     def post(self, request, job_id):
         job = services.job_cancel(job=self.get_object())
-        return Response(job_representation(job, base_url=_base_url(request)))
+        return Response(job_representation(job, base_url=base_url(request)))
 
 
 class ResultFormatNegotiation(BaseContentNegotiation):
@@ -177,7 +183,7 @@ class JobResultView(OwnedJobsMixin, GenericAPIView):
     content_negotiation_class = ResultFormatNegotiation
 
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=sorted(FORMATS), default="json")],
+        parameters=[OpenApiParameter("format", str, enum=sorted(RESULT_FORMATS), default="json")],
         responses={
             (200, "application/json"): OpenApiTypes.OBJECT,
             (200, "text/plain"): OpenApiTypes.STR,
@@ -188,8 +194,8 @@ class JobResultView(OwnedJobsMixin, GenericAPIView):
     def get(self, request, job_id):
         job = self.get_object()
         fmt = request.query_params.get("format", "json")
-        if fmt not in FORMATS:
-            raise ValidationError({"format": [f"Use one of {', '.join(FORMATS)}."]})
+        if fmt not in RESULT_FORMATS:
+            raise ValidationError({"format": [f"Use one of {', '.join(RESULT_FORMATS)}."]})
         if job.erased_at and not job.result_purged_at:
             raise ResultErasedError(
                 "This job was erased (DELETE /v1/jobs/{id}); nothing of its transcript is kept."
@@ -222,22 +228,33 @@ class JobResultView(OwnedJobsMixin, GenericAPIView):
                 }
             )
         response: HttpResponseBase
+        notes = job_notes(job)  # made after the transcript, shown with it (notes/)
         if fmt == "json" and options.timestamps:
             # As stored: streamed from storage (S3, or the local disk) as it is read, never
-            # whole in the web process's memory.
+            # whole in the web process's memory; the notes, if any, added at its end.
+            chunks = storage.stored_chunks(job.result_path)
             response = StreamingHttpResponse(
-                sent_as_read(storage.stored_chunks(job.result_path)),
+                sent_as_read(json_with_members(chunks, notes) if notes else chunks),
                 content_type=CONTENT_TYPES[fmt],
             )
-            response["Content-Length"] = str(storage.stored_size(job.result_path))
+            if not notes:
+                response["Content-Length"] = str(storage.stored_size(job.result_path))
         else:
             # Rendered from the stored json on demand (or json without its times).
             stored = storage.result_read(job.result_path)
-            if fmt == "json":
+            if fmt == "md":
+                body = job_markdown(
+                    title=job.source_name or str(job.id),
+                    result=json.loads(stored),
+                    notes=job.notes.all(),
+                )
+            elif fmt == "json":
                 body = options.result_json(stored)
+                if notes:
+                    body = json.dumps({**json.loads(body), **notes}, ensure_ascii=False, indent=2)
             else:
                 body = render(transcript_from_dict(json.loads(stored)), fmt)
-            response = HttpResponse(body, content_type=CONTENT_TYPES[fmt])
+            response = HttpResponse(body, content_type=CONTENT_TYPES.get(fmt, MARKDOWN))
         stem = Path(job.source_name).stem or str(job.id)
         response["Content-Disposition"] = f'attachment; filename="{stem}.{fmt}"'
         return response

@@ -7,12 +7,12 @@ import re
 import pytest
 
 from glossary.bias import Bias
-from glossary.llm import LLMConfig, mask, unmask
 from glossary.models import LLMAuditRecord
 from glossary.normalize import TermSpec
 from glossary.review import post_process
 from glossary.services import job_result_post_process, llm_audit
-from tests.glossary.fake_llm import FakeLLM
+from scribe.llm import LLMConfig, mask, unmask
+from tests.llm import FakeLLM
 from transcription.models import Job
 
 pytestmark = pytest.mark.django_db

@@ -21,7 +21,6 @@ from glossary.flags import (
     segment_flags,
 )
 from glossary.hearings import Reconciler
-from glossary.llm import mask, unmask
 from glossary.metrics import cer, normalise, term_occurrences, term_score, wer
 from glossary.normalize import RuleSpec, TermSpec, apply_glossary, apply_rules, compile_rule
 from glossary.offering import TermOffer
@@ -37,6 +36,7 @@ from glossary.soundalike import (
 )
 from glossary.soundalike.forms import MAX_FORMS
 from glossary.soundalike.romanise import as_hangul, loan_key
+from scribe.llm import mask, unmask
 from tests.glossary.unicode_text import (
     ADVERSARIAL_TERMS,
     FEW,

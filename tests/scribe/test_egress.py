@@ -12,12 +12,12 @@ from unittest import mock
 
 import pytest
 
-from glossary.llm import LLMConfig
 from glossary.models import LLMAuditRecord
 from glossary.review import post_process
 from glossary.services import llm_audit
 from scribe.egress import Egress, EgressRefused
-from tests.glossary.fake_llm import FakeLLM
+from scribe.llm import LLMConfig
+from tests.llm import FakeLLM
 
 pytestmark = pytest.mark.django_db
 

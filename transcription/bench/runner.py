@@ -23,10 +23,10 @@ from glossary.review import post_process
 from glossary.services import (
     hallucination_phrases,
     llm_audit,
-    llm_config,
     rule_specs,
     term_specs,
 )
+from scribe.llm import llm_config
 from transcription.bench.manifest import BenchError, ManifestEntry
 from transcription.engine import (
     EngineError,

@@ -3,12 +3,14 @@
 Each worker process holds one batch model, so the number of workers is the plan's (VRAM
 per model on a GPU, cores and RAM on the CPU) unless SCRIBE_WORKERS says otherwise. The
 plan is computed in a child process: CUDA must never be initialised in the cluster's
-parent, because the workers are forked from it.
+parent, because the workers are forked from it. ``--name notes`` starts the notes queue's
+workers instead (SCRIBE_NOTES_WORKERS, no model).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -16,6 +18,8 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django_q.conf import Conf
 from django_q.management.commands.qcluster import Command as QClusterCommand
+
+NOTES_CLUSTER = "notes"  # notes.services.NOTES_CLUSTER: the notes queue
 
 
 def planned_workers() -> int:
@@ -36,6 +40,16 @@ class Command(QClusterCommand):
     help = "Start the batch workers: a django-q2 cluster with one model per worker process."
 
     def handle(self, *args, **options):
+        if (options.get("cluster_name") or os.environ.get("Q_CLUSTER_NAME")) == NOTES_CLUSTER:
+            # The notes queue's workers hold no model: they wait for an LLM. django-q2 reads
+            # its settings once, at import: the notes cluster's are set here.
+            alt = settings.Q_CLUSTER["ALT_CLUSTERS"][NOTES_CLUSTER]
+            Conf.CLUSTER_NAME = NOTES_CLUSTER
+            Conf.WORKERS, Conf.QUEUE_LIMIT = alt["workers"], alt["queue_limit"]
+            Conf.TIMEOUT, Conf.RETRY, Conf.LABEL = alt["timeout"], alt["retry"], alt["label"]
+            self.stderr.write(f"scribe: starting {Conf.WORKERS} notes worker(s)")
+            super().handle(*args, **{**options, "cluster_name": NOTES_CLUSTER})
+            return
         workers = settings.SCRIBE_WORKERS or planned_workers()
         Conf.WORKERS = workers
         Conf.QUEUE_LIMIT = workers  # prefetch one task per worker; the rest stay queued

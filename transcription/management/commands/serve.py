@@ -151,6 +151,8 @@ class Command(BaseCommand):
         )
         if not options["no_workers"]:
             group.start("batch worker", [python, manage, "qcluster"])
+            if settings.SCRIBE_LLM_BASE_URL:
+                group.start("notes worker", [python, manage, "qcluster", "--name", "notes"])
         if settings.REDIS_URL and not settings.SCRIBE_REALTIME_IN_PROCESS:
             group.start(
                 "realtime worker",

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+SWEEP_NAME = "scribe: run notes whose message was lost"
+SWEEP_TASK = "notes.tasks.notes_sweep"
+
+
+def ensure_schedule(**kwargs) -> None:
+    """The minute schedule that sends pending notes again (idempotent)."""
+    from django_q.models import Schedule
+
+    Schedule.objects.update_or_create(
+        name=SWEEP_NAME,
+        defaults={
+            "func": SWEEP_TASK,
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
+            "repeats": -1,
+        },
+    )
+
+
+class NotesConfig(AppConfig):
+    name = "notes"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from notes import services
+        from transcription.models import job_ended, job_erased
+
+        post_migrate.connect(ensure_schedule, sender=self)
+        job_ended.connect(services.notes_start_for, dispatch_uid="scribe-notes-start")
+        job_erased.connect(services.notes_erase, dispatch_uid="scribe-notes-erase")
