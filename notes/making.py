@@ -241,10 +241,13 @@ def keywords_make(
     spellings: dict[str, tuple[str, ...]],
     ask: Ask,
     budget: Budget,
+    counted: bool = True,
 ) -> Answer:
     """Keywords of ``transcript``: the LLM names and sorts them (in parts when long), then
     each is spelled as the glossary's term it matches (``spellings``: canonical →
-    variants), counted and placed at its first mention. ``data`` is the list."""
+    variants), counted and placed at its first mention. ``data`` is the list; without
+    ``counted``, the LLM's own ``[{"text", "category"}]`` (live keywords count them over
+    the whole session)."""
     schema = keywords_schema(categories)
     prompt = KEYWORDS_PROMPT.format(
         categories=", ".join(categories), limit=KEYWORDS_LIMIT, transcript=""
@@ -260,7 +263,7 @@ def keywords_make(
         found += answer.data["keywords"]
         total = answer if total is None else _combined(total, [answer])
     assert total is not None  # parts() gives at least one part
-    total.data = keywords_counted(found, transcript.lines, spellings)
+    total.data = keywords_counted(found, transcript.lines, spellings) if counted else found
     return total
 
 

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from glossary.models import Term
 from glossary.services import llm_audit
 from notes import making
 from notes.models import KeywordCategory, Note, Template
@@ -178,7 +179,11 @@ def _note_made(note: Note) -> dict[str, Any]:
     if note.kind == Note.Kind.KEYWORDS:
         categories = list(KeywordCategory.objects.values_list("name", flat=True)) or ["other"]
         answer = making.keywords_make(
-            transcript, categories=categories, spellings=_spellings(job), ask=ask, budget=budget
+            transcript,
+            categories=categories,
+            spellings=glossary_spellings(job.owner_id, job.opts.glossary_id),
+            ask=ask,
+            budget=budget,
         )
         version, digest = None, making.keywords_prompt_hash(categories)
     else:
@@ -206,17 +211,12 @@ def _note_made(note: Note) -> dict[str, Any]:
     }
 
 
-def _spellings(job: Job) -> dict[str, tuple[str, ...]]:
-    """The glossary terms of the job (canonical → variants) keywords are spelled as."""
-    glossary_id = job.opts.glossary_id
+def glossary_spellings(owner_id: int, glossary_id: int | None) -> dict[str, tuple[str, ...]]:
+    """The terms of the owner's glossary (canonical → variants) keywords are spelled as."""
     if glossary_id is None:
         return {}
-    from glossary.models import Term
-
-    return {
-        t.canonical: tuple(t.variants)
-        for t in Term.objects.filter(glossary_id=glossary_id, glossary__owner=job.owner)
-    }
+    terms = Term.objects.filter(glossary_id=glossary_id, glossary__owner_id=owner_id)
+    return {t.canonical: tuple(t.variants) for t in terms}
 
 
 def _note_end(note: Note, **changes: Any) -> None:

@@ -48,6 +48,7 @@ from accounts.websocket import key_still_valid
 from realtime import placement
 from realtime.audio import ENCODINGS
 from realtime.channel_worker import ensure_local_worker
+from realtime.keywords import LiveKeywords
 from realtime.worker import OPEN_TIMEOUT_S, TICK_S
 from transcription.serializers import options_parse, options_problems
 
@@ -69,6 +70,8 @@ SUBPROTOCOL = "scribe"
 
 
 class StreamConsumer(AsyncWebsocketConsumer):
+    keywords: LiveKeywords | None = None  # with the start option keywords: true
+
     async def __call__(self, scope, receive, send) -> None:
         """Serve one connection; if the channel layer fails under it, tell the client."""
         state = {"accepted": False, "ended": False}
@@ -231,6 +234,8 @@ class StreamConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self._cancel_timers()
+        if self.keywords is not None:
+            self.keywords.stop()
         if getattr(self, "key", None) is not None:
             await self.channel_layer.group_discard(key_group(self.key), self.channel_name)
         if getattr(self, "worker_channel", None) and not self.closing:
@@ -283,6 +288,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
             return
         self.started = True
         self.sample_width = ENCODINGS[parsed.encoding][0].itemsize
+        if parsed.keywords:
+            self.keywords = LiveKeywords(
+                owner_id=self.key.owner_id, glossary_id=parsed.glossary_id, send=self._event
+            )
         await self._to_worker({"type": "session.start", "options": parsed.stored(live=True)})
 
     async def _audio(self, frame: bytes) -> None:
@@ -324,10 +333,25 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def stream_event(self, message: dict) -> None:
         self.last_worker_message = time.monotonic()
         event = message["event"]
-        await self.send(text_data=json.dumps(event, ensure_ascii=False))
+        await self._event(event)
+        if self.keywords is not None:
+            self._keywords_see(self.keywords, event)
         if event.get("type") == "closed":
             self.closing = True
             await self.close(code=1000)
+
+    async def _event(self, event: dict) -> None:
+        await self.send(text_data=json.dumps(event, ensure_ascii=False))
+
+    @staticmethod
+    def _keywords_see(keywords: LiveKeywords, event: dict) -> None:
+        """Live keywords follow the finals the client is sent (realtime/keywords.py)."""
+        if event.get("type") == "ready":
+            keywords.job_id = event.get("job_id")
+        elif event.get("type") == "final":
+            keywords.final(event["segment"])
+        elif event.get("type") == "closed":
+            keywords.stop()
 
     async def stream_tick(self, message: dict) -> None:
         self.last_worker_message = time.monotonic()

@@ -397,15 +397,17 @@ SCRIBE_LLM_CONTEXT_TOKENS = env_int("SCRIBE_LLM_CONTEXT_TOKENS", 8192, minimum=2
 SCRIBE_NOTES_WORKERS = env_int("SCRIBE_NOTES_WORKERS", 2, minimum=1)
 # A note's whole run (every part, merge and retry); past it the sweep runs it again.
 SCRIBE_NOTES_TIMEOUT_S = env_int("SCRIBE_NOTES_TIMEOUT_S", 1800, minimum=60)
-Q_CLUSTER["ALT_CLUSTERS"] = {
-    "notes": {
-        "workers": SCRIBE_NOTES_WORKERS,
-        "queue_limit": SCRIBE_NOTES_WORKERS,
-        "timeout": SCRIBE_NOTES_TIMEOUT_S,
-        "retry": SCRIBE_NOTES_TIMEOUT_S + 600,
-        "label": "Notes queue",
-    }
+# Live keywords (the start option keywords: true): the LLM sees the new finals at most
+# this often.
+SCRIBE_LIVE_KEYWORDS_INTERVAL_S = env_int("SCRIBE_LIVE_KEYWORDS_INTERVAL_S", 10, minimum=1)
+SCRIBE_NOTES_CLUSTER: dict[str, Any] = {
+    "workers": SCRIBE_NOTES_WORKERS,
+    "queue_limit": SCRIBE_NOTES_WORKERS,
+    "timeout": SCRIBE_NOTES_TIMEOUT_S,
+    "retry": SCRIBE_NOTES_TIMEOUT_S + 600,
+    "label": "Notes queue",
 }
+Q_CLUSTER["ALT_CLUSTERS"] = {"notes": SCRIBE_NOTES_CLUSTER}
 
 # --- speaker diarization (pyannote, the diarize extra) -----------------------------------
 # auto: on where this process can find pyannote.audio (set true where only the workers

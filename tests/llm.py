@@ -59,6 +59,8 @@ class FakeLLM:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True  # a slow answer still waiting does not hold exit
+        self.server.block_on_close = False
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
     def respond(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:

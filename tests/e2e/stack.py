@@ -189,6 +189,7 @@ class Stack:
         *,
         batch_workers: bool = True,
         realtime_worker: bool = False,
+        notes_workers: bool = False,
         root: Path = REPO_ROOT,
         hosts: Sequence[str] = (),
         **env: str,
@@ -197,6 +198,7 @@ class Stack:
         ``hosts``: names of simulated machines; daphne runs on the first, a qcluster on
         each of the others (with ``batch_workers``)."""
         self.batch_workers, self.realtime_worker = batch_workers, realtime_worker
+        self.notes_workers = notes_workers
         self.root = root
         self.hosts = {name: Host(name, tmp / "hosts" / name).create() for name in hosts}
         self.on_host: dict[str, list[subprocess.Popen]] = {name: [] for name in hosts}
@@ -285,6 +287,8 @@ class Stack:
                 self.spawn("qcluster", sys.executable, "manage.py", "qcluster")
             if self.realtime_worker:
                 self.spawn("runworker", sys.executable, "manage.py", "runworker", "realtime")
+            if self.notes_workers:
+                self.spawn("notes", sys.executable, "manage.py", "qcluster", "--name", "notes")
             self.wait_until_live()
         except BaseException:
             self.__exit__(None, None, None)

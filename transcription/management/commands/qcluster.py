@@ -43,7 +43,7 @@ class Command(QClusterCommand):
         if (options.get("cluster_name") or os.environ.get("Q_CLUSTER_NAME")) == NOTES_CLUSTER:
             # The notes queue's workers hold no model: they wait for an LLM. django-q2 reads
             # its settings once, at import: the notes cluster's are set here.
-            alt = settings.Q_CLUSTER["ALT_CLUSTERS"][NOTES_CLUSTER]
+            alt = settings.SCRIBE_NOTES_CLUSTER
             Conf.CLUSTER_NAME = NOTES_CLUSTER
             Conf.WORKERS, Conf.QUEUE_LIMIT = alt["workers"], alt["queue_limit"]
             Conf.TIMEOUT, Conf.RETRY, Conf.LABEL = alt["timeout"], alt["retry"], alt["label"]
