@@ -66,6 +66,10 @@ class JobOptions:
     callback_url: str | None = None
     sample_rate: int = SAMPLE_RATE_HZ  # live: the client's audio
     encoding: str = "pcm_s16le"  # live: the client's audio
+    # Set by Deepgram's ``POST /v1/listen``: how its answer is rendered (flags, the audio's
+    # sha256, the parameters ignored), and that its callback body is Deepgram's response
+    # (deepgram_compat/prerecorded.py).
+    deepgram: Mapping[str, Any] | None = None
 
     @classmethod
     def from_stored(cls, data: Mapping[str, Any] | None, *, live: bool = False) -> JobOptions:
@@ -109,8 +113,13 @@ class JobOptions:
 
     def without_content(self) -> JobOptions:
         """These options with what the caller wrote taken out (erasure): the prompt, the
-        hotwords and the callback URL."""
-        return dataclasses.replace(self, prompt=None, hotwords=(), callback_url=None)
+        hotwords, the callback URL and a Deepgram request's audio checksum."""
+        deepgram = self.deepgram
+        if deepgram is not None:
+            deepgram = {name: value for name, value in deepgram.items() if name != "sha256"}
+        return dataclasses.replace(
+            self, prompt=None, hotwords=(), callback_url=None, deepgram=deepgram
+        )
 
     def result_json(self, stored: str) -> str:
         """A stored json result as this job's caller asked for it: without ``timestamps``,
