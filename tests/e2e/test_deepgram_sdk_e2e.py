@@ -1,0 +1,142 @@
+"""The official Deepgram SDK (deepgram-sdk 7.x) against a live scribe: daphne + qcluster on
+PostgreSQL, ``POST /v1/listen`` (Deepgram's pre-recorded API).
+
+``transcribe_file`` answered with the transcript and its words, utterances and paragraphs
+when asked, unknown and unimplemented parameters ignored, ``language=en-US``; a callback
+answered ``{"request_id"}`` at once and POSTed, signed, in Deepgram's shape to a loopback
+receiver; a callback host off the allowlist and a bad key as the SDK's errors. The SDK
+reaches only the loopback server.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+
+import pytest
+from deepgram import DeepgramClient
+from deepgram.core.api_error import ApiError
+from deepgram.core.unchecked_base_model import construct_type
+from deepgram.environment import DeepgramClientEnvironment
+from deepgram.errors import BadRequestError
+from deepgram.types import ListenV1AcceptedResponse, ListenV1Response
+
+from tests.conftest import require_service, shared_clip
+from tests.e2e.stack import Stack
+from tests.e2e.test_jobs_e2e import wait_for
+from tests.webhooks.test_deliveries import Receiver, verify
+
+pytestmark = [pytest.mark.e2e, pytest.mark.shared_audio]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, model_dir):
+    require_service("127.0.0.1", 5432, "PostgreSQL")
+    tmp = tmp_path_factory.mktemp("deepgram_stack")
+    with Stack(tmp, model_dir, SCRIBE_WORKERS="1", SCRIBE_WEBHOOK_ALLOWED_HOSTS="127.0.0.1") as s:
+        s.secret = s.manage(
+            "shell",
+            "-c",
+            "from accounts.models import Owner; from webhooks.services import "
+            "webhook_secret_rotate as r; print(r(owner=Owner.objects.get(name='e2e')))",
+        ).split()[-1]  # after the shell's banner
+        yield s
+
+
+@pytest.fixture
+def loopback_only(monkeypatch):
+    """Every connection this process opens is recorded; one off loopback is refused."""
+    dialled: list[str] = []
+    connect = socket.socket.connect
+
+    def guarded(sock, address):
+        host = address[0] if isinstance(address, tuple) else str(address)
+        dialled.append(host)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            assert ipaddress.ip_address(host).is_loopback, f"the SDK dialled {host}"
+        return connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    return dialled
+
+
+def sdk(stack: Stack, key: str | None = None) -> DeepgramClient:
+    environment = DeepgramClientEnvironment(
+        base=stack.base_url,
+        production=stack.base_url.replace("http", "ws"),
+        agent=stack.base_url.replace("http", "ws"),
+        agent_rest=stack.base_url,
+    )
+    return DeepgramClient(api_key=key or stack.key, environment=environment, timeout=300)
+
+
+def transcribe(client: DeepgramClient, **options):
+    audio = shared_clip("jfk.flac").read_bytes()
+    return client.listen.v1.media.transcribe_file(
+        request=audio, request_options={"max_retries": 0}, **options
+    )
+
+
+def test_transcribe_file_answers_the_transcript_with_words(stack, loopback_only):
+    result = transcribe(
+        sdk(stack),
+        model="nova-3",
+        language="en-US",
+        smart_format=True,
+        utterances=True,
+        paragraphs=True,
+        filler_words=True,  # not implemented: accepted and ignored
+        mip_opt_out=True,
+        summarize="v2",
+    )
+
+    assert isinstance(result, ListenV1Response)
+    assert result.metadata.duration == pytest.approx(11.0, abs=0.01)
+    assert result.metadata.channels == 1 and len(result.metadata.models) == 1
+    [alternative] = result.results.channels[0].alternatives
+    assert alternative.transcript and alternative.words
+    assert 0.0 <= alternative.confidence <= 1.0
+    assert all(0.0 <= w.start <= w.end <= 11.01 and w.word for w in alternative.words)
+    assert alternative.paragraphs.paragraphs[0].sentences
+    assert result.results.utterances and result.results.utterances[0].transcript
+    [(options,)] = stack.sql(
+        "SELECT options FROM transcription_job WHERE id = %s", result.metadata.request_id
+    )
+    assert options["language"] == "en" and options["model"] == "batch"
+    ignored = {w["parameter"] for w in result.metadata.warnings}
+    assert ignored == {"filler_words", "mip_opt_out", "summarize"}
+    assert set(loopback_only) == {"127.0.0.1"}
+
+    plain = transcribe(sdk(stack))
+    assert plain.results.utterances is None
+    assert plain.results.channels[0].alternatives[0].paragraphs is None
+
+
+def test_a_callback_is_answered_at_once_and_posted_signed_in_deepgrams_shape(
+    stack, loopback_only
+):
+    with Receiver() as receiver:
+        accepted = transcribe(sdk(stack), callback=receiver.url, utterances=True)
+        assert isinstance(accepted, ListenV1AcceptedResponse), accepted
+        wait_for(lambda: receiver.requests, 120, "the callback")
+
+    [request] = receiver.requests
+    assert verify(stack.secret, request["body"], request["headers"]["Scribe-Signature"])
+    body = json.loads(request["body"])
+    parsed = construct_type(type_=ListenV1Response, object_=body)
+    assert parsed.metadata.request_id == accepted.request_id
+    assert parsed.results.channels[0].alternatives[0].words
+    assert parsed.results.utterances
+    assert set(loopback_only) == {"127.0.0.1"}
+
+
+def test_errors_surface_as_the_sdks_exceptions(stack, loopback_only):
+    with pytest.raises(BadRequestError) as refused:
+        transcribe(sdk(stack), callback="http://127.0.0.2:9/hook")
+    assert "SCRIBE_WEBHOOK_ALLOWED_HOSTS" in refused.value.body["err_msg"]
+
+    with pytest.raises(ApiError) as denied:
+        transcribe(sdk(stack, key="sk_nope.nope"))
+    assert denied.value.status_code == 401
+    assert set(denied.value.body) == {"err_code", "err_msg", "request_id"}
