@@ -17,7 +17,6 @@ import socket
 import pytest
 from deepgram import DeepgramClient
 from deepgram.core.api_error import ApiError
-from deepgram.core.unchecked_base_model import construct_type
 from deepgram.environment import DeepgramClientEnvironment
 from deepgram.errors import BadRequestError
 from deepgram.types import ListenV1AcceptedResponse, ListenV1Response
@@ -112,6 +111,15 @@ def test_transcribe_file_answers_the_transcript_with_words(stack, loopback_only)
     assert plain.results.utterances is None
     assert plain.results.channels[0].alternatives[0].paragraphs is None
 
+    # The SDK's models, validated strictly (the SDK itself constructs them unchecked).
+    with stack.client() as client:
+        raw = client.post(
+            "/v1/listen?utterances=true&smart_format=true&diarize=false",
+            content=shared_clip("jfk.flac").read_bytes(),
+            headers={"Content-Type": "application/octet-stream"},
+        )
+    ListenV1Response.model_validate(raw.json())
+
 
 def test_a_callback_is_answered_at_once_and_posted_signed_in_deepgrams_shape(
     stack, loopback_only
@@ -124,7 +132,7 @@ def test_a_callback_is_answered_at_once_and_posted_signed_in_deepgrams_shape(
     [request] = receiver.requests
     assert verify(stack.secret, request["body"], request["headers"]["Scribe-Signature"])
     body = json.loads(request["body"])
-    parsed = construct_type(type_=ListenV1Response, object_=body)
+    parsed = ListenV1Response.model_validate(body)  # strictly, not as the SDK constructs
     assert parsed.metadata.request_id == accepted.request_id
     assert parsed.results.channels[0].alternatives[0].words
     assert parsed.results.utterances
