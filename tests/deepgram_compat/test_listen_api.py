@@ -110,7 +110,9 @@ def test_a_json_url_body_is_a_400_saying_scribe_fetches_nothing(client, token, s
         ("callback=http://127.0.0.2:9/hook", "SCRIBE_WEBHOOK_ALLOWED_HOSTS"),
     ],
 )
-def test_bad_parameters_are_400s_in_deepgrams_shape(client, token, sync_jobs, tmp_path, query, says):
+def test_bad_parameters_are_400s_in_deepgrams_shape(
+    client, token, sync_jobs, tmp_path, query, says
+):
     wav = write_tone_wav(tmp_path / "tone.wav", seconds=1).read_bytes()
     answer = listen(client, token, wav, query)
 

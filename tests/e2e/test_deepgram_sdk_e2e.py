@@ -121,9 +121,7 @@ def test_transcribe_file_answers_the_transcript_with_words(stack, loopback_only)
     ListenV1Response.model_validate(raw.json())
 
 
-def test_a_callback_is_answered_at_once_and_posted_signed_in_deepgrams_shape(
-    stack, loopback_only
-):
+def test_a_callback_is_answered_at_once_and_posted_signed_in_deepgrams_shape(stack, loopback_only):
     with Receiver() as receiver:
         accepted = transcribe(sdk(stack), callback=receiver.url, utterances=True)
         assert isinstance(accepted, ListenV1AcceptedResponse), accepted
