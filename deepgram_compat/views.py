@@ -95,7 +95,7 @@ def _options(request) -> tuple[dict[str, Any], Rendering]:
     if query.get("callback"):
         options["callback_url"] = query["callback"]
     rendering = Rendering(
-        **flags,
+        **flags,  # type: ignore[arg-type]  # the boolean fields, by name
         utt_split=utt_split,
         ignored=tuple(params.ignored(query.keys(), handled=HANDLED)),
     )
