@@ -14,6 +14,7 @@ import ipaddress
 import json
 import socket
 
+import numpy as np
 import pytest
 from deepgram import DeepgramClient
 from deepgram.core.api_error import ApiError
@@ -24,6 +25,7 @@ from deepgram.types import ListenV1AcceptedResponse, ListenV1Response
 from tests.conftest import require_service, shared_clip
 from tests.e2e.stack import Stack
 from tests.e2e.test_jobs_e2e import wait_for
+from tests.media import write_wav
 from tests.webhooks.test_deliveries import Receiver, verify
 
 pytestmark = [pytest.mark.e2e, pytest.mark.shared_audio]
@@ -146,3 +148,36 @@ def test_errors_surface_as_the_sdks_exceptions(stack, loopback_only):
         transcribe(sdk(stack, key="sk_nope.nope"))
     assert denied.value.status_code == 401
     assert set(denied.value.body) == {"err_code", "err_msg", "request_id"}
+
+
+@pytest.fixture(scope="module")
+def strict_stack(tmp_path_factory, model_dir):
+    """No workers; 1 MB uploads; three requests a minute per key."""
+    require_service("127.0.0.1", 5432, "PostgreSQL")
+    tmp = tmp_path_factory.mktemp("deepgram_strict")
+    with Stack(
+        tmp, model_dir, batch_workers=False, SCRIBE_MAX_UPLOAD_MB="1", SCRIBE_RATE_LIMIT="3/minute"
+    ) as running:
+        yield running
+
+
+def test_limits_are_the_sdks_api_errors_in_deepgrams_shape(strict_stack, tmp_path, loopback_only):
+    client = sdk(strict_stack)
+    big = write_wav(tmp_path / "big.wav", np.zeros(16000 * 40)).read_bytes()  # 1.3 MB
+    with pytest.raises(ApiError) as too_large:
+        client.listen.v1.media.transcribe_file(request=big, request_options={"max_retries": 0})
+    assert too_large.value.status_code == 413
+    assert too_large.value.body["err_code"] == "upload_too_large"
+
+    def not_audio() -> ApiError:
+        with pytest.raises(ApiError) as refused:
+            client.listen.v1.media.transcribe_file(
+                request=b"not audio", request_options={"max_retries": 0}
+            )
+        return refused.value
+
+    # Three a minute: the 413 did not count against the key, the 415s do.
+    assert [not_audio().status_code for _ in range(3)] == [415, 415, 415]
+    limited = not_audio()
+    assert limited.status_code == 429 and "retry-after" in limited.headers
+    assert set(limited.body) == {"err_code", "err_msg", "request_id"}
