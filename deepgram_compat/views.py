@@ -48,6 +48,7 @@ HANDLED = (
     "paragraphs",
     "multichannel",
     "diarize",
+    "diarize_model",
     "keyterm",
     "keywords",
     "callback",

@@ -113,10 +113,11 @@ class JobOptions:
 
     def without_content(self) -> JobOptions:
         """These options with what the caller wrote taken out (erasure): the prompt, the
-        hotwords, the callback URL and a Deepgram request's audio checksum."""
+        hotwords, the callback URL, and of a Deepgram request's rendering all but its flags
+        and numbers (the audio's checksum and the parameter names it sent go)."""
         deepgram = self.deepgram
         if deepgram is not None:
-            deepgram = {name: value for name, value in deepgram.items() if name != "sha256"}
+            deepgram = {k: v for k, v in deepgram.items() if isinstance(v, bool | int | float)}
         return dataclasses.replace(
             self, prompt=None, hotwords=(), callback_url=None, deepgram=deepgram
         )

@@ -165,6 +165,7 @@ def test_a_callback_is_answered_at_once_and_its_body_is_deepgrams_response_until
     assert json.loads(erased)["err_code"] == "job_erased"
     assert body["metadata"]["sha256"] not in erased
     assert body["metadata"]["sha256"] not in json.dumps(Job.objects.get().options)
+    assert Job.objects.get().options["deepgram"]["paragraphs"] is True  # flags are kept
     assert text and text not in erased
 
 
