@@ -1,4 +1,5 @@
-"""DRF authentication by API key: ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``."""
+"""DRF authentication by API key: ``Authorization: Bearer <key>``, ``Authorization: Token
+<key>`` (as Deepgram's SDK sends it) or ``X-API-Key: <key>``."""
 
 from __future__ import annotations
 
@@ -25,12 +26,13 @@ class Caller:
 
 
 def key_from_headers(headers) -> str | None:
-    """Return the key carried by ``Authorization: Bearer`` or ``X-API-Key``, if any."""
+    """Return the key carried by ``Authorization: Bearer``, ``Authorization: Token`` or
+    ``X-API-Key``, if any."""
     value = headers.get("X-API-Key")
     if value:
         return value.strip()
     scheme, _, credentials = (headers.get("Authorization") or "").partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
+    if scheme.lower() in ("bearer", "token") and credentials.strip():
         return credentials.strip()
     return None
 

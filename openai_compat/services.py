@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from openai_compat.serializers import TranscriptionRequest, served_models
-from transcription import storage
 from transcription.engine import CONTENT_TYPES, render, transcript_from_dict
-from transcription.models import Job
 
 
 def models_list() -> dict[str, Any]:
@@ -26,45 +23,6 @@ def models_list() -> dict[str, Any]:
             for name in served_models()
         ],
     }
-
-
-@dataclass(frozen=True)
-class Partial:
-    index: int
-    text: str
-
-
-@dataclass(frozen=True)
-class JobState:
-    status: str
-    partials: tuple[Partial, ...]  # segments decoded since the index asked for
-    error_code: str
-    error_message: str
-    result_path: str
-
-
-def job_state(*, job_id, partials_after: int | None = None) -> JobState:
-    """The job's status, and the partial segments its worker has written past index
-    ``partials_after`` (none read when it is None).
-
-    One or two small queries, for a web process polling a running job.
-    """
-    job = Job.objects.only("status", "error_code", "error_message", "result_path").get(pk=job_id)
-    partials: tuple[Partial, ...] = ()
-    if partials_after is not None:
-        rows = job.stream_segments.filter(index__gt=partials_after).order_by("index")
-        partials = tuple(Partial(i, text) for i, text in rows.values_list("index", "text"))
-    return JobState(
-        status=job.status,
-        partials=partials,
-        error_code=job.error_code,
-        error_message=job.error_message,
-        result_path=job.result_path,
-    )
-
-
-def job_result(*, result_path: str) -> dict[str, Any]:
-    return json.loads(storage.result_read(result_path))
 
 
 def usage(result: dict[str, Any]) -> dict[str, Any]:
@@ -122,16 +80,3 @@ def response_content(result: dict[str, Any], request: TranscriptionRequest) -> t
     if fmt == "text":
         return result["text"] + "\n", CONTENT_TYPES["txt"]
     return render(transcript_from_dict(result), fmt), CONTENT_TYPES[fmt]
-
-
-def failure(state: JobState) -> tuple[int, str, str]:
-    """Status, code and message of a job that ended without a transcript."""
-    if state.status == Job.Status.CANCELLED:
-        return (
-            409,
-            "job_cancelled",
-            "The job was cancelled (POST /v1/jobs/{id}/cancel, or DELETE) before it ended.",
-        )
-    if state.error_code == "duration_too_long":
-        return 413, state.error_code, state.error_message
-    return 500, state.error_code or "job_failed", state.error_message or "The job failed."

@@ -2,9 +2,7 @@
 
 A transcription is a scribe job: the upload is checked, stored and queued exactly as
 ``POST /v1/jobs`` does it (DRF: key, scope, rate limit, upload limits), then this view
-waits for the workers. The wait runs on the event loop: each look at the job is one short
-query in a pool thread that gives its database connection back at once, so a request
-waiting minutes for a long file holds neither a thread nor a connection in between.
+waits for the workers on the event loop (transcription/waiting.py).
 """
 
 from __future__ import annotations
@@ -12,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -33,27 +30,21 @@ from openai_compat import services
 from openai_compat.errors import NO_RETRY, error_response, exception_handler, openai_error
 from openai_compat.openapi import transcription_schema
 from openai_compat.serializers import TranscriptionRequest, transcription_request
-from scribe.db import unit_of_work
 from transcription import services as job_services
 from transcription.models import Job
 from transcription.serializers import JobOptionsSerializer
 from transcription.uploads import LimitedUploadHandler
+from transcription.waiting import (
+    POLL_INTERVAL_S,
+    failure,
+    in_pool,
+    job_ended,
+    job_result,
+    job_state,
+    still_running,
+)
 
-POLL_INTERVAL_S = 0.5  # how often a waiting request looks at its job
 KEEPALIVE_S = 15.0  # an SSE comment this often, so proxies keep a quiet stream open
-
-T = TypeVar("T")
-
-
-async def in_pool(fn: Callable[..., T], **kwargs: Any) -> T:
-    """Run blocking database work in a pool thread, as one unit: its connection is given
-    back before this returns (none is held across the awaits in between)."""
-
-    def unit() -> T:
-        with unit_of_work():
-            return fn(**kwargs)
-
-    return await sync_to_async(unit, thread_sensitive=False)()
 
 
 class OpenAIErrorsMixin:
@@ -145,34 +136,21 @@ async def _answer_when_done(
     job_id: str, wanted: TranscriptionRequest, headers: dict[str, str]
 ) -> HttpResponse:
     wait_s = settings.SCRIBE_OPENAI_WAIT_S
-    deadline = time.monotonic() + wait_s
-    while True:
-        state = await in_pool(services.job_state, job_id=job_id)
-        if state.status in Job.TERMINAL:
-            break
-        if time.monotonic() >= deadline:
-            message = still_running(job_id, state.status, wait_s, "SCRIBE_OPENAI_WAIT_S")
-            return error_response(
-                504,
-                "job_still_running",
-                f"{message}, or send long files with stream=true.",
-                headers={**headers, **NO_RETRY},
-            )
-        await asyncio.sleep(POLL_INTERVAL_S)
+    state = await job_ended(job_id, wait_s=wait_s)
+    if not state.ended:
+        message = still_running(job_id, state.status, wait_s, "SCRIBE_OPENAI_WAIT_S")
+        return error_response(
+            504,
+            "job_still_running",
+            f"{message}, or send long files with stream=true.",
+            headers={**headers, **NO_RETRY},
+        )
     if state.status != Job.Status.COMPLETED:
-        code_status, code, message = services.failure(state)
+        code_status, code, message = failure(state)
         return error_response(code_status, code, message, headers={**headers, **NO_RETRY})
-    result = await in_pool(services.job_result, result_path=state.result_path)
+    result = await in_pool(job_result, result_path=state.result_path)
     body, content_type = services.response_content(result, wanted)
     return HttpResponse(body, content_type=content_type, headers=headers)
-
-
-def still_running(job_id: str, status: str, wait_s: float, setting: str) -> str:
-    return (
-        f"The transcription is still {status} after {wait_s:g} s ({setting}); it goes on as "
-        f"job {job_id}. Poll GET /v1/jobs/{job_id} and fetch "
-        f"GET /v1/jobs/{job_id}/result?format=… when it is completed"
-    )
 
 
 def _event(kind: str, data: dict[str, Any]) -> bytes:
@@ -198,7 +176,7 @@ async def _events(job_id: str) -> AsyncIterator[bytes]:
         return _event("transcript.text.delta", {"type": "transcript.text.delta", "delta": piece})
 
     while True:
-        state = await in_pool(services.job_state, job_id=job_id, partials_after=last_index)
+        state = await in_pool(job_state, job_id=job_id, partials_after=last_index)
         for partial in state.partials:
             last_index = partial.index
             if partial.text.strip():
@@ -215,10 +193,10 @@ async def _events(job_id: str) -> AsyncIterator[bytes]:
             yield b": waiting for the workers\n\n"
         await asyncio.sleep(POLL_INTERVAL_S)
     if state.status != Job.Status.COMPLETED:
-        code_status, code, message = services.failure(state)
+        code_status, code, message = failure(state)
         yield _event("error", {"type": "error", **openai_error(code_status, code, message)})
         return
-    result = await in_pool(services.job_result, result_path=state.result_path)
+    result = await in_pool(job_result, result_path=state.result_path)
     for segment in result["segments"]:
         if segment["id"] > last_index and segment["text"].strip():
             yield delta(segment["text"])

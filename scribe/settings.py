@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "webhooks",
     "notes",
     "openai_compat",
+    "deepgram_compat",
     "django_q",
 ]
 

@@ -14,6 +14,7 @@ import json
 
 from django.conf import settings
 
+from deepgram_compat.errors import deepgram_error
 from openai_compat.errors import openai_error
 from scribe.errors import error_body
 from transcription.errors import UploadTooLargeError
@@ -64,6 +65,8 @@ class UploadSizeGuard:
         error = UploadTooLargeError(settings.SCRIBE_MAX_UPLOAD_MB)
         if scope["path"].startswith("/v1/audio/"):  # OpenAI's clients read OpenAI's shape
             payload = openai_error(413, error.code, error.message)
+        elif scope["path"] == "/v1/listen":  # Deepgram's clients read Deepgram's shape
+            payload = deepgram_error(error.code, error.message)
         else:
             payload = error_body(error.code, error.message)
         body = json.dumps(payload).encode()

@@ -18,6 +18,7 @@ urlpatterns = [
     path("v1/", include("glossary.urls")),
     path("v1/", include("notes.urls")),
     path("v1/", include("openai_compat.urls")),
+    path("v1/", include("deepgram_compat.urls")),
     path("v1/schema", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path(
         "v1/docs",

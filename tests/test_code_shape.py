@@ -17,6 +17,7 @@ APPS = (
     "glossary",
     "accounts",
     "openai_compat",
+    "deepgram_compat",
     "notes",
     "webhooks",
 )

@@ -69,6 +69,10 @@ class JobOptions:
     keywords: bool = False  # keywords by the LLM (a job's after it; a live session's live)
     sample_rate: int = SAMPLE_RATE_HZ  # live: the client's audio
     encoding: str = "pcm_s16le"  # live: the client's audio
+    # Set by Deepgram's ``POST /v1/listen``: how its answer is rendered (flags, the audio's
+    # sha256, the parameters ignored), and that its callback body is Deepgram's response
+    # (deepgram_compat/prerecorded.py).
+    deepgram: Mapping[str, Any] | None = None
 
     @classmethod
     def from_stored(cls, data: Mapping[str, Any] | None, *, live: bool = False) -> JobOptions:
@@ -118,8 +122,14 @@ class JobOptions:
 
     def without_content(self) -> JobOptions:
         """These options with what the caller wrote taken out (erasure): the prompt, the
-        hotwords and the callback URL."""
-        return dataclasses.replace(self, prompt=None, hotwords=(), callback_url=None)
+        hotwords, the callback URL, and of a Deepgram request's rendering all but its flags
+        and numbers (the audio's checksum and the parameter names it sent go)."""
+        deepgram = self.deepgram
+        if deepgram is not None:
+            deepgram = {k: v for k, v in deepgram.items() if isinstance(v, bool | int | float)}
+        return dataclasses.replace(
+            self, prompt=None, hotwords=(), callback_url=None, deepgram=deepgram
+        )
 
     def result_json(self, stored: str) -> str:
         """A stored json result as this job's caller asked for it: without ``timestamps``,

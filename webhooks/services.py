@@ -1,10 +1,11 @@
 """Signed callbacks of a job's end: what is sent, how it is signed, when it is tried again.
 
 A job whose options carry ``callback_url`` gets one delivery when it reaches a terminal
-state: a POST of its summary (the body of ``GET /v1/jobs/{id}``), signed with the owner's
-secret. The job app records the end as a ``JobEvent`` row in the transition's transaction
-and queues ``job_event_deliver`` after the commit; ``job_events_sweep`` (every minute)
-handles the events whose message was lost, so no end goes uncalled back. Every connection
+state: a POST of its summary (the body of ``GET /v1/jobs/{id}``; for a job of Deepgram's
+``POST /v1/listen``, Deepgram's response), signed with the owner's secret. The job app
+records the end as a ``JobEvent`` row in the transition's transaction and queues
+``job_event_deliver`` after the commit; ``job_events_sweep`` (every minute) handles the
+events whose message was lost, so no end goes uncalled back. Every connection
 goes through ``scribe.egress`` with SCRIBE_WEBHOOK_ALLOWED_HOSTS, so a host off the list —
 at the first hop or at any redirect — is never contacted.
 """
@@ -27,6 +28,7 @@ from django_q.tasks import async_task, schedule
 from rest_framework.renderers import JSONRenderer
 
 from accounts.models import Owner
+from deepgram_compat.prerecorded import callback_body as deepgram_callback_body
 from scribe.egress import Egress, refusal
 from scribe.encryption import SecretUndecryptable
 from transcription.models import Job, JobEvent, JobEventQuerySet
@@ -151,6 +153,8 @@ def delivery_create(*, job: Job, event: str) -> Delivery:
 
 
 def _summary_body(job: Job) -> str:
+    if job.opts.deepgram is not None:  # Deepgram's POST /v1/listen: its response's shape
+        return deepgram_callback_body(job)
     summary = job_representation(job, base_url=settings.SCRIBE_PUBLIC_URL)
     return JSONRenderer().render(summary).decode()
 

@@ -3,7 +3,8 @@ left in any text or JSON column of any table of PostgreSQL (decoded: django-q2 k
 arguments and results pickled and signed), in the storage, or in the workers' temp
 directory. Real processes (daphne, qcluster, the realtime worker) on the real tiny.en: a
 glossary file job (its run record keeps the first pass's text), a live session (its
-finals), a callback (its delivery body)."""
+finals), a callback (its delivery body), and a Deepgram ``POST /v1/listen`` with a callback
+(its delivery body is Deepgram's response: the transcript and every word)."""
 
 from __future__ import annotations
 
@@ -130,8 +131,9 @@ def stack(tmp_path, real_model_dir):
 
 
 def said(stack: Stack, receiver: Receiver) -> tuple[list[str], set[str]]:
-    """A glossary file job with a callback and a live session, both of jfk.flac: their ids,
-    and the words of their transcripts (six letters or more) and of the prompt."""
+    """A glossary file job with a callback, a live session and a Deepgram request with a
+    callback, all of jfk.flac: their ids, and the words of their transcripts (six letters
+    or more) and of the prompt."""
     clip = shared_clip("jfk.flac")
     with stack.client() as client:
         glossary = client.post(
@@ -165,20 +167,31 @@ def said(stack: Stack, receiver: Receiver) -> tuple[list[str], set[str]]:
         )
         live_job = run.events[-1]["job_id"]
         assert run.finals, run.events
-        for job in (file_job, live_job):
+        hook = f"http://127.0.0.1:{receiver.server_address[1]}/deepgram"
+        deepgram = client.post(
+            "/v1/listen",
+            params={"callback": hook, "keyterm": "Quokkafest", "utterances": "true"},
+            content=clip.read_bytes(),
+            headers={"Content-Type": "audio/flac"},
+        )
+        assert deepgram.status_code == 200, deepgram.text
+        deepgram_job = deepgram.json()["request_id"]
+        for job in (file_job, live_job, deepgram_job):
             wait_for(
                 lambda job=job: client.get(f"/v1/jobs/{job}").json()["status"] == "completed",
                 300,
                 f"job {job}",
             )
         delivered = "SELECT count(*) FROM webhooks_delivery WHERE job_id = %s AND status = %s"
-        wait_for(lambda: stack.sql(delivered, file_job, "delivered")[0][0], 120, "the callback")
-        text = " ".join(
-            client.get(f"/v1/jobs/{job}/result?format=txt").text for job in (file_job, live_job)
-        )
+        for job in (file_job, deepgram_job):
+            wait_for(lambda job=job: stack.sql(delivered, job, "delivered")[0][0], 120, "callback")
+        jobs = [file_job, live_job, deepgram_job]
+        text = " ".join(client.get(f"/v1/jobs/{job}/result?format=txt").text for job in jobs)
+        [(body,)] = stack.sql("SELECT body FROM webhooks_delivery WHERE job_id = %s", deepgram_job)
     words = {w for w in re.findall(r"[a-z]+", text.lower()) if len(w) >= 6}
     assert words, text
-    return [file_job, live_job], words | {"quokkafest"}
+    assert '"punctuated_word"' in body and any(w in body.lower() for w in words), body
+    return jobs, words | {"quokkafest"}
 
 
 def test_no_word_of_a_transcript_is_left_after_delete_or_after_the_purge(stack, tmp_path):

@@ -97,3 +97,14 @@ def test_the_real_asgi_application_stores_nothing_past_the_limit(one_mb_limit, d
 
     assert sent[0]["status"] == 413
     assert body.sent <= 1 * MB + 128 * 1024
+
+
+def test_deepgrams_route_is_refused_in_deepgrams_shape(one_mb_limit):
+    scope = http_scope("POST", "/v1/listen", [(b"content-length", str(5 * MB).encode())])
+
+    sent = run(UploadSizeGuard(body_reading_app), scope, Body(total=5 * MB))
+
+    assert sent[0]["status"] == 413
+    body = json.loads(sent[1]["body"])
+    assert set(body) == {"err_code", "err_msg", "request_id"}
+    assert body["err_code"] == "upload_too_large"
