@@ -76,7 +76,7 @@
     if (!scopes.includes("stream")) missing.push("'stream' (needed to caption at all)");
     if (!scopes.includes("glossary")) missing.push("'glossary' (so no glossary choice)");
     if (!scopes.includes("transcribe")) missing.push("'transcribe' (so no transcript downloads)");
-    if (missing.length) showScopeNote(`This key lacks the scope ${missing.join(", ")}.`);
+    if (missing.length) showScopeNote(`This key lacks the scope${missing.length > 1 ? "s" : ""} ${missing.join(", ")}.`);
     if (scopes.includes("glossary")) await listGlossaries();
   }
 
@@ -155,7 +155,7 @@
     if (behind !== current.behind) {
       current.behind = behind;
       if (behind) say("Falling behind: the network cannot keep up with the audio.", "problem");
-      else say("Live.", "live");
+      else say(liveWords(current), "live");
     }
   }
 
@@ -230,16 +230,25 @@
     }
   }
 
+  function liveWords(current) {
+    return current.source === "microphone" ? "Live: captioning the microphone." : "Live: captioning the shared tab or screen.";
+  }
+
   // One event from the server (or from a test: window.scribeCaptions.receive).
   function receive(event) {
     const current = session;
+    // The server says when it falls behind, not when it has caught up: quiet for 5 s is.
+    if (current && current.behindSaidAt && Date.now() - current.behindSaidAt > 5000) {
+      current.behindSaidAt = null;
+      say(liveWords(current), "live");
+    }
     switch (event.type) {
       case "ready":
         if (!current) break;
         current.jobId = event.job_id;
         current.ready = true;
         for (const frame of current.queue.splice(0)) current.socket.send(frame);
-        say(current.source === "microphone" ? "Live: captioning the microphone." : "Live: captioning the shared tab or screen.", "live");
+        say(liveWords(current), "live");
         break;
       case "partial":
         page.partial.textContent = event.text;
@@ -254,6 +263,7 @@
       case "error":
         if (event.code === "falling_behind" || event.code === "dropping_audio") {
           say(`Falling behind: ${event.message}`, "problem");
+          if (current) current.behindSaidAt = Date.now();
         } else if (current) {
           current.lastError = event.message;
         }
