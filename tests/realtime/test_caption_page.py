@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 
 from tests.conftest import require_service, shared_clip
 from tests.e2e.stack import Stack
+from tests.llm import FakeLLM
 from tests.media import write_wav
 from tests.scribe.test_admin_in_browser import browser_tools
 
@@ -39,8 +41,21 @@ def fake_microphone(tmp_path_factory) -> Path:
     return write_wav(tmp_path_factory.mktemp("microphone") / "jfk.wav", audio)
 
 
+def longest_word(body: dict) -> dict:
+    """The loopback LLM's keywords: the longest word of the text it was sent."""
+    said = body["messages"][1]["content"].split("Transcript:\n", 1)[1]
+    words = sorted(re.findall(r"[A-Za-z]{4,}", said), key=len, reverse=True)
+    return {"keywords": [{"text": words[0], "category": "topic"}] if words else []}
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, real_model_dir):
+def llm():
+    with FakeLLM(answer=longest_word) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, real_model_dir, llm):
     require_service("127.0.0.1", 5432, "PostgreSQL")
     require_service("127.0.0.1", 6379, "Redis")
     with Stack(
@@ -53,6 +68,9 @@ def stack(tmp_path_factory, real_model_dir):
         ALLOWED_HOSTS=f"127.0.0.1,localhost,{INSECURE_HOST}",
         # Everything the web process can say about a request, handshakes included.
         SCRIBE_LOG_LEVEL="DEBUG",
+        # Live keywords from the loopback LLM, asked every 2 s while words come.
+        SCRIBE_LLM_BASE_URL=llm.base_url,
+        SCRIBE_LIVE_KEYWORDS_INTERVAL_S="2",
     ) as running:
         yield running
 
@@ -161,6 +179,7 @@ def test_spoken_words_appear_as_captions_and_the_transcript_downloads(
         what="the glossary choice shows for a key with the glossary scope",
     )
     assert "ML infra" in browser.find_element("id", "glossary").text
+    browser.find_element("id", "keywords-on").click()
 
     browser.find_element("id", "start-mic").click()
     wait_for(browser, lambda b: "Live" in status(b), timeout=30, what="the session went live")
@@ -172,7 +191,15 @@ def test_spoken_words_appear_as_captions_and_the_transcript_downloads(
         what="the words spoken appeared",
     )
     heard_after = time.monotonic() - live_at
+    keywords = wait_for(
+        browser,
+        lambda b: [li.text for li in b.find_elements("css selector", "#keywords li")],
+        timeout=30,
+        what="live keywords appeared beside the captions",
+    )
     browser.save_screenshot(str(SHOTS / "captioning.png"))
+    said = captions(browser).lower()
+    assert any(k.split()[0].lower() in said for k in keywords), (keywords, said)
     assert browser.find_element("id", "captions").get_attribute("aria-live") == "polite"
 
     browser.find_element("id", "stop").click()
