@@ -73,6 +73,7 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/worker_kill_trial.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/realtime_failover.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/db_load.py --modes pool
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/notes_overhead.py
 
 clean:
 	rm -rf $(VENV) var
