@@ -68,7 +68,9 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="scribe-bench-notes-"))
     wav, seconds = term_file(tmp)
-    model = real_model_dir() or build_test_model(tmp / "tiny", size="tiny")
+    real = real_model_dir()
+    model = real or build_test_model(tmp / "tiny", size="tiny")
+    model_name = "tiny.en (the realmodel extra)" if real else "the random-weight test model"
     spent: list[tuple[float, float]] = []  # (start, end) of each answer, inside the LLM
     lock = threading.Lock()
 
@@ -115,7 +117,7 @@ def main() -> int:
             ended(client, job_id, lambda j: j["notes"]["meeting_notes"]["status"] != "pending", 300)
             rows.append({**note_times(stack, job_id, "meeting_notes", spent), "asked": asked})
     print(
-        f"file: {seconds / 60:.1f} min, {len(SPEECH_SETS)} sets; model {model.name}; "
+        f"file: {seconds / 60:.1f} min, {len(SPEECH_SETS)} sets; {model_name}; "
         f"transcript {len(text)} characters, {len(text.split())} words"
     )
     print("note            queue_s  run_s   llm_s   overhead_s  requests")
