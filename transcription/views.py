@@ -313,7 +313,8 @@ class DetectView(GenericAPIView):
     )
     def post(self, request):
         raw = request.content_type.split(";")[0].strip() != "multipart/form-data"
-        query = PcmQuerySerializer(data=request.query_params, context={"raw_body": raw})
+        # A plain dict: from a QueryDict DRF would take "?encoding=" as leaving it out.
+        query = PcmQuerySerializer(data=request.query_params.dict(), context={"raw_body": raw})
         query.is_valid(raise_exception=True)
         if not raw:
             upload = request.FILES.get("file")

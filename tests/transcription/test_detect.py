@@ -156,6 +156,7 @@ def test_a_raw_body_with_half_its_format_names_the_other_parameter(api):
         ("?encoding=mp3&sample_rate=16000", "encoding"),
         ("?encoding=pcm_s16le&sample_rate=12345", "sample_rate"),
         ("?encoding=pcm_s16le&sample_rate=fast", "sample_rate"),
+        ("?encoding=&sample_rate=16000", "encoding"),
     ],
 )
 def test_an_unsupported_format_is_refused_naming_the_parameter(api, query, field):
@@ -184,6 +185,16 @@ def test_an_empty_raw_body_is_refused(api):
 
     assert response.status_code == 400
     assert "body" in response.json()["error"]["fields"]
+
+
+def test_a_file_with_an_empty_or_unknown_format_parameter_is_refused(api, tone_wav):
+    with tone_wav.open("rb") as handle:
+        response = api.post(
+            "/v1/detect?encoding=&sample_rate=16000", {"file": handle}, format="multipart"
+        )
+
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["encoding"]
 
 
 def test_a_multipart_body_without_a_file_names_the_field(api):
