@@ -17,10 +17,20 @@ import numpy as np
 from django.conf import settings
 
 from realtime.audio import ENCODINGS, FrameDecoder
-from transcription.engine import SAMPLE_RATE_HZ, SpeechRegion, speech_regions, stream_audio
+from transcription.engine import (
+    SAMPLE_RATE_HZ,
+    MediaError,
+    SpeechRegion,
+    speech_regions,
+    stream_audio,
+)
 from transcription.errors import ClipTooLongError
 
 DECODE_CHUNK_S = 1.0  # a file is decoded this much at a time, so a long one stops early
+# What FFmpeg reads of a file to find its streams: 4 KB instead of 5 MB (the whole of a
+# clip, decoded: most of the cost of opening a 3 s WAV). WAV, FLAC, MP3, AAC, Opus in Ogg
+# and WebM, MPEG-TS and MP4 decode the same either way (docs/benchmarks.md).
+PROBE_BYTES = 4096
 READ_CHUNK_BYTES = 1 << 16
 
 
@@ -63,12 +73,20 @@ def clip_from_file(*, path: Path, name: str) -> np.ndarray:
 
     Raises MediaError (not audio: 415) or ClipTooLongError, decoding no more than the limit.
     """
+    try:
+        return _decoded(path, name, PROBE_BYTES)
+    except MediaError:
+        # Streams that show only further in (a large tag first, say): FFmpeg's full probe.
+        return _decoded(path, name, None)
+
+
+def _decoded(path: Path, name: str, probe_bytes: int | None) -> np.ndarray:
     limit_s = settings.SCRIBE_DETECT_MAX_S
     limit = limit_s * SAMPLE_RATE_HZ
     chunks: list[np.ndarray] = []
     decoded = 0
-    # Decoded a second at a time: a file past the limit is refused after the limit's worth.
-    for chunk in stream_audio(path, chunk_s=DECODE_CHUNK_S, name=name):
+    # A second at a time: a file past the limit is refused after the limit's worth.
+    for chunk in stream_audio(path, chunk_s=DECODE_CHUNK_S, name=name, probe_bytes=probe_bytes):
         decoded += chunk.shape[0]
         if decoded > limit:
             raise ClipTooLongError(limit_s)

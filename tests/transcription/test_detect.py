@@ -11,7 +11,7 @@ import pytest
 from accounts.services import api_key_create
 from tests.conftest import shared_clip
 from tests.e2e.stack import api_key, sqlite_daphne
-from tests.media import speech_like, write_tone_wav, write_wav
+from tests.media import speech_like, write_mp4, write_tone_wav, write_wav
 from transcription.engine.audio import decode_all
 
 pytestmark = pytest.mark.django_db
@@ -95,6 +95,13 @@ def test_a_compressed_clip_is_decoded_as_jobs_decode_it(api):
     body = post_file(api, shared_clip("hotwords.mp3")).json()
 
     assert body["speech"] is True
+    assert_regions_inside(body)
+
+
+def test_a_video_with_a_sound_track_is_heard(api, tmp_path):
+    body = post_file(api, write_mp4(tmp_path / "clip.mp4", audio=padded_speech(2.0))).json()
+
+    assert body["speech"] is True and body["duration_sec"] == pytest.approx(4.0, abs=0.1)
     assert_regions_inside(body)
 
 

@@ -30,8 +30,12 @@ class MediaInfo:
     has_video: bool
 
 
-def _open(path: Path, name: str | Path | None = None):
-    """Open ``path``; errors call it ``name`` (an upload's own name, not its temp file)."""
+def _open(path: Path, name: str | Path | None = None, probe_bytes: int | None = None):
+    """Open ``path``; errors call it ``name`` (an upload's own name, not its temp file).
+
+    ``probe_bytes`` bounds what FFmpeg reads to learn the streams (5 MB by default, the
+    whole of a short clip: most of the cost of opening one).
+    """
     shown = name or path
     if not path.exists():
         raise _media_error(shown, "no such file")
@@ -40,7 +44,8 @@ def _open(path: Path, name: str | Path | None = None):
     if path.stat().st_size == 0:
         raise _media_error(shown, "the file is empty")
     try:
-        return av.open(str(path), mode="r", metadata_errors="ignore")
+        options = {"probesize": str(probe_bytes)} if probe_bytes else {}
+        return av.open(str(path), mode="r", metadata_errors="ignore", container_options=options)
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
         raise _media_error(shown, f"not an audio or video file FFmpeg can read ({exc})") from exc
 
@@ -96,6 +101,7 @@ def stream_audio(
     chunk_s: float = STREAM_CHUNK_S,
     channel: int | None = None,
     name: str | None = None,
+    probe_bytes: int | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the first audio stream of ``path`` as 16 kHz mono float32 chunks.
 
@@ -103,7 +109,8 @@ def stream_audio(
     packets in the middle of a file are skipped, as faster-whisper's own decoder does;
     a file with no decodable audio at all raises MediaError. ``channel`` (0-based) takes
     that one channel instead of the downmix of all. ``name`` is what errors call the file
-    (an upload's own name, not the server's temporary file).
+    (an upload's own name, not the server's temporary file); ``probe_bytes`` bounds what is
+    read to find its streams (``_open``).
     """
     path = Path(path)
     shown = name or path
@@ -111,7 +118,7 @@ def stream_audio(
     pending: list[np.ndarray] = []
     pending_samples = 0
     produced = 0
-    with _open(path, name) as container:
+    with _open(path, name, probe_bytes) as container:
         if not container.streams.audio:
             from transcription.engine.errors import NoAudioStreamError
 
