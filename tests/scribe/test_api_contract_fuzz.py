@@ -19,10 +19,10 @@ Every check runs on every operation, but:
   three uploads, ``POST /v1/jobs``, ``POST /v1/audio/transcriptions`` and ``POST
   /v1/detect``. OpenAPI cannot say "audio with a sound track" (a PNG gets 415), ``POST
   /v1/jobs``'s ``options`` is a JSON document in a form field, a model name is any served
-  one, and a raw PCM body needs ``?encoding=&sample_rate=`` that a file does not. The JSON operations pass
-  it: request strings carry patterns for what DRF refuses (NUL, whitespace only;
-  scribe/openapi.py), a taken name or a canonical listed twice is a 409 and an unknown
-  glossary_id a 404.
+  one, and a raw PCM body needs ``?encoding=&sample_rate=`` that a file does not. The
+  JSON operations pass it: request strings carry patterns for what DRF refuses (NUL,
+  whitespace only; scribe/openapi.py), a taken name or a canonical listed twice is a 409
+  and an unknown glossary_id a 404.
 - that a deleted resource is gone (use_after_free) is not asked of jobs: a deleted job is
   kept as a record without its content (status, times), and ``GET`` answers it.
 
