@@ -115,6 +115,18 @@ def test_raw_pcm_gives_the_same_answer_as_the_file(api, tmp_path):
     assert response.json() == as_file
 
 
+def test_raw_pcm_sent_as_curl_sends_it_by_default_is_taken_too(api):
+    """``curl --data-binary`` says application/x-www-form-urlencoded unless told otherwise."""
+    response = api.generic(
+        "POST",
+        "/v1/detect?encoding=pcm_s16le&sample_rate=16000",
+        pcm_s16le(padded_speech(2.0)),
+        content_type="application/x-www-form-urlencoded",
+    )
+
+    assert response.status_code == 200 and response.json()["speech"] is True
+
+
 def test_raw_pcm_at_another_rate_is_resampled(api):
     audio_16k = padded_speech(2.0)
     audio_48k = np.interp(
