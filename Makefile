@@ -66,6 +66,7 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/engine_overhead.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/engine_memory.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/jobs_api.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/detect_latency.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/openai_stream.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/diarize_channels.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/realtime_latency.py

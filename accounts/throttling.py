@@ -53,6 +53,16 @@ class APIKeyRateThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
+class DetectRateThrottle(APIKeyRateThrottle):
+    """``POST /v1/detect``'s own count per key (SCRIBE_DETECT_RATE_LIMIT): a client gating
+    every chunk calls it often, and those calls leave the key's SCRIBE_RATE_LIMIT alone."""
+
+    scope = "detect"
+
+    def get_rate(self) -> str | None:
+        return settings.SCRIBE_DETECT_RATE_LIMIT or None
+
+
 def failed_auth_wait(remote_addr: str | None) -> int | None:
     """Count one request refused for want of a valid key (none, made up, expired, revoked)
     from ``remote_addr``; return the seconds it must wait when the address is over

@@ -233,6 +233,8 @@ SCRIBE_ALLOW_REQUEST_HARDWARE = env_bool("SCRIBE_ALLOW_REQUEST_HARDWARE", False)
 
 SCRIBE_MAX_UPLOAD_MB = env_int("SCRIBE_MAX_UPLOAD_MB", 2048, minimum=1)
 SCRIBE_MAX_DURATION_S = env_int("SCRIBE_MAX_DURATION_S", 4 * 3600, minimum=1)
+# POST /v1/detect (speech presence, VAD only) takes clips up to this long; longer is a 413.
+SCRIBE_DETECT_MAX_S = env_int("SCRIBE_DETECT_MAX_S", 60, minimum=1)
 SCRIBE_RETENTION_DAYS = env_int("SCRIBE_RETENTION_DAYS", 7, minimum=0)
 # Days an ended job's content-free record (status, times, durations) is kept before its
 # row is deleted (transcription/erasure.py).
@@ -457,6 +459,9 @@ SCRIBE_OPENAI_WAIT_S = env_int("SCRIBE_OPENAI_WAIT_S", 540, minimum=0)
 SCRIBE_OPENAI_STREAM_WAIT_S = env_optional_int("SCRIBE_OPENAI_STREAM_WAIT_S", minimum=0)
 # Requests per key, "N/second|minute|hour|day"; empty turns the limit off.
 SCRIBE_RATE_LIMIT = env_rate("SCRIBE_RATE_LIMIT", "600/minute")
+# POST /v1/detect per key, counted apart from SCRIBE_RATE_LIMIT: a client that asks before
+# each chunk it sends must not use up the key's other calls. Empty turns it off.
+SCRIBE_DETECT_RATE_LIMIT = env_rate("SCRIBE_DETECT_RATE_LIMIT", "3000/minute")
 # Requests without a valid key (none, made up, expired, revoked) per client address; over
 # it they get 429 until the window ends. Requests with a valid key are never counted here.
 SCRIBE_AUTH_FAILURE_RATE_LIMIT = env_rate("SCRIBE_AUTH_FAILURE_RATE_LIMIT", "60/minute")

@@ -33,6 +33,25 @@ def write_tone_wav(
     return write_wav(path, np.tile(tone, (channels, 1)), rate=rate)
 
 
+def speech_like(seconds: float, *, rate: int = 16000, f0_hz: float = 120.0) -> np.ndarray:
+    """Voiced syllables that Silero VAD hears as speech, where ../shared is absent: a
+    glottal pulse train at ``f0_hz`` through the formants of an /a/, opened and closed 2.5
+    times a second. A tone or noise of the same loudness is not speech to it."""
+    t = np.arange(int(seconds * rate)) / rate
+    phase = np.cumsum(f0_hz * (1 + 0.05 * np.sin(2 * np.pi * 3 * t))) / rate
+    pulses = np.diff(np.floor(phase), prepend=0.0)
+    # Each formant a two-pole resonator, applied in the frequency domain.
+    z = np.exp(-2j * np.pi * np.fft.rfftfreq(t.size))  # e^-jω, ω in radians a sample
+    response = np.ones_like(z)
+    for centre_hz, bandwidth_hz in ((700, 130), (1220, 70), (2600, 160)):
+        r = np.exp(-np.pi * bandwidth_hz / rate)
+        cos = np.cos(2 * np.pi * centre_hz / rate)
+        response *= (1 - r) / (1 - 2 * r * cos * z + r * r * z * z)
+    voiced = np.fft.irfft(np.fft.rfft(pulses) * response, n=t.size)
+    out = voiced * np.clip(np.sin(2 * np.pi * 2.5 * t), 0, 1) ** 0.5
+    return (0.3 * out / np.abs(out).max()).astype(np.float32)
+
+
 def write_mp4(
     path: Path, *, audio: np.ndarray | None, rate: int = 16000, video_seconds: float = 1.0
 ) -> Path:

@@ -32,6 +32,17 @@ class MediaTooLongError(JobError):
         )
 
 
+class ClipTooLongError(JobError):
+    code = "clip_too_long"
+    http_status = 413
+
+    def __init__(self, limit_s: int) -> None:
+        super().__init__(
+            f"The clip is longer than {_duration(limit_s)}, the most POST /v1/detect takes "
+            "(SCRIBE_DETECT_MAX_S). Send shorter pieces, or transcribe it with POST /v1/jobs."
+        )
+
+
 def _duration(seconds: float) -> str:
     """Seconds under a minute (a 30 s limit is not "0 minutes"), minutes from one."""
     if seconds < 60:

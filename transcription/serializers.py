@@ -40,6 +40,30 @@ def allowed_models() -> list[str]:
     return sorted({*LANES, *(lane_model_served_name(lane) for lane in LANES)})
 
 
+def sample_rate_field() -> serializers.ChoiceField:
+    """A live or raw PCM client's sample rate: one of those realtime.audio decodes."""
+    return serializers.ChoiceField(
+        choices=SAMPLE_RATES,
+        required=False,
+        error_messages={
+            "invalid_choice": "{input} Hz is not taken: send one of "
+            + ", ".join(map(str, SAMPLE_RATES))
+            + "."
+        },
+    )
+
+
+def encoding_field() -> serializers.ChoiceField:
+    """A live or raw PCM client's sample encoding (realtime.audio.ENCODINGS)."""
+    return serializers.ChoiceField(
+        choices=sorted(ENCODINGS),
+        required=False,
+        error_messages={
+            "invalid_choice": '"{input}" is not taken: send ' + " or ".join(sorted(ENCODINGS)) + "."
+        },
+    )
+
+
 class DiarizeField(serializers.Field):
     """``true`` (pyannote), ``false``, or ``"channels"`` (a speaker per channel, no model)."""
 
@@ -96,22 +120,8 @@ class JobOptionsSerializer(serializers.Serializer):
     # Notes by a template and keywords, made by the LLM after the transcript (notes/).
     notes = serializers.DictField(required=False)
     keywords = serializers.BooleanField(required=False)
-    sample_rate = serializers.ChoiceField(
-        choices=SAMPLE_RATES,
-        required=False,
-        error_messages={
-            "invalid_choice": "{input} Hz is not taken: send one of "
-            + ", ".join(map(str, SAMPLE_RATES))
-            + "."
-        },
-    )
-    encoding = serializers.ChoiceField(
-        choices=sorted(ENCODINGS),
-        required=False,
-        error_messages={
-            "invalid_choice": '"{input}" is not taken: send ' + " or ".join(sorted(ENCODINGS)) + "."
-        },
-    )
+    sample_rate = sample_rate_field()
+    encoding = encoding_field()
 
     @property
     def lane(self) -> Lane:
@@ -256,6 +266,29 @@ class JobOptionsSerializer(serializers.Serializer):
         if "notes" in attrs:
             attrs["notes_template"] = attrs.pop("notes")
         return JobOptions(**attrs)  # type: ignore[return-value]  # validated_data's type
+
+
+class PcmQuerySerializer(serializers.Serializer):
+    """``?encoding=&sample_rate=`` of a raw PCM body (POST /v1/detect): both, or neither
+    (a multipart file says its own format)."""
+
+    encoding = encoding_field()
+    sample_rate = sample_rate_field()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.context.get("raw_body"):
+            missing = {
+                name: [
+                    f"A raw body is PCM: say its format with ?{name}= "
+                    "(?encoding=pcm_s16le&sample_rate=16000, say), or send a file as the "
+                    "multipart field 'file'."
+                ]
+                for name in ("encoding", "sample_rate")
+                if name not in attrs
+            }
+            if missing:
+                raise serializers.ValidationError(missing)
+        return attrs
 
 
 def options_parse(data: Any, *, owner: Any, lane: Lane = "file") -> JobOptions:

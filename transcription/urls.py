@@ -7,6 +7,7 @@ urlpatterns = [
     path("jobs/<uuid:job_id>", views.JobDetailView.as_view(), name="job-detail"),
     path("jobs/<uuid:job_id>/cancel", views.JobCancelView.as_view(), name="job-cancel"),
     path("jobs/<uuid:job_id>/result", views.JobResultView.as_view(), name="job-result"),
+    path("detect", views.DetectView.as_view(), name="detect"),
     path("system", views.SystemView.as_view(), name="system"),
     path("system/queue", views.SystemQueueView.as_view(), name="system-queue"),
 ]

@@ -17,15 +17,17 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.throttling import DetectRateThrottle
 from notes.markdown import job_markdown
 from notes.representation import job_notes, json_with_members
+from realtime.audio import ENCODINGS, SAMPLE_RATES
 from scribe.web import sent_as_read
-from transcription import erasure, selectors, services, storage
+from transcription import detect, erasure, selectors, services, storage
 from transcription.engine import CONTENT_TYPES, FORMATS, render, transcript_from_dict
 from transcription.errors import JobStateError, ResultErasedError, ResultGoneError
 from transcription.models import Job
 from transcription.representation import job_representation
-from transcription.serializers import JobOptionsSerializer
+from transcription.serializers import JobOptionsSerializer, PcmQuerySerializer
 from transcription.uploads import LimitedUploadHandler
 
 # The transcript's formats, and Markdown: the notes and the transcript in one document.
@@ -258,6 +260,112 @@ class JobResultView(OwnedJobsMixin, GenericAPIView):
         stem = Path(job.source_name).stem or str(job.id)
         response["Content-Disposition"] = f'attachment; filename="{stem}.{fmt}"'
         return response
+
+
+DETECTION = {
+    "type": "object",
+    "required": ["speech", "speech_sec", "duration_sec", "regions"],
+    "properties": {
+        "speech": {"type": "boolean", "description": "Whether the VAD heard any speech."},
+        "speech_sec": {"type": "number", "description": "Seconds of speech in all."},
+        "duration_sec": {"type": "number", "description": "The clip's length."},
+        "regions": {
+            "type": "array",
+            "description": "Speech, in seconds from the clip's start.",
+            "items": {
+                "type": "object",
+                "required": ["start", "end"],
+                "properties": {"start": {"type": "number"}, "end": {"type": "number"}},
+            },
+        },
+    },
+}
+
+
+class DetectView(GenericAPIView):
+    """Speech presence by the VAD alone (transcription/detect.py), with its own rate limit."""
+
+    required_scope = "transcribe"
+    throttle_classes = [DetectRateThrottle]
+    parser_classes = [MultiPartParser]
+
+    def initialize_request(self, request, *args, **kwargs):
+        request.upload_handlers = [LimitedUploadHandler(request)]
+        return super().initialize_request(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="v1_detect_create",
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            },
+            "application/octet-stream": {
+                "type": "string",
+                "format": "binary",
+                "description": "Raw mono PCM in the format ?encoding= and ?sample_rate= say.",
+            },
+        },
+        parameters=[
+            OpenApiParameter(
+                "encoding",
+                str,
+                enum=sorted(ENCODINGS),
+                description="A raw body's samples (required with one).",
+            ),
+            OpenApiParameter(
+                "sample_rate",
+                int,
+                enum=list(SAMPLE_RATES),
+                description="A raw body's rate in Hz (required with one).",
+            ),
+        ],
+        responses={200: OpenApiResponse(response=DETECTION), 413: ERROR},
+        description="Whether a short clip (at most SCRIBE_DETECT_MAX_S, 60 s by default) "
+        "holds speech, and where: Silero VAD only, no transcription, so a client can ask "
+        "before each chunk it sends. The clip is a file (multipart field 'file', any audio "
+        "or video format) or raw PCM (any other body, with ?encoding=&sample_rate=). "
+        "Rate-limited apart from the key's other calls (SCRIBE_DETECT_RATE_LIMIT).",
+    )
+    def post(self, request):
+        raw = request.content_type.split(";")[0].strip() != "multipart/form-data"
+        # A plain dict: from a QueryDict DRF would take "?encoding=" as leaving it out.
+        query = PcmQuerySerializer(data=request.query_params.dict(), context={"raw_body": raw})
+        query.is_valid(raise_exception=True)
+        if not raw:
+            upload = request.FILES.get("file")
+            if upload is None:
+                raise ValidationError({"file": ["Send the clip as the multipart field 'file'."]})
+            try:
+                audio = detect.clip_from_file(
+                    path=Path(upload.temporary_file_path()), name=Path(upload.name or "").name
+                )
+            finally:
+                upload.close()  # the temporary file is deleted on close
+        else:
+            audio = self._raw_clip(request, **query.validated_data)
+        return Response(detect.speech_detect(audio=audio).to_dict())
+
+    @staticmethod
+    def _raw_clip(request: Request, *, encoding: str, sample_rate: int):
+        declared = request.META.get("CONTENT_LENGTH")
+        body = detect.pcm_body_read(
+            stream=request._request,  # the body as sent: DRF parses none of it here
+            declared_bytes=int(declared) if declared and declared.isdigit() else None,
+            limit_bytes=detect.pcm_limit_bytes(encoding=encoding, sample_rate=sample_rate),
+        )
+        width = ENCODINGS[encoding][0].itemsize
+        if not body or len(body) % width:
+            raise ValidationError(
+                {
+                    "body": [
+                        f"{len(body)} bytes is not a whole number of {encoding} samples "
+                        f"({width} bytes each): send the PCM itself, whole samples."
+                    ]
+                }
+            )
+        return detect.clip_from_pcm(body=body, encoding=encoding, sample_rate=sample_rate)
 
 
 class SystemQueueView(GenericAPIView):

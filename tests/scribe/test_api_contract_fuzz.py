@@ -16,12 +16,13 @@ still running (504, or an error event) instead of waiting for it.
 
 Every check runs on every operation, but:
 - that a schema-valid request is accepted (positive_data_acceptance) is not asked of the
-  two uploads, ``POST /v1/jobs`` and ``POST /v1/audio/transcriptions``. OpenAPI cannot say
-  "audio with a sound track" (a PNG gets 415), ``POST /v1/jobs``'s ``options`` is a JSON
-  document in a form field, and a model name is any served one. The JSON operations pass
-  it: request strings carry patterns for what DRF refuses (NUL, whitespace only;
-  scribe/openapi.py), a taken name or a canonical listed twice is a 409 and an unknown
-  glossary_id a 404.
+  three uploads, ``POST /v1/jobs``, ``POST /v1/audio/transcriptions`` and ``POST
+  /v1/detect``. OpenAPI cannot say "audio with a sound track" (a PNG gets 415), ``POST
+  /v1/jobs``'s ``options`` is a JSON document in a form field, a model name is any served
+  one, and a raw PCM body needs ``?encoding=&sample_rate=`` that a file does not. The
+  JSON operations pass it: request strings carry patterns for what DRF refuses (NUL,
+  whitespace only; scribe/openapi.py), a taken name or a canonical listed twice is a 409
+  and an unknown glossary_id a 404.
 - that a deleted resource is gone (use_after_free) is not asked of jobs: a deleted job is
   kept as a record without its content (status, times), and ``GET`` answers it.
 
@@ -80,7 +81,7 @@ with-security-parameters = false
 negative_data_rejection.enabled = false
 
 [[operations]]
-include-operation-id = ["v1_jobs_create", "audio_transcriptions_create"]
+include-operation-id = ["v1_jobs_create", "audio_transcriptions_create", "v1_detect_create"]
 checks.positive_data_acceptance.enabled = false
 
 [[operations]]
@@ -148,6 +149,7 @@ def fuzz_settings(job_settings, keep_test_connection):
     # Not DEFAULT_THROTTLE_CLASSES: APIView copies it when DRF loads, so overriding it
     # later changes nothing (every operation after the first few answered only 429).
     job_settings.SCRIBE_RATE_LIMIT = ""
+    job_settings.SCRIBE_DETECT_RATE_LIMIT = ""
     # Its probes without a key would be throttled per address (429) after the first 60.
     job_settings.SCRIBE_AUTH_FAILURE_RATE_LIMIT = None
     return job_settings
@@ -187,6 +189,7 @@ def test_every_operation_answers_as_documented_over_a_socket(tmp_path, model_dir
         SCRIBE_REALTIME_MODEL=str(model_dir),
         SCRIBE_OFFLINE="true",
         SCRIBE_RATE_LIMIT="",
+        SCRIBE_DETECT_RATE_LIMIT="",
         # Keyless probes are throttled per address (429) after the first 60 a minute.
         SCRIBE_AUTH_FAILURE_RATE_LIMIT="",
         SCRIBE_QUEUE_MAX="10000",

@@ -30,8 +30,12 @@ class MediaInfo:
     has_video: bool
 
 
-def _open(path: Path, name: str | Path | None = None):
-    """Open ``path``; errors call it ``name`` (an upload's own name, not its temp file)."""
+def _open(path: Path, name: str | Path | None = None, probe_bytes: int | None = None):
+    """Open ``path``; errors call it ``name`` (an upload's own name, not its temp file).
+
+    ``probe_bytes`` bounds what FFmpeg reads to learn the streams (5 MB by default, the
+    whole of a short clip: most of the cost of opening one).
+    """
     shown = name or path
     if not path.exists():
         raise _media_error(shown, "no such file")
@@ -40,7 +44,8 @@ def _open(path: Path, name: str | Path | None = None):
     if path.stat().st_size == 0:
         raise _media_error(shown, "the file is empty")
     try:
-        return av.open(str(path), mode="r", metadata_errors="ignore")
+        options = {"probesize": str(probe_bytes)} if probe_bytes else {}
+        return av.open(str(path), mode="r", metadata_errors="ignore", container_options=options)
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
         raise _media_error(shown, f"not an audio or video file FFmpeg can read ({exc})") from exc
 
@@ -91,31 +96,41 @@ def _claimed_duration_s(container, stream) -> float | None:
 
 
 def stream_audio(
-    path: Path, *, chunk_s: float = STREAM_CHUNK_S, channel: int | None = None
+    path: Path,
+    *,
+    chunk_s: float = STREAM_CHUNK_S,
+    channel: int | None = None,
+    name: str | None = None,
+    probe_bytes: int | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the first audio stream of ``path`` as 16 kHz mono float32 chunks.
 
     Chunks are at most ``chunk_s`` seconds long (the last may be shorter). Undecodable
     packets in the middle of a file are skipped, as faster-whisper's own decoder does;
     a file with no decodable audio at all raises MediaError. ``channel`` (0-based) takes
-    that one channel instead of the downmix of all.
+    that one channel instead of the downmix of all. ``name`` is what errors call the file
+    (an upload's own name, not the server's temporary file); ``probe_bytes`` bounds what is
+    read to find its streams (``_open``).
     """
     path = Path(path)
+    shown = name or path
     chunk_samples = int(chunk_s * SAMPLE_RATE_HZ)
     pending: list[np.ndarray] = []
     pending_samples = 0
     produced = 0
-    with _open(path) as container:
+    with _open(path, name, probe_bytes) as container:
         if not container.streams.audio:
             from transcription.engine.errors import NoAudioStreamError
 
-            raise NoAudioStreamError(f"{path} has no audio stream: there is nothing to transcribe.")
+            raise NoAudioStreamError(
+                f"{shown} has no audio stream: there is nothing to transcribe."
+            )
         stream = container.streams.audio[0]
         stream.thread_type = "AUTO"
         claimed_s = _claimed_duration_s(container, stream)
         channels = stream.codec_context.channels or 1
         if channel is not None and not 0 <= channel < channels:
-            raise _media_error(path, f"it has {channels} channel(s), no channel {channel}")
+            raise _media_error(shown, f"it has {channels} channel(s), no channel {channel}")
         # s16 as Whisper's own loader (ffmpeg -ac 1 -f s16le) does: FFmpeg's downmix to s16
         # keeps stereo within full scale, while a float downmix can exceed it. One channel
         # is taken from the packed (interleaved) s16 frames, untouched by a downmix.
@@ -139,7 +154,7 @@ def stream_audio(
                         pending_samples = rest.shape[0]
         except av.error.FFmpegError as exc:
             raise _media_error(
-                path, f"decoding failed after {produced / SAMPLE_RATE_HZ:.1f} s ({exc})"
+                shown, f"decoding failed after {produced / SAMPLE_RATE_HZ:.1f} s ({exc})"
             ) from exc
     if pending_samples:
         yield np.concatenate(pending)
@@ -147,11 +162,11 @@ def stream_audio(
     if produced == 0:
         if claimed_s:
             raise _media_error(
-                path,
+                shown,
                 f"no audio could be decoded from it, though its container says it lasts "
                 f"{claimed_s:.1f} s: the file looks truncated",
             )
-        raise _media_error(path, "no audio could be decoded from it")
+        raise _media_error(shown, "no audio could be decoded from it")
 
 
 def _decoded_frames(container, stream) -> Iterator[av.AudioFrame]:
