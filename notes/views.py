@@ -19,7 +19,7 @@ from transcription.errors import JobStateError, ResultErasedError, ResultGoneErr
 from transcription.models import Job
 from transcription.representation import job_representation
 from transcription.serializers import llm_needed
-from transcription.views import OwnedJobsMixin, base_url
+from transcription.views import ERROR, OwnedJobsMixin, base_url
 
 
 def template_representation(template: Template) -> dict[str, Any]:
@@ -79,7 +79,7 @@ class JobNotesView(OwnedJobsMixin, GenericAPIView):
     @extend_schema(
         operation_id="jobs_notes_create",
         request=NotesRequestSerializer,
-        responses={202: OpenApiTypes.OBJECT},
+        responses={202: OpenApiTypes.OBJECT, 409: ERROR, 410: ERROR},
         description="Notes of a completed job's stored transcript by another template, "
         "without transcribing again; the job's `notes` show them when made.",
     )

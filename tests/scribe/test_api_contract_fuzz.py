@@ -68,6 +68,9 @@ SETTINGS = {
 #   not asked to be gone (the module's docstring says why);
 # - a job's result may be gone for good (410: erased by a DELETE the stateful phase sent,
 #   or past the retention), a documented answer to a valid request;
+# - asking a job for notes names a template that must exist (GET /v1/templates lists them,
+#   an operator adds them: no schema can list them) on a server with an LLM (none here):
+#   400 says which, and 410 a transcript erased or past the retention, as for the result;
 # - the OpenAI endpoint's 504 is its documented answer when the job is still running after
 #   SCRIBE_OPENAI_WAIT_S (no worker runs here), not a server failing;
 # - in the stateful phase, that invalid data is refused is not asked (the stateless part
@@ -91,6 +94,10 @@ checks.use_after_free.enabled = false
 [[operations]]
 include-operation-id = "v1_jobs_result_retrieve"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", 401, 403, 404, 409, 410, 429]
+
+[[operations]]
+include-operation-id = "jobs_notes_create"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", 400, 401, 403, 404, 409, 410, 429]
 
 [[operations]]
 include-operation-id = "audio_transcriptions_create"
