@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import wave
 from pathlib import Path
 
 import httpx
@@ -61,6 +62,19 @@ def test_silence_is_no_speech_and_has_no_regions(api, tmp_path):
         "duration_sec": 3.0,
         "regions": [],
     }
+
+
+def test_a_wav_of_no_samples_is_refused_as_no_audio(api, tmp_path):
+    path = tmp_path / "empty.wav"
+    with wave.open(str(path), "wb") as empty:  # a header, no frames
+        empty.setnchannels(1)
+        empty.setsampwidth(2)
+        empty.setframerate(SR)
+
+    response = post_file(api, path)
+
+    assert response.status_code == 415, response.json()
+    assert "no audio could be decoded" in response.json()["error"]["message"]
 
 
 def test_a_tone_is_not_speech(api, tone_wav):
