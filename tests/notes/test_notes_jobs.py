@@ -250,3 +250,27 @@ def test_notes_events_reach_the_callback(api, llm, job_settings, tone_wav, owner
     assert events == ["job.completed", "job.notes.completed", "job.notes.completed"]
     last = Delivery.objects.filter(job_id=job_id, event="job.notes.completed").last()
     assert json.loads(last.body)["notes"]["meeting_notes"]["status"] == "completed"
+
+
+def test_a_live_sessions_transcript_can_have_notes_made_after_it(api, llm, owner_key):
+    from realtime import services as stream_services
+    from tests.realtime.test_stream_recovery import final
+    from transcription.options import JobOptions
+
+    key, _ = owner_key
+    options = JobOptions(language="en")
+    job = stream_services.stream_job_create(owner_id=key.owner_id, options=options)
+    review = stream_services.session_review(owner_id=key.owner_id, options=options)
+    stream_services.stream_final_save(
+        job_id=job.id, final=final(0, 0.0, "Minsu upgrades the Kubernetes cluster"), review=review
+    )
+    stream_services.stream_job_recover(job=Job.objects.get(pk=job.pk))
+
+    asked = api.post(f"/v1/jobs/{job.id}/notes", {"template": "meeting_notes"}, format="json")
+    assert asked.status_code == 202, asked.json()
+    notes_run(str(job.id))
+
+    notes = api.get(f"/v1/jobs/{job.id}").json()["notes"]["meeting_notes"]
+    assert notes["status"] == "completed", notes
+    sent = [r["body"]["messages"][1]["content"] for r in llm.requests]
+    assert any("Kubernetes cluster" in text for text in sent)
