@@ -62,6 +62,11 @@ class Agreement:
         return words[0].start if words else None
 
     @property
+    def heard_end_s(self) -> float:
+        """Where the last word heard ends, committed or not."""
+        return max([self.committed_end_s, *(w.end for w in self._tentative[-1:])])
+
+    @property
     def recent_text(self) -> str:
         """The latest committed words and the current hypothesis: what is being said."""
         return _text([*self._said[-20:], *self._tentative])
@@ -162,7 +167,10 @@ class Agreement:
         if not words or not _text(words):
             return None
         return Partial(
-            text=_text(words), start=round(words[0].start, 3), end=round(words[-1].end, 3)
+            text=_text(words),
+            start=round(words[0].start, 3),
+            end=round(words[-1].end, 3),
+            words=tuple(words),
         )
 
     def _commit_leading(self, words: list[TimedWord]) -> list[TimedWord]:
