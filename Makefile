@@ -36,7 +36,7 @@ detect: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy scribe transcription realtime glossary accounts openai_compat webhooks
+	$(BIN)/mypy scribe transcription realtime glossary accounts openai_compat deepgram_compat webhooks
 	$(BIN)/python manage.py makemigrations --check --dry-run --verbosity 0
 	SECRET_KEY=deploy-check-not-a-real-secret-0123456789-abcdefghijklmnopqrstuvwxyz \
 	  SCRIBE_BEHIND_TLS_PROXY=true $(BIN)/python manage.py check --deploy --fail-level WARNING
@@ -52,7 +52,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy scribe transcription realtime glossary accounts openai_compat webhooks
+	$(BIN)/mypy scribe transcription realtime glossary accounts openai_compat deepgram_compat webhooks
 
 # Every benchmark that finishes on a CPU in minutes, one after another (about 20 minutes on
 # 2 shared cores; each took 1 to 4). Needs PostgreSQL and Redis on loopback and ../shared/audio.

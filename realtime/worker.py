@@ -72,6 +72,7 @@ from transcription.engine import (
     LoadedModel,
     Metrics,
     decode_buffers,
+    model_served_name,
     run_record,
     speech_regions,
     token_counter,
@@ -254,7 +255,7 @@ class RealtimeWorker(AsyncConsumer):
         tuning = stream_tuning(message)
         session.stream = StreamingSession(None, speech_regions, initial_prompt=prompt, **tuning)
         ready = {"type": "ready", "session_id": session.session_id, "job_id": str(job.id)}
-        await self._event(session, {**ready, "model": model.name})
+        await self._event(session, {**ready, "model": model_served_name(model.name)})
 
     async def session_audio(self, message: dict) -> None:
         session = self.sessions.get(message["session_id"])

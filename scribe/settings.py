@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "glossary",
     "webhooks",
     "openai_compat",
+    "deepgram_compat",
     "django_q",
 ]
 

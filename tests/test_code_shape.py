@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-APPS = ("scribe", "transcription", "realtime", "glossary", "accounts", "openai_compat", "webhooks")
+APPS = (
+    "scribe",
+    "transcription",
+    "realtime",
+    "glossary",
+    "accounts",
+    "openai_compat",
+    "deepgram_compat",
+    "webhooks",
+)
 SKIPPED_PARTS = {"migrations"}
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 80
