@@ -91,6 +91,9 @@ class DeepgramLiveConsumer(StreamConsumer):
 
     def _cancel_timers(self) -> None:
         super()._cancel_timers()
+        self._cancel_idle_timer()
+
+    def _cancel_idle_timer(self) -> None:
         timer = getattr(self, "idle_timer", None)
         if timer is not None:
             timer.cancel()
@@ -116,6 +119,7 @@ class DeepgramLiveConsumer(StreamConsumer):
         if kind == "Finalize":
             await self._to_worker({"type": "session.finalize"})
         elif kind == "CloseStream":
+            self._cancel_idle_timer()  # the client waits for the last results now
             await self._to_worker({"type": "session.stop"})
         elif kind != "KeepAlive":
             await self._error(

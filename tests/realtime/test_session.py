@@ -481,3 +481,23 @@ def test_a_new_word_placed_before_the_committed_end_is_kept_when_the_last_two_ar
 
     assert model.calls == 4
     assert words_of(finals) == ["we", "ship", "the", "build", "at", "noon"]
+
+
+def test_the_end_of_speech_is_reported_once_after_the_pause_with_every_word_final():
+    spoken = script((0.2, ["so", "my", "fellow", "Americans"]), (4.0, ["ask", "not"]))
+    model = ScriptedModel(spoken, settle_s=0.3)
+    session = StreamingSession(model.transcribe, model.regions, min_chunk_s=0.25, pause_s=0.4)
+    ended, finals = [], []
+    for offset in range(0, int(6.0 * SAMPLE_RATE_HZ), SAMPLE_RATE_HZ // 4):
+        session.insert_audio(np.arange(offset, offset + SAMPLE_RATE_HZ // 4, dtype=np.float32))
+        result = session.process()
+        finals += result.finals
+        if result.speech_ended_at is not None:
+            ended.append((offset / SAMPLE_RATE_HZ, result.speech_ended_at, len(finals)))
+
+    # Once per stretch of speech, at its last word's end, within a step of the pause, and
+    # every word said before it is final by then.
+    assert [round(at, 2) for _, at, _ in ended] == [1.8, 4.8]
+    assert ended[0][0] <= 1.8 + 0.4 + 0.25 and ended[1][0] <= 4.8 + 0.4 + 0.25
+    assert words_of(finals[: ended[0][2]]) == ["so", "my", "fellow", "Americans"]
+    assert words_of(finals[: ended[1][2]])[-2:] == ["ask", "not"]
