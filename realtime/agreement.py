@@ -141,8 +141,9 @@ class Agreement:
         return self._commit_leading([w for w in self._tentative if w.end <= time_s])
 
     def flush(self) -> None:
-        """The session ends: the tentative words are taken as the latest hypothesis has them."""
-        self._open += self._tentative
+        """The session ends or is finalized: the tentative words are committed as the latest
+        hypothesis has them (a session that goes on hears them again as context)."""
+        self._commit(self._tentative)
         self._tentative = []
 
     def close(self) -> list[FinalSegment]:

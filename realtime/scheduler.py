@@ -128,7 +128,7 @@ class Step:
     def apply(self) -> tuple[FinalSegment, ...]:
         """Apply the words heard (if any) to the session's stream; return its new finals."""
         if self.finishing:
-            self.result = self.stream.finish_with(self.words)
+            self.result = self.stream.finish_with(self.words, ending=self.stopping)
         elif self.words is not None:
             self.result = self.stream.apply(self.words)
         else:

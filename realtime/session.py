@@ -112,6 +112,8 @@ class StreamingSession:
         self._pause_s = pause_s
         self._ended_until = 0.0  # the end of speech was reported for words up to here
         self._speech_ended: float | None = None  # found, not yet in a step's result
+        self._heard_through_s = 0.0  # every word before here was in a usable decode
+        self._decoding_to_s = 0.0  # the end of the buffer the pending decode was given
 
     # --- inputs -------------------------------------------------------------------------
 
@@ -172,9 +174,13 @@ class StreamingSession:
             # Nothing said since the last commit: keep the context for a while, then
             # let a long pause go, so silence never piles up in the buffer.
             self._note_end_of_speech(self._regions, self._buffer_start_s)
+            self._heard_through_s = self.audio_end_s
             if self.audio_end_s - self._agreement.committed_end_s > KEEP_CONTEXT_S:
                 self._trim_to(self.audio_end_s - LEFT_CONTEXT_S)
             return None
+        if finishing and self._heard_all(self._regions):
+            return None  # the last decode heard every word: flushing needs no other
+        self._decoding_to_s = self.audio_end_s
         return DecodeRequest(self._buffer, self._prompt())
 
     def skip(self) -> StepResult:
@@ -189,6 +195,7 @@ class StreamingSession:
         when the decode was not usable."""
         if words is None:
             return self.skip()
+        self._heard_through_s = self._decoding_to_s
         finals = self._step(words)
         return StepResult(
             finals=tuple(finals),
@@ -202,13 +209,20 @@ class StreamingSession:
         request = self.decode_request(finishing=True)
         return self.finish_with(self._decode(request) if request else None)
 
-    def finish_with(self, words: Sequence[TimedWord] | None) -> StepResult:
+    def finish_with(self, words: Sequence[TimedWord] | None, *, ending: bool = True) -> StepResult:
         """Finalise everything after the caller decoded ``decode_request(finishing=True)``
-        (``words``), or found nothing to decode (None)."""
+        (``words``), or found nothing to decode (None). ``ending``: the session's last
+        step; else (a finalize) the session goes on, with the last seconds of what was
+        said kept as the next decodes' context."""
+        if words is not None:
+            self._heard_through_s = self._decoding_to_s
         finals = list(self._step(words) if words is not None else self.skip().finals)
         self._agreement.flush()
         finals += self._agreement.close()
-        self._trim_to(self.audio_end_s)
+        if ending or not finals:
+            self._trim_to(self.audio_end_s if ending else self.audio_end_s - LEFT_CONTEXT_S)
+        else:
+            self._keep_context(finals[-1].words)
         # What was said so far is final; a pause after it is a new end of speech.
         self._speech_ended, self._ended_until = None, self._agreement.heard_end_s
         return StepResult(finals=tuple(finals), partial=None, decoded=True)
@@ -266,6 +280,14 @@ class StreamingSession:
         self._ended_until = heard_end
         self._speech_ended = heard_end
         return heard_end
+
+    def _heard_all(self, regions: list[tuple[float, float]] | None) -> bool:
+        """Whether VAD (``regions``, relative to the buffer) hears no speech after what the
+        last usable decode was given."""
+        if regions is None:
+            return False
+        start = self._buffer_start_s
+        return all(start + b <= self._heard_through_s + SPEECH_PAD_S for _, b in regions)
 
     def _ended(self) -> float | None:
         ended, self._speech_ended = self._speech_ended, None

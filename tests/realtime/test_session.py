@@ -501,3 +501,23 @@ def test_the_end_of_speech_is_reported_once_after_the_pause_with_every_word_fina
     assert ended[0][0] <= 1.8 + 0.4 + 0.25 and ended[1][0] <= 4.8 + 0.4 + 0.25
     assert words_of(finals[: ended[0][2]]) == ["so", "my", "fellow", "Americans"]
     assert words_of(finals[: ended[1][2]])[-2:] == ["ask", "not"]
+
+
+def test_a_finalize_after_the_last_word_was_heard_flushes_without_decoding_and_goes_on():
+    spoken = script((0.2, ["so", "my", "fellow"]), (3.0, ["ask", "not"]))
+    model = ScriptedModel(spoken, settle_s=0.05)
+    session = StreamingSession(model.transcribe, model.regions, min_chunk_s=0.5)
+    finals: list[FinalSegment] = []
+    for start in (0.0, 0.5, 1.0):
+        feed(session, start, start + 0.5)
+        finals += session.process().finals
+    calls = model.calls
+    feed(session, 1.5, 1.7)  # silence after the last word (it ends at 1.4 s)
+
+    request = session.decode_request(finishing=True)
+    finals += session.finish_with(None, ending=False).finals
+
+    assert request is None and model.calls == calls, "the flush decoded again"
+    assert words_of(finals) == ["so", "my", "fellow"]
+    finals += play(session, [(1.7, 2.5), (2.5, 3.5), (3.5, 4.5)])
+    assert words_of(finals) == ["so", "my", "fellow", "ask", "not"]
