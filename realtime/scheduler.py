@@ -98,6 +98,7 @@ class Step:
     session: LiveSession
     stopping: bool
     finishing: bool
+    finalizing: bool = False  # a finalize was asked for (it is answered even with a stop)
     request: DecodeRequest | None = None
     words: list[TimedWord] | None = None
     result: StepResult = field(default_factory=StepResult)
@@ -169,10 +170,13 @@ def due_steps(sessions: Iterable[LiveSession]) -> list[Step]:
             stream.insert_audio(samples)
         session.inbox, session.inbox_samples = [], 0
         stopping = session.stop  # read before the await: a stop arriving meanwhile waits
-        finishing = stopping or session.finalize
+        finalizing = session.finalize
+        finishing = stopping or finalizing
         if finishing or stream.ready:
             session.finalize = False
-            steps.append(Step(session, stopping=stopping, finishing=finishing))
+            steps.append(
+                Step(session, stopping=stopping, finishing=finishing, finalizing=finalizing)
+            )
     return steps
 
 
@@ -237,12 +241,12 @@ def stream_tuning(message: dict) -> dict[str, float]:
 def step_events(step: Step) -> list[dict]:
     """A step's finals and partial as events, in the order a client reads them.
 
-    The finals of a finalize (not a stop) are marked ``flushed`` and followed by
-    ``finalized``, even when there are none; where the step heard the speaker stop, its last
-    final is marked ``end_of_speech`` (an ``end_of_speech`` event when the words were final
-    already)."""
+    The finals of a finalize (with a stop too: both arrived before the step) are marked
+    ``flushed`` and followed by ``finalized``, even when there are none; where the step
+    heard the speaker stop, its last final is marked ``end_of_speech`` (an
+    ``end_of_speech`` event when the words were final already)."""
     events: list[dict] = [{"type": "final", "segment": final} for final in step.finals]
-    flushed = step.finishing and not step.stopping and step.error is None
+    flushed = step.finalizing and step.error is None
     for event in events:
         event["flushed"] = flushed
     ended = step.result.speech_ended_at
