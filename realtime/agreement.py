@@ -66,6 +66,10 @@ class Agreement:
         """Where the last word heard ends, committed or not."""
         return max([self.committed_end_s, *(w.end for w in self._tentative[-1:])])
 
+    def heard_word_ends(self) -> list[float]:
+        """Where the latest words heard end, committed or not, in order."""
+        return [w.end for w in [*self._said, *self._tentative]]
+
     @property
     def recent_text(self) -> str:
         """The latest committed words and the current hypothesis: what is being said."""

@@ -266,20 +266,23 @@ class StreamingSession:
     def _note_end_of_speech(
         self, regions: list[tuple[float, float]] | None, offset: float
     ) -> float | None:
-        """Where speech ended, when VAD (``regions``, relative to ``offset``) heard
-        ``pause_s`` of silence after a word not yet reported; noted for the step's result."""
-        heard_end = self._agreement.heard_end_s
-        if regions is None or heard_end <= self._ended_until:
+        """Where speech ended, when VAD (``regions``, relative to ``offset``) heard a pause
+        of ``pause_s`` after a word not yet reported, the latest such pause (a step that
+        runs behind may hold a pause and the speech after it); noted for the step's result."""
+        if regions is None or self._agreement.heard_end_s <= self._ended_until:
             return None
-        # The speech VAD hears until now, from the last word on (padded as words are).
-        speech_until = max(
-            [heard_end, *(offset + b for a, b in regions if offset + b > heard_end - SPEECH_PAD_S)]
-        )
-        if self.audio_end_s - speech_until < self._pause_s:
-            return None
-        self._ended_until = heard_end
-        self._speech_ended = heard_end
-        return heard_end
+        spans = sorted((offset + a, offset + b) for a, b in regions)
+        gaps = [(b, c) for (_, b), (c, _) in zip(spans, spans[1:], strict=False)]
+        gaps.append((spans[-1][1] if spans else offset, self.audio_end_s))
+        ends = self._agreement.heard_word_ends()
+        for gap_start, gap_end in reversed(gaps):
+            if gap_end - gap_start < self._pause_s:
+                continue
+            before = [end for end in ends if end <= gap_start + SPEECH_PAD_S]
+            if before and before[-1] > self._ended_until:
+                self._ended_until = self._speech_ended = before[-1]
+                return before[-1]
+        return None
 
     def _heard_all(self, regions: list[tuple[float, float]] | None) -> bool:
         """Whether VAD (``regions``, relative to the buffer) hears no speech after what the

@@ -521,3 +521,15 @@ def test_a_finalize_after_the_last_word_was_heard_flushes_without_decoding_and_g
     assert words_of(finals) == ["so", "my", "fellow"]
     finals += play(session, [(1.7, 2.5), (2.5, 3.5), (3.5, 4.5)])
     assert words_of(finals) == ["so", "my", "fellow", "ask", "not"]
+
+
+def test_a_step_that_runs_behind_still_reports_the_pause_inside_its_audio():
+    spoken = script((0.2, ["so", "my", "fellow"]), (2.4, ["ask", "not"]))
+    model = ScriptedModel(spoken, settle_s=0.05)
+    session = StreamingSession(model.transcribe, model.regions, min_chunk_s=3.0, pause_s=0.4)
+
+    feed(session, 0.0, 3.2)  # one step: the first stretch, the pause, the second
+    result = session.process()
+
+    assert result.speech_ended_at == pytest.approx(1.4)
+    assert words_of(list(result.finals)) == ["so", "my", "fellow"]
