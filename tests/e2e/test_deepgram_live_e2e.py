@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import numpy as np
 import pytest
 import websockets
 from deepgram.core.api_error import ApiError
 
+from deepgram_compat.audio import TABLES
 from tests.conftest import shared_clip
 from tests.e2e.deepgram_client import loopback_only, play, sdk_client
 from tests.e2e.test_stream_e2e import live_stack
@@ -134,3 +136,31 @@ def test_a_bad_key_is_the_sdks_api_error_403(stack):
     error = asyncio.run(connect())
 
     assert error.status_code == 403
+
+
+def test_telephony_mulaw_at_8_khz_is_transcribed(stack):
+    audio = decode_all(shared_clip("jfk.flac"))
+    narrow = audio[: audio.shape[0] // 2 * 2].reshape(-1, 2).mean(axis=1)  # 8 kHz
+    samples = (np.clip(narrow, -1, 1) * 32767).astype(np.int16)
+    # μ-law by the decoder's own table: the code whose value is nearest each sample.
+    table = TABLES["mulaw"].astype(np.int32)
+    order = np.argsort(table)
+    index = np.clip(np.searchsorted(table[order], samples), 1, len(order) - 1)
+    nearer = np.abs(table[order][index - 1] - samples) < np.abs(table[order][index] - samples)
+    encoded = order[index - nearer].astype(np.uint8).tobytes()
+
+    async def telephone():
+        query = {**FRAMEWORK_QUERY, "encoding": "mulaw", "sample_rate": 8000}
+        async with sdk_client(stack.port, stack.key).listen.v1.connect(**query) as ws:
+            for start in range(0, len(encoded), 400):  # 50 ms frames
+                await ws.send_media(encoded[start : start + 400])
+                await asyncio.sleep(0.0125)  # 4 × real time
+            await ws.send_close_stream()
+            return [message async for message in ws]
+
+    received = asyncio.run(telephone())
+
+    metadata = received[-1]
+    assert metadata.type == "Metadata"
+    assert metadata.duration == pytest.approx(narrow.shape[0] / 8000, abs=0.06)
+    assert any(m.type == "Results" and m.channel.alternatives[0].words for m in received)
