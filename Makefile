@@ -62,6 +62,7 @@ typecheck: $(STAMP)
 #   benchmarks/db_load.py                               all three connection modes: a git worktree of the commit before the pool, 8 min
 #   benchmarks/gpu_priority.py [--model-dir DIR]        streams before batch: needs a CUDA GPU
 #   benchmarks/soak.py --minutes 10                     a soak with faults (its parts: soak_stack.py, soak_report.py), 16 min
+#   benchmarks/livekit_deepgram.py --livekit-python PY  LiveKit's Deepgram plugin on /v1/listen: the plugin lives in another venv
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/engine_overhead.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/engine_memory.py
@@ -75,6 +76,7 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/realtime_failover.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/db_load.py --modes pool
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/notes_overhead.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/deepgram_latency.py --threads 2
 
 clean:
 	rm -rf $(VENV) var

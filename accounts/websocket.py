@@ -1,7 +1,9 @@
 """Channels middleware: authenticate a WebSocket handshake by API key, into the scope.
 
-The key may come as ``Authorization: Bearer <key>`` or ``X-API-Key`` on the handshake, or,
-for browsers that cannot set headers, as a ``key.<key>`` subprotocol or ``?api_key=<key>``.
+The key may come as ``Authorization: Bearer <key>`` (or ``Token <key>``, as Deepgram's
+clients send it) or ``X-API-Key`` on the handshake, or, for browsers that cannot set
+headers, as a ``key.<key>`` subprotocol, the subprotocols ``token`` then ``<key>`` (Deepgram's
+browser form) or ``?api_key=<key>``.
 The consumer then decides (scope checks) before it accepts.
 """
 
@@ -27,11 +29,14 @@ def key_from_scope(scope) -> str | None:
     if headers.get("x-api-key"):
         return headers["x-api-key"].strip()
     scheme, _, credentials = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
+    if scheme.lower() in ("bearer", "token") and credentials.strip():
         return credentials.strip()
-    for protocol in scope.get("subprotocols") or []:
+    protocols = list(scope.get("subprotocols") or [])
+    for index, protocol in enumerate(protocols):
         if protocol.startswith(KEY_SUBPROTOCOL):
             return protocol[len(KEY_SUBPROTOCOL) :]
+        if protocol.lower() == "token" and index + 1 < len(protocols):
+            return protocols[index + 1]
     query = parse_qs((scope.get("query_string") or b"").decode("latin-1"))
     return query.get("api_key", [None])[0]
 

@@ -62,6 +62,15 @@ class Agreement:
         return words[0].start if words else None
 
     @property
+    def heard_end_s(self) -> float:
+        """Where the last word heard ends, committed or not."""
+        return max([self.committed_end_s, *(w.end for w in self._tentative[-1:])])
+
+    def heard_word_ends(self) -> list[float]:
+        """Where the latest words heard end, committed or not, in order."""
+        return [w.end for w in [*self._said, *self._tentative]]
+
+    @property
     def recent_text(self) -> str:
         """The latest committed words and the current hypothesis: what is being said."""
         return _text([*self._said[-20:], *self._tentative])
@@ -136,8 +145,9 @@ class Agreement:
         return self._commit_leading([w for w in self._tentative if w.end <= time_s])
 
     def flush(self) -> None:
-        """The session ends: the tentative words are taken as the latest hypothesis has them."""
-        self._open += self._tentative
+        """The session ends or is finalized: the tentative words are committed as the latest
+        hypothesis has them (a session that goes on hears them again as context)."""
+        self._commit(self._tentative)
         self._tentative = []
 
     def close(self) -> list[FinalSegment]:
@@ -162,7 +172,10 @@ class Agreement:
         if not words or not _text(words):
             return None
         return Partial(
-            text=_text(words), start=round(words[0].start, 3), end=round(words[-1].end, 3)
+            text=_text(words),
+            start=round(words[0].start, 3),
+            end=round(words[-1].end, 3),
+            words=tuple(words),
         )
 
     def _commit_leading(self, words: list[TimedWord]) -> list[TimedWord]:

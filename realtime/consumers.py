@@ -71,6 +71,7 @@ SUBPROTOCOL = "scribe"
 
 class StreamConsumer(AsyncWebsocketConsumer):
     keywords: LiveKeywords | None = None  # with the start option keywords: true
+    subprotocol = SUBPROTOCOL  # chosen when the client offers it
 
     async def __call__(self, scope, receive, send) -> None:
         """Serve one connection; if the channel layer fails under it, tell the client."""
@@ -202,8 +203,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         self.open_timer.cancel()
         self.worker_channel = message["worker_channel"]
         await self.channel_layer.group_add(key_group(self.key), self.channel_name)
-        offered = self.scope.get("subprotocols") or []
-        await self.accept(SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        await self._accept()
         self.accepted = True
         self.last_worker_message = time.monotonic()
         self.watchdog = asyncio.ensure_future(self._watch())
@@ -222,10 +222,13 @@ class StreamConsumer(AsyncWebsocketConsumer):
     async def _refuse(self, code: int, error: str, text: str) -> None:
         """Accept, say why, then close with ``code``: a close before accepting reaches the
         client only as an HTTP 403, without the code or the advice."""
-        offered = self.scope.get("subprotocols") or []
-        await self.accept(SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        await self._accept()
         await self._error(error, text)
         await self.close(code=code)
+
+    async def _accept(self) -> None:
+        offered = self.scope.get("subprotocols") or []
+        await self.accept(self.subprotocol if self.subprotocol in offered else None)
 
     def _cancel_timers(self) -> None:
         for task in (getattr(self, "watchdog", None), getattr(self, "open_timer", None)):

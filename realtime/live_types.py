@@ -73,6 +73,7 @@ class Partial:
     text: str
     start: float
     end: float
+    words: tuple[TimedWord, ...] = ()
 
 
 def heard_words(decoded: BufferDecode) -> list[TimedWord] | None:

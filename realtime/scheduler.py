@@ -33,6 +33,11 @@ BACKLOG_MAX_S = 60.0  # past this, new frames are refused (and the client told s
 # Audio waiting beyond one step (MIN_CHUNK_S) after a tick: decoding runs late, and batch
 # workers on the same device are asked to yield (transcription/priority.py).
 LATE_BACKLOG_S = MIN_CHUNK_S
+# What a protocol may ask of the streaming core (``stream_tuning``): a step after 0.25 s of
+# new audio at the most often; a pause VAD can hear (its minimum silence is 0.3 s) to 2 s.
+MIN_STEP_S = 0.25
+MIN_PAUSE_S = 0.3
+MAX_PAUSE_S = 2.0
 
 
 @dataclass
@@ -93,6 +98,7 @@ class Step:
     session: LiveSession
     stopping: bool
     finishing: bool
+    finalizing: bool = False  # a finalize was asked for (it is answered even with a stop)
     request: DecodeRequest | None = None
     words: list[TimedWord] | None = None
     result: StepResult = field(default_factory=StepResult)
@@ -123,7 +129,7 @@ class Step:
     def apply(self) -> tuple[FinalSegment, ...]:
         """Apply the words heard (if any) to the session's stream; return its new finals."""
         if self.finishing:
-            self.result = self.stream.finish_with(self.words)
+            self.result = self.stream.finish_with(self.words, ending=self.stopping)
         elif self.words is not None:
             self.result = self.stream.apply(self.words)
         else:
@@ -164,10 +170,13 @@ def due_steps(sessions: Iterable[LiveSession]) -> list[Step]:
             stream.insert_audio(samples)
         session.inbox, session.inbox_samples = [], 0
         stopping = session.stop  # read before the await: a stop arriving meanwhile waits
-        finishing = stopping or session.finalize
+        finalizing = session.finalize
+        finishing = stopping or finalizing
         if finishing or stream.ready:
             session.finalize = False
-            steps.append(Step(session, stopping=stopping, finishing=finishing))
+            steps.append(
+                Step(session, stopping=stopping, finishing=finishing, finalizing=finalizing)
+            )
     return steps
 
 
@@ -214,3 +223,52 @@ def backlog_report(behind_s: float, *, reported_late: bool) -> float | None:
     if not (late or reported_late):
         return None
     return behind_s if late else 0.0
+
+
+def stream_tuning(message: dict) -> dict[str, float]:
+    """The streaming core's settings a protocol asked for in ``session.start``: ``step_s``
+    (decode after this much new audio) and ``pause_s`` (the silence that ends speech);
+    each within what the core supports, the core's default where absent."""
+    tuning = message.get("tuning") or {}
+    chosen = {}
+    if tuning.get("step_s"):
+        chosen["min_chunk_s"] = min(max(float(tuning["step_s"]), MIN_STEP_S), MIN_CHUNK_S)
+    if tuning.get("pause_s"):
+        chosen["pause_s"] = min(max(float(tuning["pause_s"]), MIN_PAUSE_S), MAX_PAUSE_S)
+    return chosen
+
+
+def step_events(step: Step) -> list[dict]:
+    """A step's finals and partial as events, in the order a client reads them.
+
+    The finals of a finalize (with a stop too: both arrived before the step) are marked
+    ``flushed`` and followed by ``finalized``, even when there are none; where the step
+    heard the speaker stop, its last final is marked ``end_of_speech`` (an
+    ``end_of_speech`` event when the words were final already)."""
+    events: list[dict] = [{"type": "final", "segment": final} for final in step.finals]
+    flushed = step.finalizing and step.error is None
+    for event in events:
+        event["flushed"] = flushed
+    ended = step.result.speech_ended_at
+    if ended is not None and events:
+        events[-1]["end_of_speech"] = True
+    elif ended is not None:
+        events.append({"type": "end_of_speech", "at": round(ended, 3)})
+    if flushed:
+        events.append({"type": "finalized"})
+    partial = step.result.partial
+    if partial is not None and step.error is None:
+        words = [
+            {"start": w.start, "end": w.end, "text": w.text, "probability": w.probability}
+            for w in map(TimedWord.to_word, partial.words)
+        ]
+        events.append(
+            {
+                "type": "partial",
+                "text": partial.text,
+                "start": partial.start,
+                "end": partial.end,
+                "words": words,
+            }
+        )
+    return events

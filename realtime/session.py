@@ -24,7 +24,12 @@ whisper_streaming's hypothesis buffer); this module holds the audio and the VAD 
   nothing new (Whisper stopping at the context after a sentence and a pause), the context
   is dropped for the next decode;
 - the buffer never exceeds ``MAX_BUFFER_S``: past it the oldest hypothesised words are
-  committed and cut, so memory is flat however long the session runs.
+  committed and cut, so memory is flat however long the session runs;
+- the end of speech: once VAD hears ``pause_s`` of silence after the last word heard, the
+  step that sees it commits every word before the pause and reports where speech ended
+  (``StepResult.speech_ended_at``), once per stretch of speech. A protocol that marks the
+  end of an utterance (Deepgram's ``speech_final``) reads it; the pause that commits words
+  and the one that ends speech are the same ``pause_s``.
 """
 
 from __future__ import annotations
@@ -61,6 +66,9 @@ class StepResult:
     finals: tuple[FinalSegment, ...] = ()
     partial: Partial | None = None
     decoded: bool = False  # whether this step ran the model
+    # Session time where the speaker stopped, when this step heard the pause after them
+    # (``pause_s`` of VAD silence after the last word); None otherwise.
+    speech_ended_at: float | None = None
 
 
 # (audio relative to the buffer, prompt) -> words with times relative to the buffer
@@ -88,6 +96,7 @@ class StreamingSession:
         initial_prompt: str = "",
         min_chunk_s: float = MIN_CHUNK_S,
         max_buffer_s: float = MAX_BUFFER_S,
+        pause_s: float = FINALIZE_SILENCE_S,
     ) -> None:
         self._transcribe = transcribe
         self._speech_regions = speech_regions
@@ -100,6 +109,11 @@ class StreamingSession:
         self._initial_prompt = initial_prompt
         self._regions: list[tuple[float, float]] | None = None  # VAD of the pending decode
         self._finals: list[FinalSegment] = []  # cut before the pending decode
+        self._pause_s = pause_s
+        self._ended_until = 0.0  # the end of speech was reported for words up to here
+        self._speech_ended: float | None = None  # found, not yet in a step's result
+        self._heard_through_s = 0.0  # every word before here was in a usable decode
+        self._decoding_to_s = 0.0  # the end of the buffer the pending decode was given
 
     # --- inputs -------------------------------------------------------------------------
 
@@ -159,36 +173,58 @@ class StreamingSession:
         ):
             # Nothing said since the last commit: keep the context for a while, then
             # let a long pause go, so silence never piles up in the buffer.
+            self._note_end_of_speech(self._regions, self._buffer_start_s)
+            self._heard_through_s = self.audio_end_s
             if self.audio_end_s - self._agreement.committed_end_s > KEEP_CONTEXT_S:
                 self._trim_to(self.audio_end_s - LEFT_CONTEXT_S)
             return None
+        if finishing and self._heard_all(self._regions):
+            return None  # the last decode heard every word: flushing needs no other
+        self._decoding_to_s = self.audio_end_s
         return DecodeRequest(self._buffer, self._prompt())
 
     def skip(self) -> StepResult:
         """The step for which ``decode_request()`` asked nothing: the partial as it is."""
         finals, self._finals = tuple(self._finals), []
-        return StepResult(finals=finals, partial=self._agreement.partial())
+        return StepResult(
+            finals=finals, partial=self._agreement.partial(), speech_ended_at=self._ended()
+        )
 
     def apply(self, words: Sequence[TimedWord] | None) -> StepResult:
         """Take the words heard in the requested buffer (times relative to it); None
         when the decode was not usable."""
         if words is None:
             return self.skip()
+        self._heard_through_s = self._decoding_to_s
         finals = self._step(words)
-        return StepResult(finals=tuple(finals), partial=self._agreement.partial(), decoded=True)
+        return StepResult(
+            finals=tuple(finals),
+            partial=self._agreement.partial(),
+            decoded=True,
+            speech_ended_at=self._ended(),
+        )
 
     def finish(self) -> StepResult:
         """Decode what is left and finalise everything: the session's last step."""
         request = self.decode_request(finishing=True)
         return self.finish_with(self._decode(request) if request else None)
 
-    def finish_with(self, words: Sequence[TimedWord] | None) -> StepResult:
+    def finish_with(self, words: Sequence[TimedWord] | None, *, ending: bool = True) -> StepResult:
         """Finalise everything after the caller decoded ``decode_request(finishing=True)``
-        (``words``), or found nothing to decode (None)."""
+        (``words``), or found nothing to decode (None). ``ending``: the session's last
+        step; else (a finalize) the session goes on, with the last seconds of what was
+        said kept as the next decodes' context."""
+        if words is not None:
+            self._heard_through_s = self._decoding_to_s
         finals = list(self._step(words) if words is not None else self.skip().finals)
         self._agreement.flush()
         finals += self._agreement.close()
-        self._trim_to(self.audio_end_s)
+        if ending or not finals:
+            self._trim_to(self.audio_end_s if ending else self.audio_end_s - LEFT_CONTEXT_S)
+        else:
+            self._keep_context(finals[-1].words)
+        # What was said so far is final; a pause after it is a new end of speech.
+        self._speech_ended, self._ended_until = None, self._agreement.heard_end_s
         return StepResult(finals=tuple(finals), partial=None, decoded=True)
 
     def _decode(self, request: DecodeRequest) -> Sequence[TimedWord] | None:
@@ -202,6 +238,7 @@ class StreamingSession:
         finals, self._finals = self._finals, []
         offset = self._buffer_start_s
         regions = self._regions
+        regions_offset = offset
         words = [w.shifted(offset) for w in heard if regions is None or _near_speech(w, regions)]
         hypothesis = self._agreement.past_committed(words, buffer_start_s=offset)
         unheard = self._speech_after(regions, offset) if not hypothesis else None
@@ -218,10 +255,46 @@ class StreamingSession:
         if silence_at is not None:
             # The speaker paused: what was said before the pause is final.
             self._keep_context(self._agreement.commit_starting_before(silence_at))
+        ended = self._note_end_of_speech(self._regions, regions_offset)
+        if ended is not None:
+            self._keep_context(self._agreement.commit_starting_before(ended))
         finals += self._agreement.close()
         if self._buffer.shape[0] > self._max_buffer:
             finals += self._force_cut()
         return finals
+
+    def _note_end_of_speech(
+        self, regions: list[tuple[float, float]] | None, offset: float
+    ) -> float | None:
+        """Where speech ended, when VAD (``regions``, relative to ``offset``) heard a pause
+        of ``pause_s`` after a word not yet reported, the latest such pause (a step that
+        runs behind may hold a pause and the speech after it); noted for the step's result."""
+        if regions is None or self._agreement.heard_end_s <= self._ended_until:
+            return None
+        spans = sorted((offset + a, offset + b) for a, b in regions)
+        gaps = [(b, c) for (_, b), (c, _) in zip(spans, spans[1:], strict=False)]
+        gaps.append((spans[-1][1] if spans else offset, self.audio_end_s))
+        ends = self._agreement.heard_word_ends()
+        for gap_start, gap_end in reversed(gaps):
+            if gap_end - gap_start < self._pause_s:
+                continue
+            before = [end for end in ends if end <= gap_start + SPEECH_PAD_S]
+            if before and before[-1] > self._ended_until:
+                self._ended_until = self._speech_ended = before[-1]
+                return before[-1]
+        return None
+
+    def _heard_all(self, regions: list[tuple[float, float]] | None) -> bool:
+        """Whether VAD (``regions``, relative to the buffer) hears no speech after what the
+        last usable decode was given."""
+        if regions is None:
+            return False
+        start = self._buffer_start_s
+        return all(start + b <= self._heard_through_s + SPEECH_PAD_S for _, b in regions)
+
+    def _ended(self) -> float | None:
+        ended, self._speech_ended = self._speech_ended, None
+        return ended
 
     def _prompt(self) -> str:
         """The committed text before the buffer: words still inside it are left out, or
@@ -263,12 +336,12 @@ class StreamingSession:
         regions = [(max(a, start), b) for a, b in regions if b > start]
         if not regions:
             # Only silence left after trimming: the speech before it has ended.
-            return start if self.buffer_s >= FINALIZE_SILENCE_S else None
+            return start if self.buffer_s >= self._pause_s else None
         gaps = [(start, regions[0][0])]  # a pause right at the start of the trimmed buffer
         gaps += [(a[1], b[0]) for a, b in zip(regions, regions[1:], strict=False)]
         gaps.append((regions[-1][1], self.audio_end_s))
         for gap_start, gap_end in gaps:
-            if gap_end - gap_start >= FINALIZE_SILENCE_S and gap_start > first_word:
+            if gap_end - gap_start >= self._pause_s and gap_start > first_word:
                 return gap_start
         return None
 

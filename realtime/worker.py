@@ -60,6 +60,8 @@ from realtime.scheduler import (
     due_steps,
     in_turn,
     request_decodes,
+    step_events,
+    stream_tuning,
 )
 from realtime.session import StreamingSession
 from realtime.status import realtime_worker_report
@@ -70,6 +72,7 @@ from transcription.engine import (
     LoadedModel,
     Metrics,
     decode_buffers,
+    model_served_name,
     run_record,
     speech_regions,
     token_counter,
@@ -249,10 +252,10 @@ class RealtimeWorker(AsyncConsumer):
                 count_tokens=token_counter(model),
             )
         prompt = bias.initial_prompt or ""
-        session.stream = StreamingSession(None, speech_regions, initial_prompt=prompt)
-        await self._event(
-            session, {"type": "ready", "session_id": session.session_id, "job_id": str(job.id)}
-        )
+        tuning = stream_tuning(message)
+        session.stream = StreamingSession(None, speech_regions, initial_prompt=prompt, **tuning)
+        ready = {"type": "ready", "session_id": session.session_id, "job_id": str(job.id)}
+        await self._event(session, {**ready, "model": model_served_name(model.name)})
 
     async def session_audio(self, message: dict) -> None:
         session = self.sessions.get(message["session_id"])
@@ -422,19 +425,8 @@ class RealtimeWorker(AsyncConsumer):
             await self._event(
                 session, {"type": "error", "code": "session_failed", "message": step.error}
             )
-        for final in step.finals:
-            await self._event(session, {"type": "final", "segment": final})
-        partial = step.result.partial
-        if partial is not None and step.error is None:
-            await self._event(
-                session,
-                {
-                    "type": "partial",
-                    "text": partial.text,
-                    "start": partial.start,
-                    "end": partial.end,
-                },
-            )
+        for event in step_events(step):
+            await self._event(session, event)
         if step.stopping or step.error is not None:
             self.sessions.pop(session.session_id, None)
             try:

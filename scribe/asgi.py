@@ -15,6 +15,7 @@ from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  #
 from django.urls import re_path  # noqa: E402
 
 from accounts.websocket import APIKeyWebSocketMiddleware  # noqa: E402
+from deepgram_compat.routing import websocket_urlpatterns as deepgram_websocket  # noqa: E402
 from realtime.routing import channel_routes, websocket_urlpatterns  # noqa: E402
 from scribe import daphne_http  # noqa: E402
 from scribe.upload_guard import UploadSizeGuard  # noqa: E402
@@ -24,7 +25,11 @@ from scribe.websocket import UnknownPathConsumer  # noqa: E402
 daphne_http.install()
 
 # Any other path: refused (403), not Channels' "No route found" (500).
-websocket_routes = [*websocket_urlpatterns, re_path(r"", UnknownPathConsumer.as_asgi())]
+websocket_routes = [
+    *websocket_urlpatterns,
+    *deepgram_websocket,
+    re_path(r"", UnknownPathConsumer.as_asgi()),
+]
 
 application = ProtocolTypeRouter(
     {

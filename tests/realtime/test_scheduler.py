@@ -15,6 +15,8 @@ from realtime.scheduler import (
     due_steps,
     in_turn,
     request_decodes,
+    step_events,
+    stream_tuning,
 )
 from realtime.session import MIN_CHUNK_S, StreamingSession
 from transcription.engine.audio import SAMPLE_RATE_HZ
@@ -125,3 +127,34 @@ def test_sessions_are_decoded_in_batches_of_at_most_the_worker_batch_size():
 
     assert sorted(len(batch) for batch in batches) == [1, 2, 2]
     assert sorted(name for batch in batches for name in batch) == list("abcde")
+
+
+@pytest.mark.parametrize(
+    "finalize, stop, answered",
+    [(True, False, True), (True, True, True), (False, True, False)],
+)
+def test_a_finalize_is_answered_with_finalized_even_when_a_stop_came_with_it(
+    finalize, stop, answered
+):
+    session = started("s")
+    receive(session, 0.3)
+    session.finalize, session.stop = finalize, stop
+
+    (step,) = due_steps([session])
+    step.apply()
+    kinds = [event["type"] for event in step_events(step)]
+
+    assert ("finalized" in kinds) is answered
+    assert step.stopping is stop
+
+
+def test_a_protocol_asks_the_core_for_its_step_and_pause_within_bounds():
+    assert stream_tuning({}) == {}
+    assert stream_tuning({"tuning": {"step_s": 0.5, "pause_s": 0.01}}) == {
+        "min_chunk_s": 0.5,
+        "pause_s": 0.3,
+    }
+    assert stream_tuning({"tuning": {"step_s": 5, "pause_s": 9}}) == {
+        "min_chunk_s": MIN_CHUNK_S,
+        "pause_s": 2.0,
+    }

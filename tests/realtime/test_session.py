@@ -481,3 +481,55 @@ def test_a_new_word_placed_before_the_committed_end_is_kept_when_the_last_two_ar
 
     assert model.calls == 4
     assert words_of(finals) == ["we", "ship", "the", "build", "at", "noon"]
+
+
+def test_the_end_of_speech_is_reported_once_after_the_pause_with_every_word_final():
+    spoken = script((0.2, ["so", "my", "fellow", "Americans"]), (4.0, ["ask", "not"]))
+    model = ScriptedModel(spoken, settle_s=0.3)
+    session = StreamingSession(model.transcribe, model.regions, min_chunk_s=0.25, pause_s=0.4)
+    ended, finals = [], []
+    for offset in range(0, int(6.0 * SAMPLE_RATE_HZ), SAMPLE_RATE_HZ // 4):
+        session.insert_audio(np.arange(offset, offset + SAMPLE_RATE_HZ // 4, dtype=np.float32))
+        result = session.process()
+        finals += result.finals
+        if result.speech_ended_at is not None:
+            ended.append((offset / SAMPLE_RATE_HZ, result.speech_ended_at, len(finals)))
+
+    # Once per stretch of speech, at its last word's end, within a step of the pause, and
+    # every word said before it is final by then.
+    assert [round(at, 2) for _, at, _ in ended] == [1.8, 4.8]
+    assert ended[0][0] <= 1.8 + 0.4 + 0.25 and ended[1][0] <= 4.8 + 0.4 + 0.25
+    assert words_of(finals[: ended[0][2]]) == ["so", "my", "fellow", "Americans"]
+    assert words_of(finals[: ended[1][2]])[-2:] == ["ask", "not"]
+
+
+def test_a_finalize_after_the_last_word_was_heard_flushes_without_decoding_and_goes_on():
+    spoken = script((0.2, ["so", "my", "fellow"]), (3.0, ["ask", "not"]))
+    model = ScriptedModel(spoken, settle_s=0.05)
+    session = StreamingSession(model.transcribe, model.regions, min_chunk_s=0.5)
+    finals: list[FinalSegment] = []
+    for start in (0.0, 0.5, 1.0):
+        feed(session, start, start + 0.5)
+        finals += session.process().finals
+    calls = model.calls
+    feed(session, 1.5, 1.7)  # silence after the last word (it ends at 1.4 s)
+
+    request = session.decode_request(finishing=True)
+    finals += session.finish_with(None, ending=False).finals
+
+    assert request is None and model.calls == calls, "the flush decoded again"
+    assert words_of(finals) == ["so", "my", "fellow"]
+    finals += play(session, [(1.7, 2.5), (2.5, 3.5), (3.5, 4.5)])
+    assert words_of(finals) == ["so", "my", "fellow", "ask", "not"]
+
+
+def test_a_step_that_runs_behind_still_reports_the_pause_inside_its_audio():
+    spoken = script((0.2, ["so", "my", "fellow"]), (2.4, ["ask", "not"]))
+    model = ScriptedModel(spoken, settle_s=0.05)
+    session = StreamingSession(model.transcribe, model.regions, min_chunk_s=3.0, pause_s=0.4)
+
+    feed(session, 0.0, 3.2)  # one step: the first stretch, the pause, the second
+    result = session.process()
+
+    assert result.speech_ended_at == pytest.approx(1.4)
+    assert words_of(list(result.finals)) == ["so", "my", "fellow"]

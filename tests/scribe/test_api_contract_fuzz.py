@@ -97,7 +97,9 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", 401, 403, 404
 
 [[operations]]
 include-operation-id = "jobs_notes_create"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", 400, 401, 403, 404, 409, 410, 429]
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "3xx", 400, 401, 403, 404, 409, 410, 429,
+]
 
 [[operations]]
 include-operation-id = "audio_transcriptions_create"
