@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import time
 from pathlib import Path
 
@@ -351,6 +352,41 @@ def test_tab_or_screen_capture_captions_its_audio(stack, keys, browser):
     browser.save_screenshot(str(SHOTS / "tab-capture.png"))
     browser.find_element("id", "stop").click()
     wait_for(browser, lambda b: "Stopped" in status(b), timeout=30, what="the session stopped")
+
+
+def test_a_lost_worker_keeps_the_captions_and_the_transcript_downloads(stack, keys, browser):
+    """Runs after every test that needs the realtime worker: it kills it."""
+    open_page(browser, stack, keys["full"])
+    browser.find_element("id", "start-mic").click()
+    wait_for(browser, lambda b: "Live" in status(b), timeout=30, what="the session went live")
+    wait_for(
+        browser,
+        lambda b: "country" in captions(b).lower(),
+        timeout=30,
+        what="the words spoken appeared",
+    )
+    said = captions(browser)
+    [worker] = [p for p in stack.processes if "runworker" in p.args]
+    os.killpg(worker.pid, signal.SIGKILL)
+
+    wait_for(browser, lambda b: "4500" in status(b), timeout=30, what="the drop was told")
+    links = wait_for(
+        browser,
+        lambda b: b.find_elements("css selector", "#download-links a[download]"),
+        timeout=30,
+        what="the interrupted transcript is offered",
+    )
+    browser.save_screenshot(str(SHOTS / "worker-lost.png"))
+    assert "worker was lost" in status(browser)
+    assert captions(browser).startswith(said.rstrip("…").split()[0]), "the captions stay"
+    txt = next(link for link in links if link.get_attribute("data-format") == "txt")
+    text = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0]).then(r => r.text()).then(done, e => done('failed: ' + e));",
+        txt.get_attribute("href"),
+    )
+    finals = browser.find_element("id", "finals").text
+    assert finals.split() and finals.split() == text.split(), (finals, text)
 
 
 def test_the_key_is_in_no_url_and_the_web_log_of_the_whole_session_holds_none(stack, keys, browser):
