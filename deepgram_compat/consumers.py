@@ -31,7 +31,8 @@ from rest_framework.exceptions import ValidationError
 from deepgram_compat.audio import PcmFrames
 from deepgram_compat.live import LiveTranslation, ParameterError, error_message, read_live
 from realtime.consumers import MAX_FRAME_BYTES, StreamConsumer
-from transcription.serializers import options_parse, options_problems
+from scribe.errors import problems_text
+from transcription.serializers import options_parse
 
 IDLE_S = 10.0
 # Deepgram closes with 1008 (a bad request) and 1011 (idle); an application under daphne
@@ -62,7 +63,7 @@ class DeepgramLiveConsumer(StreamConsumer):
             await self._bad_request(exc.message)
             return
         except ValidationError as exc:
-            await self._bad_request(options_problems(exc.detail))
+            await self._bad_request(problems_text(exc.detail))
             return
         self.live = LiveTranslation(live)
         self.frames = PcmFrames(live.encoding, live.channels)

@@ -14,6 +14,7 @@ from django.http import JsonResponse
 from rest_framework.response import Response
 
 from scribe.errors import exception_handler as scribe_exception_handler
+from scribe.errors import problems_text
 
 # scribe's option names, as the Deepgram request names them.
 PARAMS = {"hotwords": "keyterm", "callback_url": "callback", "diarize": "diarize"}
@@ -30,16 +31,10 @@ def from_scribe(body: Any) -> dict[str, Any]:
     message = str(error.get("message") or body)
     fields = error.get("fields") or {}
     if isinstance(fields, dict) and fields:
-        message = "; ".join(f"{PARAMS.get(name, name)}: {_text(v)}" for name, v in fields.items())
+        message = "; ".join(
+            f"{PARAMS.get(name, name)}: {problems_text(v)}" for name, v in fields.items()
+        )
     return deepgram_error(code, message)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, list):
-        return " ".join(_text(v) for v in value)
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {_text(v)}" for k, v in value.items())
-    return str(value)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

@@ -3,23 +3,15 @@ from __future__ import annotations
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
+from scribe.schedules import schedules_ensure
+
 SWEEP_NAME = "scribe: run notes whose message was lost"
 SWEEP_TASK = "notes.tasks.notes_sweep"
 
 
 def ensure_schedule(**kwargs) -> None:
     """The minute schedule that sends pending notes again (idempotent)."""
-    from django_q.models import Schedule
-
-    Schedule.objects.update_or_create(
-        name=SWEEP_NAME,
-        defaults={
-            "func": SWEEP_TASK,
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
+    schedules_ensure({SWEEP_NAME: (SWEEP_TASK, 1)})
 
 
 class NotesConfig(AppConfig):

@@ -14,6 +14,7 @@ from django.http import JsonResponse
 from rest_framework.response import Response
 
 from scribe.errors import exception_handler as scribe_exception_handler
+from scribe.errors import problems_text
 
 TYPES = {
     401: "invalid_request_error",  # what OpenAI itself answers for a bad key
@@ -50,17 +51,11 @@ def from_scribe(body: Any, status: int) -> dict[str, Any]:
     param = None
     if isinstance(fields, dict) and fields:
         param = next(iter(fields))
-        message = "; ".join(f"{PARAMS.get(name, name)}: {_text(v)}" for name, v in fields.items())
+        message = "; ".join(
+            f"{PARAMS.get(name, name)}: {problems_text(v)}" for name, v in fields.items()
+        )
         param = PARAMS.get(param, param)
     return openai_error(status, code, message, param)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, list):
-        return " ".join(_text(v) for v in value)
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {_text(v)}" for k, v in value.items())
-    return str(value)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

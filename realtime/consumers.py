@@ -50,7 +50,8 @@ from realtime.audio import ENCODINGS
 from realtime.channel_worker import ensure_local_worker
 from realtime.keywords import LiveKeywords
 from realtime.worker import OPEN_TIMEOUT_S, TICK_S
-from transcription.serializers import options_parse, options_problems
+from scribe.errors import problems_text
+from transcription.serializers import options_parse
 
 logger = logging.getLogger(__name__)
 
@@ -287,7 +288,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 options, owner=self.key.owner_id, lane="live"
             )
         except ValidationError as exc:
-            await self._error("bad_options", options_problems(exc.detail))
+            await self._error("bad_options", problems_text(exc.detail))
             return
         self.started = True
         self.sample_width = ENCODINGS[parsed.encoding][0].itemsize

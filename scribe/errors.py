@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -55,6 +56,21 @@ DENIALS = (
     exceptions.PermissionDenied,
     exceptions.Throttled,
 )
+
+
+def problems_text(detail: Any) -> str:
+    """One line naming every problem in a ``ValidationError.detail`` (a WebSocket event, an
+    error shape with a single message: OpenAI's, Deepgram's)."""
+    if isinstance(detail, Mapping):
+        return "; ".join(
+            f"{name}: {problems_text(problem)}"
+            if name != "non_field_errors"
+            else problems_text(problem)
+            for name, problem in detail.items()
+        )
+    if isinstance(detail, list):
+        return " ".join(problems_text(problem) for problem in detail)
+    return str(detail)
 
 
 def _record_denial(exc: Exception, context: dict[str, Any]) -> None:

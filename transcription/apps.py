@@ -8,6 +8,7 @@ from django.core import checks
 from django.db.models.signals import post_migrate
 
 from scribe.db import process_role
+from scribe.schedules import schedules_ensure
 
 logger = logging.getLogger(__name__)
 
@@ -22,19 +23,8 @@ SCHEDULES = {
 
 
 def ensure_schedules(**kwargs) -> None:
-    """Create or update the django-q2 schedules scribe relies on (idempotent)."""
-    from django_q.models import Schedule
-
-    for name, (func, minutes) in SCHEDULES.items():
-        Schedule.objects.update_or_create(
-            name=name,
-            defaults={
-                "func": func,
-                "schedule_type": Schedule.MINUTES,
-                "minutes": minutes,
-                "repeats": -1,
-            },
-        )
+    """Create or update the job app's django-q2 schedules (idempotent)."""
+    schedules_ensure(SCHEDULES)
 
 
 def warm_up_worker(sender, proc_name, **kwargs) -> None:

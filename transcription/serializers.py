@@ -3,7 +3,6 @@ lanes (a job's representation: transcription/representation.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -297,20 +296,6 @@ def options_parse(data: Any, *, owner: Any, lane: Lane = "file") -> JobOptions:
     serializer = JobOptionsSerializer(data=data, context={"owner": owner, "lane": lane})
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
-
-
-def options_problems(detail: Any) -> str:
-    """One line naming every problem in a ``ValidationError.detail``, for a WebSocket event."""
-    if isinstance(detail, Mapping):
-        return "; ".join(
-            f"{name}: {options_problems(problem)}"
-            if name != "non_field_errors"
-            else options_problems(problem)
-            for name, problem in detail.items()
-        )
-    if isinstance(detail, list):
-        return " ".join(options_problems(problem) for problem in detail)
-    return str(detail)
 
 
 def llm_needed(what: str) -> None:

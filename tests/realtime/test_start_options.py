@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.exceptions import ValidationError
 
-from transcription.serializers import options_parse, options_problems
+from scribe.errors import problems_text
+from transcription.serializers import options_parse
 
 pytestmark = pytest.mark.django_db
 
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.django_db
 def problems(options, owner) -> str:
     with pytest.raises(ValidationError) as refused:
         options_parse(options, owner=owner, lane="live")
-    return options_problems(refused.value.detail)
+    return problems_text(refused.value.detail)
 
 
 @pytest.mark.parametrize("mode", ["none", "glossary", "rules"])

@@ -10,10 +10,11 @@ from rest_framework.exceptions import ValidationError
 
 from accounts.models import Owner
 from glossary.models import Glossary
+from scribe.errors import problems_text
 from tests.conftest import result_json, shared_clip
 from transcription import runner
 from transcription.options import LIVE_FIELDS, JobOptions
-from transcription.serializers import options_parse, options_problems
+from transcription.serializers import options_parse
 
 # What every file job stored before JobOptions existed (the serializer's defaults).
 STORED_BEFORE = {
@@ -163,7 +164,7 @@ class TestOneSchemaForBothLanes:
                 owner=owner_key[0].owner,
                 lane="live",
             )
-        line = options_problems(refused.value.detail)
+        line = problems_text(refused.value.detail)
         for problem in ("language: 'xx'", "sample_rate: 12345 Hz", 'encoding: "mp3"'):
             assert problem in line
 
