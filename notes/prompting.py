@@ -16,6 +16,8 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
+from transcription.engine import LANGUAGE_NAMES
+
 # What a prompt may use; ``transcript`` it must.
 VARIABLES = (
     "transcript",
@@ -26,22 +28,6 @@ VARIABLES = (
     "source_name",
     "template_name",
 )
-# Names for the languages prompts are written for most; others are named by their code.
-LANGUAGE_NAMES = {
-    "ko": "Korean",
-    "en": "English",
-    "ja": "Japanese",
-    "zh": "Chinese",
-    "de": "German",
-    "fr": "French",
-    "es": "Spanish",
-    "it": "Italian",
-    "pt": "Portuguese",
-    "ru": "Russian",
-    "vi": "Vietnamese",
-    "th": "Thai",
-    "id": "Indonesian",
-}
 _environment = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 
 

@@ -10,25 +10,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from transcription.engine import LANGUAGES
-
-# Offered first, by name; the other codes Whisper knows follow.
-NAMED_LANGUAGES = {
-    "ko": "Korean",
-    "en": "English",
-    "ja": "Japanese",
-    "zh": "Chinese",
-    "de": "German",
-    "fr": "French",
-    "es": "Spanish",
-}
+from transcription.engine import LANGUAGE_NAMES, LANGUAGES
 
 
 @require_safe
 def caption_page(request: HttpRequest) -> HttpResponse:
-    others = sorted(code for code in LANGUAGES if code not in NAMED_LANGUAGES)
+    others = sorted(code for code in LANGUAGES if code not in LANGUAGE_NAMES)
     return render(
         request,
         "realtime/live.html",
-        {"named_languages": NAMED_LANGUAGES.items(), "other_languages": others},
+        {"named_languages": LANGUAGE_NAMES.items(), "other_languages": others},
     )

@@ -17,6 +17,7 @@ from transcription.engine.formats import CONTENT_TYPES, FORMATS, render
 from transcription.engine.hardware import GpuInfo, HardwareProfile, detect_hardware
 from transcription.engine.manager import LoadedModel, model_manager
 from transcription.engine.pipeline import (
+    LANGUAGE_NAMES,
     LANGUAGES,
     PIPELINE_VERSION,
     run_record,
@@ -56,6 +57,7 @@ __all__ = [
     "token_counter",
     "CONTENT_TYPES",
     "FORMATS",
+    "LANGUAGE_NAMES",
     "LANGUAGES",
     "PIPELINE_VERSION",
     "DeviceAssignment",

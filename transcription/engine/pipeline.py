@@ -46,6 +46,23 @@ from transcription.engine.windows import WINDOW_S, vad_options, windows
 
 PIPELINE_VERSION = f"scribe-{scribe.__version__}"
 LANGUAGES: tuple[str, ...] = tuple(_LANGUAGE_CODES)  # the codes Whisper knows
+# Names of the languages scribe's users speak most (the caption page offers them first, a
+# notes prompt names the notes' language); the other codes go by their code.
+LANGUAGE_NAMES = {
+    "ko": "Korean",
+    "en": "English",
+    "ja": "Japanese",
+    "zh": "Chinese",
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "ru": "Russian",
+    "vi": "Vietnamese",
+    "th": "Thai",
+    "id": "Indonesian",
+}
 PROMPT_CONTEXT_CHARS = 400  # previous-window text carried as the next window's prompt
 MAX_DECODE_STEP_DOWNS = 2  # after a decode-time OOM: lower precision, then the CPU
 
