@@ -37,7 +37,6 @@ from transcription.models import Job, JobEvent
 from transcription.options import JobOptions
 
 logger = logging.getLogger(__name__)
-NOTES_CLUSTER = "notes"
 NOTE_TASK = "notes.tasks.note_run"
 
 
@@ -87,7 +86,7 @@ def note_enqueue(*, note: Note) -> None:
             async_task(
                 NOTE_TASK,
                 note_id,
-                cluster=NOTES_CLUSTER,
+                cluster=settings.SCRIBE_NOTES_QUEUE,
                 task_name=f"note-{note_id}",
                 group="notes",
             )

@@ -410,7 +410,10 @@ SCRIBE_NOTES_CLUSTER: dict[str, Any] = {
     "retry": SCRIBE_NOTES_TIMEOUT_S + 600,
     "label": "Notes queue",
 }
-Q_CLUSTER["ALT_CLUSTERS"] = {"notes": SCRIBE_NOTES_CLUSTER}
+# The notes queue's name in the broker: this deployment's, as the job queue's is, so two
+# deployments sharing a Redis never take each other's notes (`qcluster --name notes`).
+SCRIBE_NOTES_QUEUE = f"{SCRIBE_DEPLOYMENT}-notes"
+Q_CLUSTER["ALT_CLUSTERS"] = {SCRIBE_NOTES_QUEUE: SCRIBE_NOTES_CLUSTER}
 
 # --- speaker diarization (pyannote, the diarize extra) -----------------------------------
 # auto: on where this process can find pyannote.audio (set true where only the workers

@@ -274,3 +274,17 @@ def test_a_live_sessions_transcript_can_have_notes_made_after_it(api, llm, owner
     assert notes["status"] == "completed", notes
     sent = [r["body"]["messages"][1]["content"] for r in llm.requests]
     assert any("Kubernetes cluster" in text for text in sent)
+
+
+def test_notes_go_to_this_deployments_own_notes_queue(api, llm, job_settings, tone_wav):
+    """Two deployments sharing a Redis must not take each other's notes: the notes queue
+    is named after the deployment, as the job queue is (a notes worker of another
+    deployment once took a message and found no such note)."""
+    from django_q.models import OrmQ
+
+    job_id = completed(api, tone_wav)
+    keys = set(OrmQ.objects.values_list("key", flat=True))
+    assert job_settings.SCRIBE_NOTES_QUEUE in keys, keys
+    assert job_settings.SCRIBE_NOTES_QUEUE.startswith(job_settings.SCRIBE_DEPLOYMENT)
+    assert "notes" not in keys
+    assert Note.objects.filter(job_id=job_id).count() == 2

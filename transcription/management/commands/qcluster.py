@@ -19,7 +19,7 @@ from django.core.management.base import CommandError
 from django_q.conf import Conf
 from django_q.management.commands.qcluster import Command as QClusterCommand
 
-NOTES_CLUSTER = "notes"  # notes.services.NOTES_CLUSTER: the notes queue
+NOTES_CLUSTER = "notes"  # `--name notes`: the notes queue (settings.SCRIBE_NOTES_QUEUE)
 
 
 def planned_workers() -> int:
@@ -40,15 +40,16 @@ class Command(QClusterCommand):
     help = "Start the batch workers: a django-q2 cluster with one model per worker process."
 
     def handle(self, *args, **options):
-        if (options.get("cluster_name") or os.environ.get("Q_CLUSTER_NAME")) == NOTES_CLUSTER:
+        named = options.get("cluster_name") or os.environ.get("Q_CLUSTER_NAME")
+        if named in (NOTES_CLUSTER, settings.SCRIBE_NOTES_QUEUE):
             # The notes queue's workers hold no model: they wait for an LLM. django-q2 reads
             # its settings once, at import: the notes cluster's are set here.
             alt = settings.SCRIBE_NOTES_CLUSTER
-            Conf.CLUSTER_NAME = NOTES_CLUSTER
+            Conf.CLUSTER_NAME = settings.SCRIBE_NOTES_QUEUE
             Conf.WORKERS, Conf.QUEUE_LIMIT = alt["workers"], alt["queue_limit"]
             Conf.TIMEOUT, Conf.RETRY, Conf.LABEL = alt["timeout"], alt["retry"], alt["label"]
             self.stderr.write(f"scribe: starting {Conf.WORKERS} notes worker(s)")
-            super().handle(*args, **{**options, "cluster_name": NOTES_CLUSTER})
+            super().handle(*args, **{**options, "cluster_name": settings.SCRIBE_NOTES_QUEUE})
             return
         workers = settings.SCRIBE_WORKERS or planned_workers()
         Conf.WORKERS = workers
