@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LIVEKIT := $(VENV)/livekit
+LIVEKIT_STAMP := $(LIVEKIT)/.installed
 
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: run serve test lint typecheck bench detect clean lock
+.PHONY: run serve test lint typecheck bench detect clean lock livekit
 
 # Silent, with its note on stderr, so a first `make run … > out.srt` holds only the transcript.
 $(STAMP): pyproject.toml
@@ -15,6 +17,16 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install --quiet --upgrade pip >&2
 	@$(BIN)/python -m pip install --quiet -e ".[dev,s3,realmodel,bench]" >&2
 	@touch $(STAMP)
+
+# LiveKit Agents' Deepgram plugin in a venv of its own (its WebRTC wheels and pins are not
+# scribe's), for tests/e2e/test_livekit_plugin_e2e.py and benchmarks/livekit_deepgram.py.
+$(LIVEKIT_STAMP): requirements/livekit.txt | $(STAMP)
+	@echo "Setting up $(LIVEKIT) (once, or when requirements/livekit.txt changes)…" >&2
+	@test -x $(LIVEKIT)/bin/python || $(PYTHON) -m venv $(LIVEKIT)
+	@$(LIVEKIT)/bin/python -m pip install --quiet -r requirements/livekit.txt >&2
+	@touch $(LIVEKIT_STAMP)
+
+livekit: $(LIVEKIT_STAMP)
 
 # make run FILE=meeting.mp3 [ARGS="--format srt --language ko"] > meeting.srt
 # Silent recipe lines (@): stdout holds only the transcript.
@@ -33,7 +45,7 @@ detect: $(STAMP)
 
 # Tests never touch the network: models come from the random-weight fixture.
 # The same checks as the pre-commit hooks (ruff check and format, mypy), then the tests.
-test: $(STAMP)
+test: $(STAMP) $(LIVEKIT_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy scribe transcription realtime glossary accounts openai_compat deepgram_compat notes webhooks

@@ -1,15 +1,15 @@
 #!/usr/bin/env python
 """LiveKit Agents' Deepgram STT plugin pointed at scribe's /v1/listen (``base_url``).
 
-LiveKit Agents is not a scribe dependency (it brings LiveKit's WebRTC wheels): install it
-in a throwaway virtual environment and name its interpreter. This script starts the stack
+LiveKit Agents is not a scribe dependency (it brings LiveKit's WebRTC wheels): it lives in
+a venv of its own, ``.venv/livekit`` (``make livekit``). This script starts the stack
 (daphne + ``runworker realtime`` on PostgreSQL and Redis, the random-weight tiny-sized
-model, or tiny.en with ``--real``), then runs the plugin's ``SpeechStream`` in that
-interpreter on jfk.flac in 50 ms frames at real time, with a ``flush()`` (the plugin's
-``Finalize``) half-way, and prints every speech event it emits.
+model, or tiny.en with ``--real``), then runs the plugin's ``SpeechStream`` in that venv
+(``tests/e2e/livekit_client.py``, as the test does) on jfk.flac in 50 ms frames at real
+time, with a ``flush()`` (the plugin's ``Finalize``) half-way, and prints every speech
+event it emits, with its time.
 
-    python -m venv /tmp/lkvenv && /tmp/lkvenv/bin/pip install livekit-plugins-deepgram
-    .venv/bin/python benchmarks/livekit_deepgram.py --livekit-python /tmp/lkvenv/bin/python
+    make livekit && .venv/bin/python benchmarks/livekit_deepgram.py [--real]
 """
 
 from __future__ import annotations
@@ -24,57 +24,17 @@ from pathlib import Path
 from engine_memory import SHARED_AUDIO, django_ready
 from realtime_real import run_stack, wait_ready
 
-CLIENT = r"""
-import asyncio, json, sys, time, wave
-import aiohttp
-from livekit import rtc
-from livekit.plugins import deepgram
-
-port, key, path = sys.argv[1], sys.argv[2], sys.argv[3]
-
-async def main():
-    with wave.open(path) as source:
-        pcm = source.readframes(source.getnframes())
-    events = []
-    async with aiohttp.ClientSession() as session:
-        plugin = deepgram.STT(
-            api_key=key,
-            base_url=f"http://127.0.0.1:{port}/v1/listen",
-            http_session=session,
-            model="nova-3",
-            language="en-US",
-            interim_results=True,
-            sample_rate=16000,
-        )
-        stream = plugin.stream()
-        started = time.monotonic()
-
-        async def read():
-            async for event in stream:
-                text = event.alternatives[0].text if event.alternatives else ""
-                events.append([round(time.monotonic() - started, 2), str(event.type), text])
-
-        reader = asyncio.ensure_future(read())
-        frame = 1600  # bytes: 50 ms of 16 kHz s16le
-        for index, offset in enumerate(range(0, len(pcm), frame)):
-            chunk = pcm[offset : offset + frame]
-            samples = len(chunk) // 2
-            stream.push_frame(rtc.AudioFrame(chunk, 16000, 1, samples))
-            if offset <= len(pcm) // 2 < offset + frame:
-                stream.flush()
-            await asyncio.sleep(max(0.0, started + (index + 1) * 0.05 - time.monotonic()))
-        stream.end_input()
-        await asyncio.wait_for(reader, timeout=60)
-        await stream.aclose()
-    print(json.dumps(events))
-
-asyncio.run(main())
-"""
+ROOT = Path(__file__).resolve().parent.parent
+CLIENT = ROOT / "tests" / "e2e" / "livekit_client.py"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--livekit-python", required=True, help="a Python with the plugin")
+    parser.add_argument(
+        "--livekit-python",
+        default=str(ROOT / ".venv" / "livekit" / "bin" / "python"),
+        help="a Python with the plugin (default: make livekit's)",
+    )
     parser.add_argument("--real", action="store_true", help="tiny.en instead of random weights")
     parser.add_argument("--redis-db", type=int, default=12)
     args = parser.parse_args()
@@ -102,7 +62,7 @@ def main() -> int:
             key = stack.manage("create_api_key", "--owner", "lk", "--scopes", "stream").strip()
             wait_ready(stack)
             done = subprocess.run(
-                [args.livekit_python, "-c", CLIENT, str(stack.port), key, str(wav)],
+                [args.livekit_python, str(CLIENT), str(stack.port), key, str(wav)],
                 capture_output=True,
                 text=True,
                 timeout=180,
@@ -110,7 +70,10 @@ def main() -> int:
     if done.returncode != 0:
         print(done.stderr[-4000:])
         return 1
-    events = json.loads(done.stdout.strip().splitlines()[-1])
+    run = json.loads(done.stdout.strip().splitlines()[-1])
+    events = run["events"]
+    if run["outside"]:
+        print("tried to reach off this machine:", run["outside"])
     for at, kind, text in events:
         print(f"{at:6.2f}  {kind:40s} {text}")
     kinds = {kind for _, kind, _ in events}

@@ -92,6 +92,7 @@ class LiveQuery:
         tuning: dict = {"step_s": STEP_S}
         if self.endpointing_ms is not None:
             tuning["pause_s"] = self.endpointing_ms / 1000
+            tuning["watch_pause"] = True  # speech_final as soon as the pause is heard
         return tuning
 
 

@@ -12,6 +12,11 @@ agreement when a pause or a full buffer commits words.
   already committed) are committed, never retracted; a word still unagreed
   ``MAX_TENTATIVE_AGE_S`` after it was spoken is committed as the latest hypothesis has it,
   so latency stays bounded (``agree``).
+- A hypothesis may also only be shown (``preview``): it becomes the partial and what a
+  pause commits, but the next ``agree`` still compares with the last agreed-on one. Two
+  hypotheses half a second apart hear nearly the same audio and agree on the same
+  mistakes; a protocol that wants interims more often than the agreement's step previews
+  between agreements.
 - The committed words not yet sent are closed into one ``FinalSegment`` at the end of each
   step (``close``); the rest of the latest hypothesis is the ``Partial``.
 """
@@ -51,6 +56,7 @@ class Agreement:
         self.committed_end_s = 0.0
         self._open: list[TimedWord] = []  # committed, not yet in a final segment
         self._tentative: list[TimedWord] = []  # last hypothesis past the committed words
+        self._base: list[TimedWord] = []  # the last one ``agree`` was given, past them
         self._said: list[TimedWord] = []  # the latest committed words
         self._next_index = 0
 
@@ -122,7 +128,7 @@ class Agreement:
         its words older than ``MAX_TENTATIVE_AGE_S`` at ``now_s``; keep the rest as the
         tentative words. Return the words committed."""
         agreed = 0
-        for old, new in zip(self._tentative, hypothesis, strict=False):
+        for old, new in zip(self._base, hypothesis, strict=False):
             if _norm(old) != _norm(new):
                 break
             agreed += 1
@@ -132,8 +138,13 @@ class Agreement:
             agreed += 1
         committed = hypothesis[:agreed]
         self._commit(committed)
-        self._tentative = hypothesis[agreed:]
+        self._tentative = self._base = hypothesis[agreed:]
         return committed
+
+    def preview(self, hypothesis: list[TimedWord]) -> None:
+        """Show ``hypothesis`` (new words only) as the partial, commit nothing: the next
+        ``agree`` compares with the hypothesis before it."""
+        self._tentative = hypothesis
 
     def commit_starting_before(self, time_s: float) -> list[TimedWord]:
         """The speaker paused at ``time_s``: commit the tentative words that start before it
@@ -148,7 +159,7 @@ class Agreement:
         """The session ends or is finalized: the tentative words are committed as the latest
         hypothesis has them (a session that goes on hears them again as context)."""
         self._commit(self._tentative)
-        self._tentative = []
+        self._tentative = self._base = []
 
     def close(self) -> list[FinalSegment]:
         """The committed words not yet sent as one final; none when they say nothing."""
@@ -179,8 +190,9 @@ class Agreement:
         )
 
     def _commit_leading(self, words: list[TimedWord]) -> list[TimedWord]:
-        self._commit(words)
-        self._tentative = self._tentative[len(words) :]
+        if words:
+            self._commit(words)
+            self._tentative = self._base = self._tentative[len(words) :]
         return words
 
     def _commit(self, words: Sequence[TimedWord]) -> None:

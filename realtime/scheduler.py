@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -225,16 +225,28 @@ def backlog_report(behind_s: float, *, reported_late: bool) -> float | None:
     return behind_s if late else 0.0
 
 
-def stream_tuning(message: dict) -> dict[str, float]:
+class Tuning(TypedDict, total=False):
+    """``StreamingSession``'s settings a protocol may choose."""
+
+    min_chunk_s: float
+    pause_s: float
+    watch_pause: bool
+
+
+def stream_tuning(message: dict) -> Tuning:
     """The streaming core's settings a protocol asked for in ``session.start``: ``step_s``
-    (decode after this much new audio) and ``pause_s`` (the silence that ends speech);
-    each within what the core supports, the core's default where absent."""
+    (decode after this much new audio: the interim cadence; LocalAgreement still compares
+    hypotheses a whole ``MIN_CHUNK_S`` apart), ``pause_s`` (the silence that ends speech)
+    and ``watch_pause`` (decode as soon as VAD hears that pause, for a protocol that marks
+    the end of speech); each within what the core supports, its default where absent."""
     tuning = message.get("tuning") or {}
-    chosen = {}
+    chosen: Tuning = {}
     if tuning.get("step_s"):
         chosen["min_chunk_s"] = min(max(float(tuning["step_s"]), MIN_STEP_S), MIN_CHUNK_S)
     if tuning.get("pause_s"):
         chosen["pause_s"] = min(max(float(tuning["pause_s"]), MIN_PAUSE_S), MAX_PAUSE_S)
+    if tuning.get("watch_pause"):
+        chosen["watch_pause"] = True
     return chosen
 
 

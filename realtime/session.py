@@ -13,7 +13,10 @@ whisper_streaming's hypothesis buffer); this module holds the audio and the VAD 
 - only words that overlap speech found by VAD count (Whisper writes "Thank you." into
   silence and trailing noise); a step with no speech since the last commit is not
   decoded at all;
-- each step decodes the whole buffer; the words committed by a step are sent as one
+- each step decodes the whole buffer (every ``min_chunk_s`` of new audio); LocalAgreement
+  compares hypotheses at least ``agree_s`` apart, and a step between only shows its
+  hypothesis as the partial (interims more often than agreement steps, agreement as
+  good as at one step a second); the words committed by a step are sent as one
   ``final`` at the end of that step: a caption does not wait for the end of a sentence
   that may not come (a final's lag is the time to agreement, about two steps). At a VAD
   silence the not-yet-agreed words before it are committed too: the speaker stopped;
@@ -50,6 +53,10 @@ LEFT_CONTEXT_S = 0.5  # audio kept before new speech when a silent buffer is tri
 KEEP_CONTEXT_S = 5.0  # committed speech kept in the buffer, whole words, as context
 MAX_WORD_S = 1.0  # a word's aligned start may run this far before its real one
 FINALIZE_SILENCE_S = 0.6  # a pause this long commits what was said before it
+PAUSE_CHECK_S = 0.05  # a watched pause is looked for this often between steps
+PAUSE_ONSET_S = 0.1  # silence that may start a pause: a watched session decodes then
+HEARD_PAST_S = 0.05  # a decode heard speech whole when its audio ran this far past its end
+TAIL_CONTEXT_S = 1.0  # audio before the last word heard given to VAD when looking for it
 PROMPT_CHARS = 200
 
 
@@ -97,6 +104,9 @@ class StreamingSession:
         min_chunk_s: float = MIN_CHUNK_S,
         max_buffer_s: float = MAX_BUFFER_S,
         pause_s: float = FINALIZE_SILENCE_S,
+        agree_s: float = MIN_CHUNK_S,
+        watch_pause: SpeechRegions | None = None,
+        vad_pad_s: float = 0.0,
     ) -> None:
         self._transcribe = transcribe
         self._speech_regions = speech_regions
@@ -114,6 +124,19 @@ class StreamingSession:
         self._speech_ended: float | None = None  # found, not yet in a step's result
         self._heard_through_s = 0.0  # every word before here was in a usable decode
         self._decoding_to_s = 0.0  # the end of the buffer the pending decode was given
+        # Hypotheses LocalAgreement compares are at least this much audio apart; a decode
+        # sooner after the last one it was given is shown only (``Agreement.preview``).
+        self._agree_s = agree_s
+        self._agreed_to_s = 0.0  # the end of the buffer the last agreement step heard
+        # A VAD that ends speech after a short silence, unpadded: given, the session
+        # watches for the end of speech between steps (a protocol that marks it).
+        self._watch_pause = watch_pause
+        self._pause_checked_s = 0.0  # the audio's end when a watched pause was last looked for
+        self._pause_due = False  # a watched pause made a step due, not yet requested
+        self._pause_at: float | None = None  # where speech ended before a watched pause
+        # How far ``speech_regions`` pads speech on each side: the silence a pause
+        # measures is the gap between regions and this much.
+        self._vad_pad_s = vad_pad_s
 
     # --- inputs -------------------------------------------------------------------------
 
@@ -138,8 +161,11 @@ class StreamingSession:
 
     @property
     def ready(self) -> bool:
-        """Whether enough new audio arrived for another decode to be worth it."""
-        return self._new_samples >= self._min_chunk
+        """Whether enough new audio arrived for another decode to be worth it, or (when
+        watched) VAD hears the pause after the last word heard."""
+        if self._new_samples >= self._min_chunk:
+            return True
+        return self._new_samples > 0 and self._pause_heard()
 
     # --- steps --------------------------------------------------------------------------
 
@@ -160,11 +186,22 @@ class StreamingSession:
         if not (self.ready or (finishing and self._new_samples > 0)):
             return None
         self._new_samples = 0
+        self._pause_due = False
         self._finals = []
         if self._buffer.shape[0] > self._max_buffer:
             # Audio arrived faster than steps ran: cut before decoding, so a decode never
             # sees more than MAX_BUFFER_S (and Whisper's 30 s window).
             self._finals += self._force_cut()
+        pause_at, self._pause_at = self._pause_at, None
+        if (
+            pause_at is not None
+            and not finishing
+            and self._heard_through_s >= pause_at + HEARD_PAST_S
+        ):
+            # A watched pause after speech the last decode heard whole (it decoded at the
+            # pause's onset): what was said is final now, without decoding it again.
+            self._end_speech_at(pause_at)
+            return None
         self._regions = self._find_speech()
         if (
             self._regions is not None
@@ -247,7 +284,11 @@ class StreamingSession:
             # sentence and a pause Whisper ends at the context. Drop the context, so the
             # next decode starts at the new speech.
             self._trim_to(max(self._agreement.committed_end_s, unheard - LEFT_CONTEXT_S))
-        self._keep_context(self._agreement.agree(hypothesis, now_s=self.audio_end_s))
+        if self._decoding_to_s - self._agreed_to_s >= self._agree_s - 1e-6:
+            self._agreed_to_s = self._decoding_to_s
+            self._keep_context(self._agreement.agree(hypothesis, now_s=self.audio_end_s))
+        else:
+            self._agreement.preview(hypothesis)
 
         if regions is not None:
             regions = [(a + offset, b + offset) for a, b in regions]
@@ -276,13 +317,55 @@ class StreamingSession:
         gaps.append((spans[-1][1] if spans else offset, self.audio_end_s))
         ends = self._agreement.heard_word_ends()
         for gap_start, gap_end in reversed(gaps):
-            if gap_end - gap_start < self._pause_s:
+            if gap_end - gap_start + self._vad_pad_s < self._pause_s:
                 continue
             before = [end for end in ends if end <= gap_start + SPEECH_PAD_S]
             if before and before[-1] > self._ended_until:
                 self._ended_until = self._speech_ended = before[-1]
                 return before[-1]
         return None
+
+    def _pause_heard(self) -> bool:
+        """Whether a watched pause makes a step due now: VAD (the tail of the buffer only,
+        at most every ``PAUSE_CHECK_S`` of audio) hears ``PAUSE_ONSET_S`` of silence after
+        speech the last decode did not hear whole (decode it, so the end of speech can be
+        reported without waiting for a decode), or ``pause_s`` of silence after the last
+        word not yet reported (report it)."""
+        if self._pause_due:
+            return True
+        end = self.audio_end_s
+        if (
+            self._watch_pause is None
+            or end < self._pause_checked_s + PAUSE_CHECK_S
+            or self._agreement.heard_end_s <= self._ended_until
+        ):
+            return False
+        self._pause_checked_s = end
+        tail_start = max(self._buffer_start_s, self._heard_through_s - TAIL_CONTEXT_S)
+        offset = int(round((tail_start - self._buffer_start_s) * SAMPLE_RATE_HZ))
+        regions = self._watch_pause(self._buffer[offset:])
+        if not regions:
+            return False  # no speech since the last decode: that step saw any pause before it
+        speech_end = tail_start + regions[-1][1]
+        silence = end - speech_end
+        if silence >= self._pause_s:
+            self._pause_at = speech_end
+            self._pause_due = True
+        elif silence >= PAUSE_ONSET_S and self._heard_through_s < speech_end + HEARD_PAST_S:
+            self._pause_due = True
+        return self._pause_due
+
+    def _end_speech_at(self, speech_end: float) -> None:
+        """Speech ended at ``speech_end`` (a watched pause): commit the words before it,
+        close them into this step's final, and note the end for the step's result."""
+        before = [
+            end for end in self._agreement.heard_word_ends() if end <= speech_end + SPEECH_PAD_S
+        ]
+        if not before or before[-1] <= self._ended_until:
+            return
+        self._keep_context(self._agreement.commit_starting_before(speech_end + SPEECH_PAD_S))
+        self._finals += self._agreement.close()
+        self._ended_until = self._speech_ended = before[-1]
 
     def _heard_all(self, regions: list[tuple[float, float]] | None) -> bool:
         """Whether VAD (``regions``, relative to the buffer) hears no speech after what the

@@ -43,7 +43,8 @@ def test_the_query_maps_deepgrams_names_onto_the_live_lane():
         "sample_rate": 8000,  # mulaw's telephony default
         "hotwords": ["vLLM", "Kubernetes"],
     }
-    assert live.tuning() == {"step_s": 0.5, "pause_s": 0.3}
+    assert live.tuning() == {"step_s": 0.5, "pause_s": 0.3, "watch_pause": True}
+    assert query("endpointing=false").tuning() == {"step_s": 0.5}
     assert live.ignored == ("filler_words", "no_delay")
     assert query("language=multi").language is None
     assert query("language=ko-KR").language == "ko"

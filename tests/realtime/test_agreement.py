@@ -80,3 +80,26 @@ def test_a_pause_commits_the_tentative_words_that_start_before_it():
     assert [w.text for w in committed] == [" so", " then"]
     assert agreement.pending_start_s == 0.0
     assert agreement.said_before(1.1) == " so then"
+
+
+def test_a_previewed_hypothesis_is_shown_but_the_next_agreement_compares_with_the_one_before():
+    agreement = Agreement()
+    agreement.agree(words(("ship", 0.0, 0.4), ("it", 0.4, 0.6)), now_s=1.0)
+
+    agreement.preview(words(("shop", 0.0, 0.4), ("it", 0.4, 0.6)))
+    shown = agreement.partial()
+    committed = agreement.agree(words(("ship", 0.0, 0.4), ("it", 0.4, 0.6)), now_s=2.0)
+
+    assert shown is not None and shown.text == "shop it"
+    assert [w.text for w in committed] == [" ship", " it"], "compared with the preview"
+
+
+def test_two_previews_that_agree_commit_nothing():
+    agreement = Agreement()
+    agreement.agree(words(("we", 0.0, 0.4)), now_s=0.5)
+
+    agreement.preview(words(("we", 0.0, 0.4), ("shipped", 0.4, 0.8)))
+    agreement.preview(words(("we", 0.0, 0.4), ("shipped", 0.4, 0.8)))
+
+    assert agreement.committed_end_s == 0.0
+    assert agreement.partial() is not None and agreement.partial().text == "we shipped"

@@ -158,3 +158,4 @@ def test_a_protocol_asks_the_core_for_its_step_and_pause_within_bounds():
         "min_chunk_s": MIN_CHUNK_S,
         "pause_s": 2.0,
     }
+    assert stream_tuning({"tuning": {"watch_pause": True}}) == {"watch_pause": True}

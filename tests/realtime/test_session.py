@@ -19,6 +19,7 @@ from realtime.session import (
     LEFT_CONTEXT_S,
     MAX_BUFFER_S,
     MAX_WORD_S,
+    PAUSE_CHECK_S,
     StreamingSession,
 )
 from transcription.engine.audio import SAMPLE_RATE_HZ
@@ -533,3 +534,85 @@ def test_a_step_that_runs_behind_still_reports_the_pause_inside_its_audio():
 
     assert result.speech_ended_at == pytest.approx(1.4)
     assert words_of(list(result.finals)) == ["so", "my", "fellow"]
+
+
+def frames(session: StreamingSession, seconds: float, frame_s: float = 0.05):
+    """Feed the clock-carrying audio in real-time frames, stepping after each, as the
+    realtime worker does; yield (audio end, step result)."""
+    frame = int(frame_s * SAMPLE_RATE_HZ)
+    for offset in range(0, int(seconds * SAMPLE_RATE_HZ), frame):
+        session.insert_audio(np.arange(offset, offset + frame, dtype=np.float32))
+        yield (offset + frame) / SAMPLE_RATE_HZ, session.process()
+
+
+def test_a_watched_pause_is_reported_as_soon_as_vad_hears_it_not_at_the_next_step():
+    spoken = script((0.2, ["so", "my", "fellow", "Americans"]))  # the last word ends at 1.8 s
+
+    def ended(watch: bool) -> tuple[float, list[str], int]:
+        # The model hears a word right once a tenth of a second of audio follows it.
+        model = ScriptedModel(spoken, settle_s=0.1)
+        session = StreamingSession(
+            model.transcribe,
+            model.regions,
+            min_chunk_s=1.0,
+            pause_s=0.4,
+            watch_pause=model.regions if watch else None,
+        )
+        finals: list[FinalSegment] = []
+        for at, result in frames(session, 4.0):
+            finals += result.finals
+            if result.speech_ended_at is not None:
+                return at, words_of(finals), model.calls
+        raise AssertionError("the end of speech was never reported")
+
+    watched, words, decodes = ended(True)
+    stepped, _, _ = ended(False)
+
+    # A decode as the pause starts (after PAUSE_ONSET_S), which hears every word; the end
+    # reported once the pause is long enough, without decoding again.
+    assert watched == pytest.approx(1.8 + 0.4, abs=PAUSE_CHECK_S + 1e-6), watched
+    assert decodes == 2, "a step at 1 s, a decode at the onset, none to report the end"
+    assert stepped == pytest.approx(3.0), "unwatched, the pause waits for a step"
+    assert words == ["so", "my", "fellow", "Americans"]
+
+
+def test_watching_for_a_pause_decodes_no_more_while_speech_goes_on():
+    spoken = script((0.0, [f"w{i}" for i in range(12)]))  # 4.8 s without a pause
+
+    def decodes(watch: bool) -> int:
+        model = ScriptedModel(spoken, settle_s=0.3)
+        session = StreamingSession(
+            model.transcribe,
+            model.regions,
+            min_chunk_s=1.0,
+            pause_s=0.4,
+            watch_pause=model.regions if watch else None,
+        )
+        for _ in frames(session, 4.0):
+            pass
+        return model.calls
+
+    assert decodes(True) == decodes(False) == 4
+
+
+def test_steps_between_agreement_steps_show_their_hypothesis_and_commit_nothing():
+    # Decodes every 0.5 s; the agreement compares hypotheses a second apart. The decodes
+    # at 1.5 s and 2.0 s agree with each other, but only 2.0 s is an agreement step, and
+    # it compares with 1.0 s: nothing is committed until 3.0 s agrees with 2.0 s.
+    ship, shop = (
+        timed(("ship", 0.0, 0.4), ("it", 0.4, 0.7)),
+        timed(("shop", 0.0, 0.4), ("it", 0.4, 0.7)),
+    )
+    model = Rehearsed(ship, shop, ship, ship, ship, ship)
+    session = StreamingSession(model.transcribe, None, min_chunk_s=0.5, agree_s=1.0)
+
+    results = []
+    for start in (0.0, 0.5, 1.0, 1.5, 2.0, 2.5):
+        feed(session, start, start + 0.5)
+        results.append(session.process())
+
+    assert model.calls == 6
+    shown = [r.partial.text if r.partial else None for r in results[:3]]
+    assert shown == ["ship it", "shop it", "ship it"]
+    assert all(not r.finals for r in results[:5]), "two decodes half a second apart agreed"
+    assert words_of(list(results[5].finals)) == ["ship", "it"]

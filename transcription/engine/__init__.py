@@ -26,11 +26,13 @@ from transcription.engine.pipeline import (
 )
 from transcription.engine.registry import model_served_name, model_size, resolve_model
 from transcription.engine.streaming import (
+    SPEECH_REGIONS_PAD_S,
     BufferDecode,
     BufferRequest,
     StepTimings,
     decode_buffer,
     decode_buffers,
+    pause_regions,
     speech_regions,
     token_counter,
 )
@@ -48,11 +50,13 @@ from transcription.engine.types import (
 
 __all__ = [
     "SAMPLE_RATE_HZ",
+    "SPEECH_REGIONS_PAD_S",
     "BufferDecode",
     "BufferRequest",
     "StepTimings",
     "decode_buffer",
     "decode_buffers",
+    "pause_regions",
     "speech_regions",
     "token_counter",
     "CONTENT_TYPES",

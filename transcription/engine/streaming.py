@@ -45,6 +45,12 @@ APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 STREAM_VAD = VadOptions(
     threshold=0.5, min_speech_duration_ms=150, min_silence_duration_ms=300, speech_pad_ms=100
 )
+SPEECH_REGIONS_PAD_S = STREAM_VAD.speech_pad_ms / 1000  # how far speech_regions pads speech
+# Where a live session looks for the end of speech (``pause_regions``): speech ends after a
+# tenth of a second of silence, unpadded, so a pause is seen as it starts.
+PAUSE_VAD = VadOptions(
+    threshold=0.5, min_speech_duration_ms=100, min_silence_duration_ms=100, speech_pad_ms=0
+)
 
 
 @dataclass(frozen=True)
@@ -257,6 +263,16 @@ def speech_regions(audio: np.ndarray) -> list[tuple[float, float]]:
     return [
         (r["start"] / SAMPLE_RATE_HZ, r["end"] / SAMPLE_RATE_HZ)
         for r in get_speech_timestamps(audio, STREAM_VAD)
+    ]
+
+
+def pause_regions(audio: np.ndarray) -> list[tuple[float, float]]:
+    """Speech in ``audio`` as (start_s, end_s) pairs, each ending where silence starts."""
+    if audio.shape[0] < SAMPLE_RATE_HZ // 10:
+        return []
+    return [
+        (r["start"] / SAMPLE_RATE_HZ, r["end"] / SAMPLE_RATE_HZ)
+        for r in get_speech_timestamps(audio, PAUSE_VAD)
     ]
 
 
