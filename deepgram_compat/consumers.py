@@ -12,6 +12,10 @@ the query (Deepgram has no start message).
 - A query scribe cannot honour: accepted, an ``Error`` message saying what to send, close
   4008 (Deepgram's 1008, a bad request, in the range daphne can send). Every realtime
   worker full, or none answering: ``Error``, then 4429 or 4503 as on ``/v1/stream``.
+- ``multichannel=true`` with ``channels`` N: a session of the worker per channel (each a
+  stream job, each counted against the session cap; the request id is the first's), the
+  interleaved audio split among them, each channel's results with its ``channel_index``;
+  ``Metadata`` once every channel has closed.
 - Client messages: binary audio; ``KeepAlive``; ``Finalize`` (decode what was sent, answer
   one ``Results`` with ``from_finalize: true``; the session goes on); ``CloseStream`` (the
   last ``Results``, ``Metadata``, close 1000). Neither audio nor a text message for
@@ -65,7 +69,12 @@ class DeepgramLiveConsumer(StreamConsumer):
         except ValidationError as exc:
             await self._bad_request(problems_text(exc.detail))
             return
-        self.live = LiveTranslation(live)
+        # multichannel: a session of the worker per channel (each counted against the
+        # cap, each a stream job), each channel's results translated on their own.
+        self.channels = live.transcribed_channels
+        self.lives = [LiveTranslation(live, channel) for channel in range(self.channels)]
+        self.live = self.lives[0]
+        self.channels_open = self.channels
         self.frames = PcmFrames(live.encoding, live.channels)
         self.options = options
         await super().connect()
@@ -108,10 +117,14 @@ class DeepgramLiveConsumer(StreamConsumer):
             return
         self.heard_at = time.monotonic()
         if bytes_data is not None:
-            pcm = self.frames.pcm(bytes_data)
-            if pcm:
-                await self._to_worker({"type": "session.audio", "audio": pcm})
-                await self._send_all(self.live.audio(pcm))
+            if self.channels == 1:
+                pcms = [self.frames.pcm(bytes_data)]
+            else:
+                pcms = self.frames.split(bytes_data)
+            for channel, (pcm, live) in enumerate(zip(pcms, self.lives, strict=True)):
+                if pcm:
+                    await self._to_worker({"type": "session.audio", "audio": pcm}, channel=channel)
+                    await self._send_all(live.audio(pcm))
             return
         try:
             kind = json.loads(text_data or "").get("type")
@@ -132,8 +145,18 @@ class DeepgramLiveConsumer(StreamConsumer):
     async def stream_event(self, message: dict) -> None:
         self.last_worker_message = time.monotonic()
         event = message["event"]
-        await self._send_all(self.live.event(event))
-        if event.get("type") == "closed":
+        channel = event.get("channel") or 0
+        kind = event.get("type")
+        if kind == "ready":
+            if channel == 0:  # the request id is the first channel's job
+                for live in self.lives:
+                    live.event(event)
+            return
+        await self._send_all(self.lives[channel].event(event))
+        if kind == "closed":
+            self.channels_open -= 1
+            if self.channels_open > 0:
+                return  # Metadata once every channel has said its last
             await self._send_all([self.live.metadata()])
             self.closing = True
             await self.close(code=1000)

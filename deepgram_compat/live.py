@@ -72,6 +72,7 @@ class LiveQuery:
     encoding: str
     sample_rate: int
     channels: int
+    multichannel: bool  # each channel transcribed apart; else they are mixed down to one
     interim_results: bool
     punctuate: bool
     endpointing_ms: int | None  # None: off (``endpointing=false``)
@@ -86,6 +87,11 @@ class LiveQuery:
         if self.hotwords:
             options["hotwords"] = list(self.hotwords)
         return options
+
+    @property
+    def transcribed_channels(self) -> int:
+        """How many transcripts: one per channel with ``multichannel``, else one."""
+        return self.channels if self.multichannel else 1
 
     def tuning(self) -> dict:
         """What the session's streaming core is asked for (``realtime.scheduler``)."""
@@ -116,11 +122,6 @@ def read_live(query: Query) -> LiveQuery:
             "alaw (opus and containers are not decoded live here)."
         )
     channels = _integer("channels", one("channels"), low=1, high=32) or 1
-    if flag("multichannel") and channels > 1:
-        raise ParameterError(
-            "multichannel=true is not served live here: send one channel, or several with "
-            "multichannel=false (they are mixed down to one)."
-        )
     endpointing: int | None = DEFAULT_ENDPOINTING_MS
     if (one("endpointing") or "").lower() in params.FALSE:
         endpointing = None
@@ -134,6 +135,7 @@ def read_live(query: Query) -> LiveQuery:
         sample_rate=_integer("sample_rate", one("sample_rate"), low=8000, high=48000)
         or (16000 if encoding == "linear16" else 8000),
         channels=channels,
+        multichannel=flag("multichannel") and channels > 1,
         interim_results=flag("interim_results"),
         punctuate=flag("punctuate") or flag("smart_format"),
         endpointing_ms=endpointing,
@@ -163,8 +165,9 @@ def error_message(variant: str, description: str) -> dict:
 class LiveTranslation:
     """One session's state between the worker's events and Deepgram's messages."""
 
-    def __init__(self, query: LiveQuery) -> None:
+    def __init__(self, query: LiveQuery, channel: int = 0) -> None:
         self.query = query
+        self.channel = [channel, query.transcribed_channels]  # Deepgram's [index, count]
         self.request_id = str(uuid.uuid4())  # the job's id once the session is ready
         self.model = "scribe"
         self.created = datetime.now(UTC).isoformat().replace("+00:00", "Z")
@@ -193,7 +196,7 @@ class LiveTranslation:
             return [
                 {
                     "type": "UtteranceEnd",
-                    "channel": [0, 1],
+                    "channel": self.channel,
                     "last_word_end": round(self.heard_until_s, 3),
                 }
             ]
@@ -241,7 +244,7 @@ class LiveTranslation:
         self.speaking = True
         if not self.query.vad_events:
             return []
-        return [{"type": "SpeechStarted", "channel": [0, 1], "timestamp": said["start"]}]
+        return [{"type": "SpeechStarted", "channel": self.channel, "timestamp": said["start"]}]
 
     def _final(self, event: Mapping) -> dict:
         segment = event["segment"]
@@ -293,7 +296,7 @@ class LiveTranslation:
         transcript = text.strip() if punctuate else " ".join(i["word"] for i in items)
         return {
             "type": "Results",
-            "channel_index": [0, 1],
+            "channel_index": self.channel,
             "duration": round(max(0.0, max(end, start) - start), 3),
             "start": round(start, 3),
             "is_final": is_final,

@@ -49,6 +49,7 @@ from realtime import placement
 from realtime.audio import ENCODINGS
 from realtime.channel_worker import ensure_local_worker
 from realtime.keywords import LiveKeywords
+from realtime.scheduler import channel_session_id
 from realtime.worker import OPEN_TIMEOUT_S, TICK_S
 from scribe.errors import problems_text
 from transcription.serializers import options_parse
@@ -73,6 +74,9 @@ SUBPROTOCOL = "scribe"
 class StreamConsumer(AsyncWebsocketConsumer):
     keywords: LiveKeywords | None = None  # with the start option keywords: true
     subprotocol = SUBPROTOCOL  # chosen when the client offers it
+    # Channels transcribed apart, each a session of the worker (and a stream job) under
+    # ``channel_session_id``; their events name their channel. /v1/stream has one.
+    channels = 1
 
     async def __call__(self, scope, receive, send) -> None:
         """Serve one connection; if the channel layer fails under it, tell the client."""
@@ -162,6 +166,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 "owner_id": self.key.owner_id,
                 "sent_at": self.open_sent_at,
                 "tried": tried,
+                "channels": self.channels,
             },
         )
 
@@ -196,10 +201,11 @@ class StreamConsumer(AsyncWebsocketConsumer):
             if message["worker_channel"] != self.worker_channel:
                 # Asked again while the first worker only seemed dead, both took it: the
                 # second holds it for nobody.
-                await self.channel_layer.send(
-                    message["worker_channel"],
-                    {"type": "session.stop", "session_id": self.session_id},
-                )
+                for session_id in self._session_ids():
+                    await self.channel_layer.send(
+                        message["worker_channel"],
+                        {"type": "session.stop", "session_id": session_id},
+                    )
             return
         self.open_timer.cancel()
         self.worker_channel = message["worker_channel"]
@@ -321,16 +327,25 @@ class StreamConsumer(AsyncWebsocketConsumer):
         )
         await self.close(code=FRAME_TOO_LARGE_CLOSE)
 
-    async def _to_worker(self, message: dict) -> None:
-        message["session_id"] = self.session_id
-        try:
-            await self.channel_layer.send(self.worker_channel, message)
-        except ChannelFull:
-            await self._error(
-                "falling_behind",
-                "The realtime worker's queue is full; this "
-                "message was dropped. Send audio in real time.",
-            )
+    def _session_ids(self) -> list[str]:
+        """The worker's ids of this connection's sessions, one per channel."""
+        return [channel_session_id(self.session_id, c) for c in range(self.channels)]
+
+    async def _to_worker(self, message: dict, *, channel: int | None = None) -> None:
+        """Send ``message`` to the session of one ``channel``, or (None) of each."""
+        ids = self._session_ids()
+        for session_id in ids if channel is None else [ids[channel]]:
+            try:
+                await self.channel_layer.send(
+                    self.worker_channel, {**message, "session_id": session_id}
+                )
+            except ChannelFull:
+                await self._error(
+                    "falling_behind",
+                    "The realtime worker's queue is full; this "
+                    "message was dropped. Send audio in real time.",
+                )
+                return
 
     # --- from the worker -------------------------------------------------------------------
 
@@ -382,10 +397,11 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 # The worker stops a session it does not hear from (realtime.worker). A
                 # full queue means the worker is behind, not that this client has gone.
                 with contextlib.suppress(ChannelFull):
-                    await self.channel_layer.send(
-                        self.worker_channel,
-                        {"type": "session.alive", "session_id": self.session_id},
-                    )
+                    for session_id in self._session_ids():
+                        await self.channel_layer.send(
+                            self.worker_channel,
+                            {"type": "session.alive", "session_id": session_id},
+                        )
             advertised = await self._advertised(self.worker_channel)
             seen |= advertised is True
             gone = seen and advertised is False

@@ -40,11 +40,18 @@ MIN_PAUSE_S = 0.3
 MAX_PAUSE_S = 2.0
 
 
+def channel_session_id(session_id: str, channel: int) -> str:
+    """The worker's id of one channel of a session opened with several (``channels``): the
+    first channel is the session itself, so a one-channel session is unchanged."""
+    return session_id if channel == 0 else f"{session_id}.{channel}"
+
+
 @dataclass
 class LiveSession:
     session_id: str
     reply_channel: str
     owner_id: int
+    channel: int | None = None  # which channel of a session opened with several
     job_id: Any = None
     options: JobOptions = field(default_factory=JobOptions)
     stream: StreamingSession | None = None

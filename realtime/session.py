@@ -32,7 +32,12 @@ whisper_streaming's hypothesis buffer); this module holds the audio and the VAD 
   step that sees it commits every word before the pause and reports where speech ended
   (``StepResult.speech_ended_at``), once per stretch of speech. A protocol that marks the
   end of an utterance (Deepgram's ``speech_final``) reads it; the pause that commits words
-  and the one that ends speech are the same ``pause_s``.
+  and the one that ends speech are the same ``pause_s``;
+- such a protocol also has the pause watched (``watch_pause``: a VAD that ends speech
+  after a tenth of a second of silence, run on the buffer's tail between steps): when
+  silence starts after speech no decode has heard whole, that speech is decoded at once,
+  and once the silence lasts ``pause_s`` the end of speech is reported without waiting for
+  a step or decoding again (the words before it were heard with silence after them).
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ MAX_WORD_S = 1.0  # a word's aligned start may run this far before its real one
 FINALIZE_SILENCE_S = 0.6  # a pause this long commits what was said before it
 PAUSE_CHECK_S = 0.05  # a watched pause is looked for this often between steps
 PAUSE_ONSET_S = 0.1  # silence that may start a pause: a watched session decodes then
-HEARD_PAST_S = 0.05  # a decode heard speech whole when its audio ran this far past its end
+HEARD_PAST_S = PAUSE_ONSET_S  # a decode heard speech whole when its audio ran this far past it
 TAIL_CONTEXT_S = 1.0  # audio before the last word heard given to VAD when looking for it
 PROMPT_CHARS = 200
 

@@ -56,6 +56,7 @@ from realtime.scheduler import (
     LiveSession,
     Step,
     backlog_report,
+    channel_session_id,
     decode_together,
     due_steps,
     in_turn,
@@ -205,13 +206,22 @@ class RealtimeWorker(AsyncConsumer):
         if message["session_id"] in self.sessions:
             return  # asked again (realtime.consumers): this worker holds it already
         limit = session_limit(self.capacity) if self.capacity else 1
-        if len(self.sessions) >= limit:
+        channels = max(1, int(message.get("channels") or 1))
+        if len(self.sessions) + channels > limit:
             asked = await placement.pass_on(self.channel_layer, message, me=self.channel_name)
             if asked is not None:  # every live worker is full
                 await self._send(reply, placement.refusal(limit, workers=asked))
             return
-        session = LiveSession(message["session_id"], reply, message["owner_id"])
-        self.sessions[session.session_id] = session
+        # Several channels: a session each, the first under the asked id (each a stream
+        # job, each counted against the cap); their events say which channel they are.
+        for channel in range(channels):
+            session = LiveSession(
+                channel_session_id(message["session_id"], channel),
+                reply,
+                message["owner_id"],
+                channel=channel if channels > 1 else None,
+            )
+            self.sessions[session.session_id] = session
         self.room_changed.set()
         await self._send(reply, {"type": "stream.opened", "worker_channel": self.channel_name})
 
@@ -574,6 +584,8 @@ class RealtimeWorker(AsyncConsumer):
             await self._event(session, {"type": "error", "code": code, "message": text})
 
     async def _event(self, session: LiveSession, event: dict) -> None:
+        if session.channel is not None:
+            event = {**event, "channel": session.channel}
         await self._send(session.reply_channel, {"type": "stream.event", "event": event})
 
     async def _send(self, channel: str, message: dict) -> None:

@@ -56,7 +56,6 @@ def test_the_query_maps_deepgrams_names_onto_the_live_lane():
     "text, says",
     [
         ("encoding=opus", "opus"),
-        ("channels=2&multichannel=true", "multichannel"),
         ("endpointing=soon", "whole number"),
         ("interim_results=maybe", "boolean"),
         ("sample_rate=100", "out of range"),
@@ -80,6 +79,30 @@ def test_frames_that_split_samples_and_channels_lose_nothing():
     out = frames.pcm(stereo[:5]) + frames.pcm(stereo[5:9]) + frames.pcm(stereo[9:])
 
     assert np.frombuffer(out, dtype="<i2").tolist() == [200, -300, 2000]
+
+
+def test_multichannel_frames_split_into_one_stream_per_channel():
+    stereo = np.array([[100, 300], [-200, -400], [1000, 3000]], dtype="<i2").tobytes()
+    frames = PcmFrames("linear16", channels=2)
+
+    parts = [frames.split(stereo[:5]), frames.split(stereo[5:9]), frames.split(stereo[9:])]
+
+    left, right = (b"".join(part[c] for part in parts) for c in (0, 1))
+    assert np.frombuffer(left, dtype="<i2").tolist() == [100, -200, 1000]
+    assert np.frombuffer(right, dtype="<i2").tolist() == [300, -400, 3000]
+
+
+def test_multichannel_results_name_their_channel_of_all():
+    live = query("channels=3&multichannel=true&interim_results=true&vad_events=true")
+    mixed = query("channels=3&interim_results=true")
+    second = LiveTranslation(live, channel=1)
+
+    started, interim = second.event(partial("so my", 0.2, 0.8))
+    final_result = second.event(final("So my.", 0.2, 0.8))[0]
+
+    assert (live.transcribed_channels, mixed.transcribed_channels) == (3, 1)
+    assert started["channel"] == interim["channel_index"] == final_result["channel_index"] == [1, 3]
+    assert second.metadata()["channels"] == 3
 
 
 def test_interims_finals_and_the_end_of_speech_in_deepgrams_words():

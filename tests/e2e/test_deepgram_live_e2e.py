@@ -125,6 +125,42 @@ def test_keepalive_holds_a_silent_session_and_silence_alone_closes_it(stack):
     assert "KeepAlive" in silent[0].description
 
 
+def test_multichannel_transcribes_each_channel_apart_each_counted_against_the_cap(stack):
+    speech = decode_all(shared_clip("jfk.flac"))[: 5 * 16000]
+    stereo = np.stack([np.zeros_like(speech), speech], axis=1)  # speech on the second only
+    query = {**FRAMEWORK_QUERY, "channels": 2, "multichannel": "true"}
+
+    async def refused(after_s: float, **asked):
+        """The messages and close code of a session that the cap refuses."""
+        await asyncio.sleep(after_s)
+        async with sdk_client(stack.port, stack.key).listen.v1.connect(**asked) as ws:
+            received = []
+            with contextlib.suppress(websockets.ConnectionClosed):
+                async for message in ws:
+                    received.append(message)
+            return [m.type for m in received], ws._websocket.close_code
+
+    async def both():
+        # One channel more while the two fill the cap of 2.
+        return await asyncio.gather(
+            play(stack.port, stack.key, stereo, speed=2.0, **query),
+            refused(1.0, **FRAMEWORK_QUERY),
+        )
+
+    run, one_more = asyncio.run(both())
+    three = asyncio.run(refused(0.0, **{**query, "channels": 3}))
+
+    by_channel: dict[tuple, list] = {}
+    for result in run.results:
+        by_channel.setdefault(tuple(result.channel_index), []).append(result)
+    assert set(by_channel) <= {(0, 2), (1, 2)}, by_channel.keys()
+    assert any(r.channel.alternatives[0].words for r in by_channel[(1, 2)])
+    assert not any(r.channel.alternatives[0].words for r in by_channel.get((0, 2), []))
+    metadata = run.of_type("Metadata")
+    assert len(metadata) == 1 and metadata[0].channels == 2
+    assert one_more == three == (["Error"], 4429), "each channel counts against the cap"
+
+
 def test_a_bad_key_is_the_sdks_api_error_403(stack):
     async def connect():
         with pytest.raises(ApiError) as raised:

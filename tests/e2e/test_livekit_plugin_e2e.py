@@ -58,8 +58,17 @@ def test_livekits_deepgram_plugin_transcribes_through_listen(
             timeout=180,
             env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
         )
+        # One session for the whole clip: the plugin reconnects when a socket closes (as
+        # WhisperLiveKit's does on Finalize), which would make a job per connection.
+        sessions = stack.manage(
+            "shell",
+            "-c",
+            "from transcription.models import Job; "
+            "print(Job.objects.filter(kind='stream').count())",
+        )
 
     assert done.returncode == 0, done.stderr[-4000:]
+    assert sessions.strip().splitlines()[-1] == "1", f"stream jobs: {sessions}"
     run = json.loads(done.stdout.strip().splitlines()[-1])
     events = run["events"]
     kinds = [kind.rsplit(".", 1)[-1] for _, kind, _ in events]
