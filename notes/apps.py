@@ -20,7 +20,11 @@ class NotesConfig(AppConfig):
 
     def ready(self) -> None:
         from notes import services
+        from notes.selectors import notes_status
         from transcription.models import job_ended, job_erased
+        from transcription.selectors import SYSTEM_SECTIONS
+
+        SYSTEM_SECTIONS["notes"] = notes_status
 
         post_migrate.connect(ensure_schedule, sender=self)
         job_ended.connect(services.notes_start_for, dispatch_uid="scribe-notes-start")

@@ -52,6 +52,10 @@ from realtime.live_types import FinalSegment, Partial, TimedWord
 from transcription.engine.audio import SAMPLE_RATE_HZ
 
 MIN_CHUNK_S = 1.0  # decode again once this much new audio has arrived
+# Between utterances (nothing said since the last final) a step comes after this much new
+# audio, so the first words of the next are heard half a second sooner; without speech,
+# such a step runs VAD only.
+FIRST_CHUNK_S = 0.5
 SPEECH_PAD_S = 0.2  # a word counts as heard when it comes this close to VAD speech
 MAX_BUFFER_S = 24.0  # under Whisper's 30 s window
 LEFT_CONTEXT_S = 0.5  # audio kept before new speech when a silent buffer is trimmed
@@ -166,9 +170,16 @@ class StreamingSession:
 
     @property
     def ready(self) -> bool:
-        """Whether enough new audio arrived for another decode to be worth it, or (when
-        watched) VAD hears the pause after the last word heard."""
+        """Whether enough new audio arrived for another decode to be worth it (less
+        between utterances: ``FIRST_CHUNK_S``), or (when watched) VAD hears the pause
+        after the last word heard."""
         if self._new_samples >= self._min_chunk:
+            return True
+        if (
+            self._speech_regions is not None
+            and self._agreement.pending_start_s is None
+            and self._new_samples >= FIRST_CHUNK_S * SAMPLE_RATE_HZ
+        ):
             return True
         return self._new_samples > 0 and self._pause_heard()
 

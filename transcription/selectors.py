@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -14,6 +15,10 @@ from scribe.metrics import loaded_models
 from transcription.engine import EngineError, ModelNotFoundError, detect_hardware, resolve_model
 from transcription.lanes import LANES, device_plan_build, lane_model_name
 from transcription.models import Job
+
+# Sections other apps add to ``system_status`` from their ``AppConfig.ready`` (the notes
+# queue): name -> a read of their own; this app does not import theirs.
+SYSTEM_SECTIONS: dict[str, Callable[[], dict[str, Any]]] = {}
 
 
 def job_queue_position(*, job: Job) -> int:
@@ -63,6 +68,8 @@ def system_status() -> dict[str, Any]:
         },
     }
     status["models"] = {"lanes": _lane_models(), "loaded": loaded_models()}
+    for name, read in SYSTEM_SECTIONS.items():
+        status[name] = read()
     return status
 
 

@@ -432,6 +432,18 @@ SYSTEM_STATUS = {
             },
         },
         "models": {"type": "object", "description": "Each lane's model, and those loaded."},
+        "notes": {
+            "type": "object",
+            "description": "The notes queue (docs/notes.md): whether an LLM is set, the "
+            "queue's name, notes pending and the oldest one's age, and a problem to act on.",
+            "properties": {
+                "llm_configured": {"type": "boolean"},
+                "queue": {"type": "string"},
+                "pending": {"type": "integer"},
+                "oldest_pending_age_sec": {"type": "number", "nullable": True},
+                "problem": {"type": "string", "nullable": True},
+            },
+        },
     },
 }
 

@@ -10,7 +10,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 from jsonschema import Draft202012Validator
+from rest_framework.test import APIClient
 
+from accounts.services import api_key_create
 from glossary.models import LLMAuditRecord
 from notes import services as notes_services
 from notes.models import Note
@@ -288,3 +290,24 @@ def test_notes_go_to_this_deployments_own_notes_queue(api, llm, job_settings, to
     assert job_settings.SCRIBE_NOTES_QUEUE.startswith(job_settings.SCRIBE_DEPLOYMENT)
     assert "notes" not in keys
     assert Note.objects.filter(job_id=job_id).count() == 2
+
+
+def test_the_system_status_shows_the_notes_queue_and_says_when_nobody_makes_them(
+    api, llm, job_settings, tone_wav
+):
+    _, secret = api_key_create(owner_name="ops", scopes=["admin"])
+    admin_api = APIClient()
+    admin_api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    job_id = upload(api, tone_wav, NOTES).json()["job_id"]
+
+    fresh = admin_api.get("/v1/system").json()["notes"]
+    Note.objects.filter(job_id=job_id).update(created_at=timezone.now() - timedelta(minutes=10))
+    stalled = admin_api.get("/v1/system").json()["notes"]
+    job_settings.SCRIBE_LLM_BASE_URL = ""
+    without = admin_api.get("/v1/system").json()["notes"]
+
+    assert fresh["llm_configured"] and fresh["pending"] == 2 and fresh["problem"] is None
+    assert fresh["queue"].endswith("-notes")
+    assert stalled["oldest_pending_age_sec"] >= 600
+    assert "qcluster --name notes" in stalled["problem"]
+    assert not without["llm_configured"] and "SCRIBE_LLM_BASE_URL" in without["problem"]

@@ -18,8 +18,10 @@ from realtime.session import (
     KEEP_CONTEXT_S,
     LEFT_CONTEXT_S,
     MAX_BUFFER_S,
+    FIRST_CHUNK_S,
     MAX_WORD_S,
     PAUSE_CHECK_S,
+    PAUSE_ONSET_S,
     StreamingSession,
 )
 from transcription.engine.audio import SAMPLE_RATE_HZ
@@ -549,8 +551,8 @@ def test_a_watched_pause_is_reported_as_soon_as_vad_hears_it_not_at_the_next_ste
     spoken = script((0.2, ["so", "my", "fellow", "Americans"]))  # the last word ends at 1.8 s
 
     def ended(watch: bool) -> tuple[float, list[str], int]:
-        # The model hears a word right once a tenth of a second of audio follows it.
-        model = ScriptedModel(spoken, settle_s=0.1)
+        # The model hears a word right once the pause's onset follows it.
+        model = ScriptedModel(spoken, settle_s=PAUSE_ONSET_S)
         session = StreamingSession(
             model.transcribe,
             model.regions,
@@ -571,8 +573,10 @@ def test_a_watched_pause_is_reported_as_soon_as_vad_hears_it_not_at_the_next_ste
     # A decode as the pause starts (after PAUSE_ONSET_S), which hears every word; the end
     # reported once the pause is long enough, without decoding again.
     assert watched == pytest.approx(1.8 + 0.4, abs=PAUSE_CHECK_S + 1e-6), watched
-    assert decodes == 2, "a step at 1 s, a decode at the onset, none to report the end"
-    assert stepped == pytest.approx(3.0), "unwatched, the pause waits for a step"
+    # Steps at 0.5 s (the first words: FIRST_CHUNK_S) and 1.5 s, a decode at the onset,
+    # none to report the end.
+    assert decodes == 3
+    assert stepped == pytest.approx(2.5), "unwatched, the pause waits for a step"
     assert words == ["so", "my", "fellow", "Americans"]
 
 
@@ -616,3 +620,17 @@ def test_steps_between_agreement_steps_show_their_hypothesis_and_commit_nothing(
     assert shown == ["ship it", "shop it", "ship it"]
     assert all(not r.finals for r in results[:5]), "two decodes half a second apart agreed"
     assert words_of(list(results[5].finals)) == ["ship", "it"]
+
+
+def test_the_first_words_after_a_pause_are_decoded_after_half_a_step():
+    spoken = script((0.1, ["we", "ship"]), (4.1, ["at", "noon"]))  # 0.1-0.9 s, 4.1-4.9 s
+    model = ScriptedModel(spoken, settle_s=0.3)
+    session = StreamingSession(model.transcribe, model.regions, pause_s=0.4)
+
+    first_partials = []
+    for at, result in frames(session, 6.0):
+        if result.partial is not None and (not first_partials or at - first_partials[-1] > 2):
+            first_partials.append(at)
+
+    # Each utterance's first partial comes FIRST_CHUNK_S into it, not a whole step later.
+    assert first_partials == [pytest.approx(FIRST_CHUNK_S), pytest.approx(4.5)], first_partials

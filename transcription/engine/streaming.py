@@ -46,8 +46,8 @@ STREAM_VAD = VadOptions(
     threshold=0.5, min_speech_duration_ms=150, min_silence_duration_ms=300, speech_pad_ms=100
 )
 SPEECH_REGIONS_PAD_S = STREAM_VAD.speech_pad_ms / 1000  # how far speech_regions pads speech
-# Where a live session looks for the end of speech (``pause_regions``): speech ends after a
-# tenth of a second of silence, unpadded, so a pause is seen as it starts.
+# Where a live session looks for the end of speech (``pause_regions``): speech ends after
+# a tenth of a second of silence, unpadded, so a pause is seen as it starts.
 PAUSE_VAD = VadOptions(
     threshold=0.5, min_speech_duration_ms=100, min_silence_duration_ms=100, speech_pad_ms=0
 )
