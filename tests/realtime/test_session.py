@@ -15,10 +15,10 @@ import pytest
 from realtime.agreement import MAX_TENTATIVE_AGE_S
 from realtime.live_types import FinalSegment, TimedWord
 from realtime.session import (
+    FIRST_CHUNK_S,
     KEEP_CONTEXT_S,
     LEFT_CONTEXT_S,
     MAX_BUFFER_S,
-    FIRST_CHUNK_S,
     MAX_WORD_S,
     PAUSE_CHECK_S,
     PAUSE_ONSET_S,
