@@ -33,17 +33,18 @@ whisper_streaming's hypothesis buffer); this module holds the audio and the VAD 
   (``StepResult.speech_ended_at``), once per stretch of speech. A protocol that marks the
   end of an utterance (Deepgram's ``speech_final``) reads it; the pause that commits words
   and the one that ends speech are the same ``pause_s``;
-- such a protocol also has the pause watched (``watch_pause``: a VAD that ends speech
-  after a tenth of a second of silence, run on the buffer's tail between steps): when
-  silence starts after speech no decode has heard whole, that speech is decoded at once,
-  and once the silence lasts ``pause_s`` the end of speech is reported without waiting for
-  a step or decoding again (the words before it were heard with silence after them).
+- such a protocol also has the pause watched between steps (``watch_pause``: VAD kept up to
+  date as audio arrives, ``transcription.engine.SpeechTail``): once a tenth of a second of
+  silence follows speech no decode has heard whole, that speech is decoded at once, and
+  once the silence lasts ``pause_s`` the end of speech is reported without waiting for a
+  step or decoding again (the words before it were heard with silence after them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -62,10 +63,8 @@ LEFT_CONTEXT_S = 0.5  # audio kept before new speech when a silent buffer is tri
 KEEP_CONTEXT_S = 5.0  # committed speech kept in the buffer, whole words, as context
 MAX_WORD_S = 1.0  # a word's aligned start may run this far before its real one
 FINALIZE_SILENCE_S = 0.6  # a pause this long commits what was said before it
-PAUSE_CHECK_S = 0.05  # a watched pause is looked for this often between steps
 PAUSE_ONSET_S = 0.1  # silence that may start a pause: a watched session decodes then
 HEARD_PAST_S = PAUSE_ONSET_S  # a decode heard speech whole when its audio ran this far past it
-TAIL_CONTEXT_S = 1.0  # audio before the last word heard given to VAD when looking for it
 PROMPT_CHARS = 200
 
 
@@ -95,6 +94,17 @@ Transcriber = Callable[[np.ndarray, str], Sequence[TimedWord] | None]
 SpeechRegions = Callable[[np.ndarray], Sequence[tuple[float, float]]]
 
 
+class SilenceWatch(Protocol):
+    """VAD kept up to date as audio arrives (``transcription.engine.SpeechTail``)."""
+
+    def feed(self, samples: np.ndarray) -> None: ...
+
+    @property
+    def silence_start_s(self) -> float | None:
+        """Session time where the silence after the last speech started; None while
+        speech goes on."""
+
+
 def _near_speech(word: TimedWord, regions: Sequence[tuple[float, float]]) -> bool:
     """Whether a word (times relative to the buffer) overlaps VAD speech, padded."""
     return any(
@@ -114,7 +124,7 @@ class StreamingSession:
         max_buffer_s: float = MAX_BUFFER_S,
         pause_s: float = FINALIZE_SILENCE_S,
         agree_s: float = MIN_CHUNK_S,
-        watch_pause: SpeechRegions | None = None,
+        watch_pause: SilenceWatch | None = None,
         vad_pad_s: float = 0.0,
     ) -> None:
         self._transcribe = transcribe
@@ -137,10 +147,9 @@ class StreamingSession:
         # sooner after the last one it was given is shown only (``Agreement.preview``).
         self._agree_s = agree_s
         self._agreed_to_s = 0.0  # the end of the buffer the last agreement step heard
-        # A VAD that ends speech after a short silence, unpadded: given, the session
-        # watches for the end of speech between steps (a protocol that marks it).
+        # Given, the session watches for the end of speech between steps (a protocol
+        # that marks it): VAD kept up to date as audio is inserted.
         self._watch_pause = watch_pause
-        self._pause_checked_s = 0.0  # the audio's end when a watched pause was last looked for
         self._pause_due = False  # a watched pause made a step due, not yet requested
         self._pause_at: float | None = None  # where speech ended before a watched pause
         # How far ``speech_regions`` pads speech on each side: the silence a pause
@@ -154,6 +163,8 @@ class StreamingSession:
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         self._buffer = np.concatenate([self._buffer, samples])
         self._new_samples += samples.shape[0]
+        if self._watch_pause is not None:
+            self._watch_pause.feed(samples)
 
     @property
     def buffer_s(self) -> float:
@@ -342,28 +353,18 @@ class StreamingSession:
         return None
 
     def _pause_heard(self) -> bool:
-        """Whether a watched pause makes a step due now: VAD (the tail of the buffer only,
-        at most every ``PAUSE_CHECK_S`` of audio) hears ``PAUSE_ONSET_S`` of silence after
-        speech the last decode did not hear whole (decode it, so the end of speech can be
-        reported without waiting for a decode), or ``pause_s`` of silence after the last
-        word not yet reported (report it)."""
+        """Whether a watched pause makes a step due now: VAD hears ``PAUSE_ONSET_S`` of
+        silence after speech the last decode did not hear whole (decode it, so the end of
+        speech can be reported without waiting for a decode), or ``pause_s`` of silence
+        after the last word not yet reported (report it)."""
         if self._pause_due:
             return True
-        end = self.audio_end_s
-        if (
-            self._watch_pause is None
-            or end < self._pause_checked_s + PAUSE_CHECK_S
-            or self._agreement.heard_end_s <= self._ended_until
-        ):
+        if self._watch_pause is None or self._agreement.heard_end_s <= self._ended_until:
             return False
-        self._pause_checked_s = end
-        tail_start = max(self._buffer_start_s, self._heard_through_s - TAIL_CONTEXT_S)
-        offset = int(round((tail_start - self._buffer_start_s) * SAMPLE_RATE_HZ))
-        regions = self._watch_pause(self._buffer[offset:])
-        if not regions:
-            return False  # no speech since the last decode: that step saw any pause before it
-        speech_end = tail_start + regions[-1][1]
-        silence = end - speech_end
+        speech_end = self._watch_pause.silence_start_s
+        if speech_end is None:
+            return False
+        silence = self.audio_end_s - speech_end
         if silence >= self._pause_s:
             self._pause_at = speech_end
             self._pause_due = True

@@ -73,9 +73,9 @@ from transcription.engine import (
     SPEECH_REGIONS_PAD_S,
     LoadedModel,
     Metrics,
+    SpeechTail,
     decode_buffers,
     model_served_name,
-    pause_regions,
     run_record,
     speech_regions,
     token_counter,
@@ -271,7 +271,7 @@ class RealtimeWorker(AsyncConsumer):
             initial_prompt=prompt,
             min_chunk_s=tuning.get("min_chunk_s", MIN_CHUNK_S),
             pause_s=tuning.get("pause_s", FINALIZE_SILENCE_S),
-            watch_pause=pause_regions if tuning.get("watch_pause") else None,
+            watch_pause=SpeechTail() if tuning.get("watch_pause") else None,
             vad_pad_s=SPEECH_REGIONS_PAD_S,
         )
         ready = {"type": "ready", "session_id": session.session_id, "job_id": str(job.id)}

@@ -20,7 +20,6 @@ from realtime.session import (
     LEFT_CONTEXT_S,
     MAX_BUFFER_S,
     MAX_WORD_S,
-    PAUSE_CHECK_S,
     PAUSE_ONSET_S,
     StreamingSession,
 )
@@ -85,6 +84,22 @@ class ScriptedModel:
             else:
                 spans.append((a, b))
         return spans
+
+
+class ScriptedTail:
+    """The scripted speech's silence as ``SpeechTail`` reports it: where the last stretch
+    of words (``ScriptedModel.regions``) ended, once the audio fed runs past it."""
+
+    def __init__(self, model: ScriptedModel) -> None:
+        self.model, self.end = model, 0.0
+
+    def feed(self, samples: np.ndarray) -> None:
+        self.end = (samples[-1] + 1) / SAMPLE_RATE_HZ
+
+    @property
+    def silence_start_s(self) -> float | None:
+        spans = self.model.regions(np.arange(int(self.end * SAMPLE_RATE_HZ), dtype=np.float32))
+        return spans[-1][1] if spans and spans[-1][1] < self.end - 1e-9 else None
 
 
 class Rehearsed:
@@ -558,7 +573,7 @@ def test_a_watched_pause_is_reported_as_soon_as_vad_hears_it_not_at_the_next_ste
             model.regions,
             min_chunk_s=1.0,
             pause_s=0.4,
-            watch_pause=model.regions if watch else None,
+            watch_pause=ScriptedTail(model) if watch else None,
         )
         finals: list[FinalSegment] = []
         for at, result in frames(session, 4.0):
@@ -572,7 +587,7 @@ def test_a_watched_pause_is_reported_as_soon_as_vad_hears_it_not_at_the_next_ste
 
     # A decode as the pause starts (after PAUSE_ONSET_S), which hears every word; the end
     # reported once the pause is long enough, without decoding again.
-    assert watched == pytest.approx(1.8 + 0.4, abs=PAUSE_CHECK_S + 1e-6), watched
+    assert watched == pytest.approx(1.8 + 0.4, abs=0.05 + 1e-6), watched  # within a frame
     # Steps at 0.5 s (the first words: FIRST_CHUNK_S) and 1.5 s, a decode at the onset,
     # none to report the end.
     assert decodes == 3
@@ -590,7 +605,7 @@ def test_watching_for_a_pause_decodes_no_more_while_speech_goes_on():
             model.regions,
             min_chunk_s=1.0,
             pause_s=0.4,
-            watch_pause=model.regions if watch else None,
+            watch_pause=ScriptedTail(model) if watch else None,
         )
         for _ in frames(session, 4.0):
             pass

@@ -23,7 +23,7 @@ from faster_whisper.transcribe import (
     get_suppressed_tokens,
     merge_punctuations,
 )
-from faster_whisper.vad import VadOptions, get_speech_timestamps
+from faster_whisper.vad import VadOptions, get_speech_timestamps, get_vad_model
 
 from transcription.engine.audio import SAMPLE_RATE_HZ
 from transcription.engine.manager import LoadedModel
@@ -46,11 +46,6 @@ STREAM_VAD = VadOptions(
     threshold=0.5, min_speech_duration_ms=150, min_silence_duration_ms=300, speech_pad_ms=100
 )
 SPEECH_REGIONS_PAD_S = STREAM_VAD.speech_pad_ms / 1000  # how far speech_regions pads speech
-# Where a live session looks for the end of speech (``pause_regions``): speech ends after
-# a tenth of a second of silence, unpadded, so a pause is seen as it starts.
-PAUSE_VAD = VadOptions(
-    threshold=0.5, min_speech_duration_ms=100, min_silence_duration_ms=100, speech_pad_ms=0
-)
 
 
 @dataclass(frozen=True)
@@ -266,14 +261,56 @@ def speech_regions(audio: np.ndarray) -> list[tuple[float, float]]:
     ]
 
 
-def pause_regions(audio: np.ndarray) -> list[tuple[float, float]]:
-    """Speech in ``audio`` as (start_s, end_s) pairs, each ending where silence starts."""
-    if audio.shape[0] < SAMPLE_RATE_HZ // 10:
-        return []
-    return [
-        (r["start"] / SAMPLE_RATE_HZ, r["end"] / SAMPLE_RATE_HZ)
-        for r in get_speech_timestamps(audio, PAUSE_VAD)
-    ]
+class SpeechTail:
+    """Where the silence after a live stream's last speech started, kept up to date window
+    by window as audio arrives: Silero's probability of each new 32 ms window (the model and
+    threshold of ``speech_regions``; its rule for the end of speech: the first window under
+    the lower threshold after one over the threshold), so a look costs nothing and feeding
+    costs the new audio's windows, not the buffer's."""
+
+    WINDOW = 512  # samples: Silero's window at 16 kHz
+    CONTEXT = 64  # samples of the window before that Silero reads with each
+
+    def __init__(self, threshold: float = STREAM_VAD.threshold) -> None:
+        self._threshold = threshold
+        self._below = max(threshold - 0.15, 0.01)  # get_speech_timestamps' neg_threshold
+        self._pending = np.zeros(0, dtype=np.float32)
+        # Silero's state between feeds, as one call over the whole audio carries it from
+        # window to window (faster_whisper.vad.SileroVADModel.__call__, continued).
+        self._context = np.zeros(self.CONTEXT, dtype=np.float32)
+        self._h = np.zeros((1, 1, 128), dtype=np.float32)
+        self._c = np.zeros((1, 1, 128), dtype=np.float32)
+        self._windows = 0  # windows scored so far
+        self._spoke = False
+        self._silence_from: int | None = None  # the window where the silence started
+
+    def feed(self, samples: np.ndarray) -> None:
+        """Score the whole windows of ``samples`` (and of what the last feed left)."""
+        data = np.concatenate([self._pending, np.asarray(samples, dtype=np.float32)])
+        whole = data.shape[0] - data.shape[0] % self.WINDOW
+        windows, self._pending = data[:whole].reshape(-1, self.WINDOW), data[whole:]
+        if not whole:
+            return
+        contexts = np.concatenate([self._context[None, :], windows[:-1, -self.CONTEXT :]])
+        self._context = windows[-1, -self.CONTEXT :].copy()
+        scored, self._h, self._c = get_vad_model().session.run(
+            None,
+            {"input": np.concatenate([contexts, windows], axis=1), "h": self._h, "c": self._c},
+        )
+        for index, probability in enumerate(np.asarray(scored).reshape(-1)):
+            if probability >= self._threshold:
+                self._spoke, self._silence_from = True, None
+            elif probability < self._below and self._spoke and self._silence_from is None:
+                self._silence_from = self._windows + index
+        self._windows += windows.shape[0]
+
+    @property
+    def silence_start_s(self) -> float | None:
+        """Stream time where the silence after the last speech started; None while speech
+        goes on (or before any)."""
+        if self._silence_from is None:
+            return None
+        return self._silence_from * self.WINDOW / SAMPLE_RATE_HZ
 
 
 def token_counter(model: LoadedModel):
