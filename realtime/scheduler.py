@@ -21,9 +21,21 @@ from glossary.bias import HotwordChoice
 from glossary.review import Review
 from realtime.audio import FrameDecoder
 from realtime.live_types import FinalSegment, TimedWord, heard_words
-from realtime.session import MIN_CHUNK_S, DecodeRequest, StepResult, StreamingSession
+from realtime.session import (
+    FINALIZE_SILENCE_S,
+    MIN_CHUNK_S,
+    DecodeRequest,
+    StepResult,
+    StreamingSession,
+)
 from transcription.engine.audio import SAMPLE_RATE_HZ
-from transcription.engine.streaming import BufferDecode, BufferRequest
+from transcription.engine.streaming import (
+    SPEECH_REGIONS_PAD_S,
+    BufferDecode,
+    BufferRequest,
+    SpeechTail,
+    speech_regions,
+)
 from transcription.options import JobOptions
 
 logger = logging.getLogger(__name__)
@@ -255,6 +267,21 @@ def stream_tuning(message: dict) -> Tuning:
     if tuning.get("watch_pause"):
         chosen["watch_pause"] = True
     return chosen
+
+
+def live_stream(message: dict, *, prompt: str) -> StreamingSession:
+    """A session's streaming core (decoded by the worker), as its protocol tuned it in
+    ``session.start`` (``stream_tuning``), with VAD and the pause watched where asked."""
+    tuning = stream_tuning(message)
+    return StreamingSession(
+        None,
+        speech_regions,
+        initial_prompt=prompt,
+        min_chunk_s=tuning.get("min_chunk_s", MIN_CHUNK_S),
+        pause_s=tuning.get("pause_s", FINALIZE_SILENCE_S),
+        watch_pause=SpeechTail() if tuning.get("watch_pause") else None,
+        vad_pad_s=SPEECH_REGIONS_PAD_S,
+    )
 
 
 def step_events(step: Step) -> list[dict]:

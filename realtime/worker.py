@@ -60,24 +60,20 @@ from realtime.scheduler import (
     decode_together,
     due_steps,
     in_turn,
+    live_stream,
     request_decodes,
     step_events,
-    stream_tuning,
 )
-from realtime.session import FINALIZE_SILENCE_S, MIN_CHUNK_S, StreamingSession
 from realtime.status import realtime_worker_report
 from scribe import metrics as scribe_metrics
 from scribe.db import unit_of_work
 from scribe.logs import log_context
 from transcription.engine import (
-    SPEECH_REGIONS_PAD_S,
     LoadedModel,
     Metrics,
-    SpeechTail,
     decode_buffers,
     model_served_name,
     run_record,
-    speech_regions,
     token_counter,
 )
 from transcription.lanes import (
@@ -263,17 +259,7 @@ class RealtimeWorker(AsyncConsumer):
                 extra_hotwords=options.hotwords,
                 count_tokens=token_counter(model),
             )
-        prompt = bias.initial_prompt or ""
-        tuning = stream_tuning(message)
-        session.stream = StreamingSession(
-            None,
-            speech_regions,
-            initial_prompt=prompt,
-            min_chunk_s=tuning.get("min_chunk_s", MIN_CHUNK_S),
-            pause_s=tuning.get("pause_s", FINALIZE_SILENCE_S),
-            watch_pause=SpeechTail() if tuning.get("watch_pause") else None,
-            vad_pad_s=SPEECH_REGIONS_PAD_S,
-        )
+        session.stream = live_stream(message, prompt=bias.initial_prompt or "")
         ready = {"type": "ready", "session_id": session.session_id, "job_id": str(job.id)}
         await self._event(session, {**ready, "model": model_served_name(model.name)})
 
