@@ -55,3 +55,26 @@ def test_silence_alone_is_no_pause():
     tail.feed(np.zeros(2 * SAMPLE_RATE_HZ, dtype=np.float32))
 
     assert tail.silence_start_s is None
+
+
+def test_a_short_sound_in_the_pause_does_not_end_it():
+    speech = decode_all(shared_clip("jfk.flac"))[: 3 * SAMPLE_RATE_HZ]
+    quiet = np.zeros(SAMPLE_RATE_HZ // 2, dtype=np.float32)
+    # 0.19 s cut from a word, alone in the pause: Silero scores some of its windows over
+    # the threshold, never three in a row.
+    click = decode_all(shared_clip("jfk.flac"))[7 * SAMPLE_RATE_HZ :][:3072]
+    audio = np.concatenate([speech, quiet, click, quiet])
+
+    def silence_after(min_windows: int) -> tuple[float | None, float | None]:
+        tail = SpeechTail()
+        tail.MIN_SPEECH_WINDOWS = min_windows
+        tail.feed(audio[: speech.shape[0] + quiet.shape[0]])
+        before = tail.silence_start_s
+        tail.feed(audio[speech.shape[0] + quiet.shape[0] :])
+        return before, tail.silence_start_s
+
+    before, after = silence_after(SpeechTail.MIN_SPEECH_WINDOWS)
+    _, one_window = silence_after(1)
+
+    assert before is not None and after == before
+    assert one_window != before, "the sound scores as speech; one window would end the pause"

@@ -265,11 +265,14 @@ class SpeechTail:
     """Where the silence after a live stream's last speech started, kept up to date window
     by window as audio arrives: Silero's probability of each new 32 ms window (the model and
     threshold of ``speech_regions``; its rule for the end of speech: the first window under
-    the lower threshold after one over the threshold), so a look costs nothing and feeding
-    costs the new audio's windows, not the buffer's."""
+    the lower threshold after speech), so a look costs nothing and feeding costs the new
+    audio's windows, not the buffer's."""
 
     WINDOW = 512  # samples: Silero's window at 16 kHz
     CONTEXT = 64  # samples of the window before that Silero reads with each
+    # Speech is this many windows in a row over the threshold (96 ms, ``speech_regions``'
+    # shortest speech is 150 ms): a click or a breath in a pause does not end it.
+    MIN_SPEECH_WINDOWS = 3
 
     def __init__(self, threshold: float = STREAM_VAD.threshold) -> None:
         self._threshold = threshold
@@ -281,6 +284,7 @@ class SpeechTail:
         self._h = np.zeros((1, 1, 128), dtype=np.float32)
         self._c = np.zeros((1, 1, 128), dtype=np.float32)
         self._windows = 0  # windows scored so far
+        self._run = 0  # windows in a row over the threshold
         self._spoke = False
         self._silence_from: int | None = None  # the window where the silence started
 
@@ -298,7 +302,8 @@ class SpeechTail:
             {"input": np.concatenate([contexts, windows], axis=1), "h": self._h, "c": self._c},
         )
         for index, probability in enumerate(np.asarray(scored).reshape(-1)):
-            if probability >= self._threshold:
+            self._run = self._run + 1 if probability >= self._threshold else 0
+            if self._run >= self.MIN_SPEECH_WINDOWS:
                 self._spoke, self._silence_from = True, None
             elif probability < self._below and self._spoke and self._silence_from is None:
                 self._silence_from = self._windows + index
