@@ -562,19 +562,24 @@ def frames(session: StreamingSession, seconds: float, frame_s: float = 0.05):
         yield (offset + frame) / SAMPLE_RATE_HZ, session.process()
 
 
+def paused_session(model: ScriptedModel, *, watch: bool) -> StreamingSession:
+    """A session stepped each second with a 0.4 s pause, its pause watched or not."""
+    return StreamingSession(
+        model.transcribe,
+        model.regions,
+        min_chunk_s=1.0,
+        pause_s=0.4,
+        watch_pause=ScriptedTail(model) if watch else None,
+    )
+
+
 def test_a_watched_pause_is_reported_as_soon_as_vad_hears_it_not_at_the_next_step():
     spoken = script((0.2, ["so", "my", "fellow", "Americans"]))  # the last word ends at 1.8 s
 
     def ended(watch: bool) -> tuple[float, list[str], int]:
         # The model hears a word right once the pause's onset follows it.
         model = ScriptedModel(spoken, settle_s=PAUSE_ONSET_S)
-        session = StreamingSession(
-            model.transcribe,
-            model.regions,
-            min_chunk_s=1.0,
-            pause_s=0.4,
-            watch_pause=ScriptedTail(model) if watch else None,
-        )
+        session = paused_session(model, watch=watch)
         finals: list[FinalSegment] = []
         for at, result in frames(session, 4.0):
             finals += result.finals
@@ -600,13 +605,7 @@ def test_watching_for_a_pause_decodes_no_more_while_speech_goes_on():
 
     def decodes(watch: bool) -> int:
         model = ScriptedModel(spoken, settle_s=0.3)
-        session = StreamingSession(
-            model.transcribe,
-            model.regions,
-            min_chunk_s=1.0,
-            pause_s=0.4,
-            watch_pause=ScriptedTail(model) if watch else None,
-        )
+        session = paused_session(model, watch=watch)
         for _ in frames(session, 4.0):
             pass
         return model.calls
