@@ -22,7 +22,7 @@ Figures:
   first hypothesis after the first word (target <= 1.0 s), for each protocol;
 - what the cadence costs: each session's decode time ÷ audio (its job's summary), WER.
 
-    .venv/bin/python benchmarks/deepgram_latency.py --threads 2 [--endpointing-ms 300]
+    .venv/bin/python benchmarks/deepgram_latency.py --threads 2 [--endpointing-ms 300] [--dump F]
 """
 
 from __future__ import annotations

@@ -73,7 +73,6 @@ class DeepgramLiveConsumer(StreamConsumer):
         # cap, each a stream job), each channel's results translated on their own.
         self.channels = live.transcribed_channels
         self.lives = [LiveTranslation(live, channel) for channel in range(self.channels)]
-        self.live = self.lives[0]
         self.channels_open = self.channels
         self.frames = PcmFrames(live.encoding, live.channels)
         self.options = options
@@ -93,7 +92,7 @@ class DeepgramLiveConsumer(StreamConsumer):
                 {
                     "type": "session.start",
                     "options": self.options.stored(live=True),
-                    "tuning": self.live.query.tuning(),
+                    "tuning": self.lives[0].query.tuning(),
                 }
             )
             self.heard_at = time.monotonic()
@@ -157,7 +156,7 @@ class DeepgramLiveConsumer(StreamConsumer):
             self.channels_open -= 1
             if self.channels_open > 0:
                 return  # Metadata once every channel has said its last
-            await self._send_all([self.live.metadata()])
+            await self._send_all([self.lives[0].metadata()])  # the first channel's: the request's
             self.closing = True
             await self.close(code=1000)
 

@@ -14,7 +14,7 @@ whisper_streaming's hypothesis buffer); this module holds the audio and the VAD 
   silence and trailing noise); a step with no speech since the last commit is not
   decoded at all;
 - each step decodes the whole buffer (every ``min_chunk_s`` of new audio); LocalAgreement
-  compares hypotheses at least ``agree_s`` apart, and a step between only shows its
+  compares hypotheses at least ``AGREE_S`` apart, and a step between only shows its
   hypothesis as the partial (interims more often than agreement steps, agreement as
   good as at one step a second); the words committed by a step are sent as one
   ``final`` at the end of that step: a caption does not wait for the end of a sentence
@@ -53,6 +53,9 @@ from realtime.live_types import FinalSegment, Partial, TimedWord
 from transcription.engine.audio import SAMPLE_RATE_HZ
 
 MIN_CHUNK_S = 1.0  # decode again once this much new audio has arrived
+# Hypotheses LocalAgreement compares are at least this much audio apart; a decode sooner
+# after the last one it was given is shown only (``Agreement.preview``).
+AGREE_S = MIN_CHUNK_S
 # Between utterances (nothing said since the last final) a step comes after this much new
 # audio, so the first words of the next are heard half a second sooner; without speech,
 # such a step runs VAD only.
@@ -123,7 +126,6 @@ class StreamingSession:
         min_chunk_s: float = MIN_CHUNK_S,
         max_buffer_s: float = MAX_BUFFER_S,
         pause_s: float = FINALIZE_SILENCE_S,
-        agree_s: float = MIN_CHUNK_S,
         watch_pause: SilenceWatch | None = None,
         vad_pad_s: float = 0.0,
     ) -> None:
@@ -143,9 +145,6 @@ class StreamingSession:
         self._speech_ended: float | None = None  # found, not yet in a step's result
         self._heard_through_s = 0.0  # every word before here was in a usable decode
         self._decoding_to_s = 0.0  # the end of the buffer the pending decode was given
-        # Hypotheses LocalAgreement compares are at least this much audio apart; a decode
-        # sooner after the last one it was given is shown only (``Agreement.preview``).
-        self._agree_s = agree_s
         self._agreed_to_s = 0.0  # the end of the buffer the last agreement step heard
         # Given, the session watches for the end of speech between steps (a protocol
         # that marks it): VAD kept up to date as audio is inserted.
@@ -311,7 +310,7 @@ class StreamingSession:
             # sentence and a pause Whisper ends at the context. Drop the context, so the
             # next decode starts at the new speech.
             self._trim_to(max(self._agreement.committed_end_s, unheard - LEFT_CONTEXT_S))
-        if self._decoding_to_s - self._agreed_to_s >= self._agree_s - 1e-6:
+        if self._decoding_to_s - self._agreed_to_s >= AGREE_S - 1e-6:
             self._agreed_to_s = self._decoding_to_s
             self._keep_context(self._agreement.agree(hypothesis, now_s=self.audio_end_s))
         else:

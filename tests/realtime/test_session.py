@@ -614,15 +614,15 @@ def test_watching_for_a_pause_decodes_no_more_while_speech_goes_on():
 
 
 def test_steps_between_agreement_steps_show_their_hypothesis_and_commit_nothing():
-    # Decodes every 0.5 s; the agreement compares hypotheses a second apart. The decodes
-    # at 1.5 s and 2.0 s agree with each other, but only 2.0 s is an agreement step, and
-    # it compares with 1.0 s: nothing is committed until 3.0 s agrees with 2.0 s.
+    # Decodes every 0.5 s; the agreement compares hypotheses AGREE_S (a second) apart. The
+    # decodes at 1.5 s and 2.0 s agree with each other, but only 2.0 s is an agreement step,
+    # and it compares with 1.0 s: nothing is committed until 3.0 s agrees with 2.0 s.
     ship, shop = (
         timed(("ship", 0.0, 0.4), ("it", 0.4, 0.7)),
         timed(("shop", 0.0, 0.4), ("it", 0.4, 0.7)),
     )
     model = Rehearsed(ship, shop, ship, ship, ship, ship)
-    session = StreamingSession(model.transcribe, None, min_chunk_s=0.5, agree_s=1.0)
+    session = StreamingSession(model.transcribe, None, min_chunk_s=0.5)  # AGREE_S is 1 s
 
     results = []
     for start in (0.0, 0.5, 1.0, 1.5, 2.0, 2.5):
